@@ -1,0 +1,500 @@
+"""Prepare pipeline: source -> validate -> features -> split + scale -> window counts -> files.
+
+Usage:
+    python -m pipelines.prepare                      # the catalog's default data set
+    python -m pipelines.prepare --dataset weather-ltsf --input-width 96 --horizon 96 \
+        --summary-json s.json
+    python -m pipelines.prepare --source prices.csv --timestamp-column Date --targets Close
+
+It writes to `--output` (default `data/processed/<dataset>`): `frame.parquet` (the clean frame
+with derived features and a `part` column), `scaler.json` (fitted on the training part only),
+`window_spec.json` and `summary.json`. The folder is built under a temporary name and renamed
+into place, so a failed run leaves the previous output as it was. Bad input exits with status 2
+and one `error: ...` line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines import features as feature_steps
+from pipelines.catalog import DatasetEntry, default_entry_name, get_entry
+from pipelines.paths import PROCESSED_DATA_DIRECTORY
+from pipelines.sources import load_source
+from pipelines.split import PART_NAMES, TRAIN, FittedScaler, SplitSpec, assign_parts, fit_scaler
+from pipelines.validate import (
+    SEGMENT_COLUMN,
+    SERIES_COLUMN,
+    TIMESTAMP_COLUMN,
+    DataValidationError,
+    ValidationReport,
+    drop_short_segments,
+    epoch_nanoseconds,
+    require_positive,
+    validate_table,
+)
+from pipelines.windows import WindowSpec, window_starts
+
+PART_COLUMN = "part"
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything the prepare pipeline needs; None means "the catalog entry's value"."""
+
+    dataset: str | None = None
+    source: str | None = None
+    timestamp_column: str | None = None
+    timestamp_format: str | None = None
+    series_column: str | None = None
+    value_columns: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None
+    frequency: str | None = None
+    sentinels: tuple[float, ...] | None = None
+    max_gap: int | None = None
+    fill_method: str | None = None
+    duplicates: str | None = None
+    input_width: int | None = None
+    horizon: int | None = None
+    stride: int = 1
+    split: str = "0.7,0.1,0.2"
+    scaler: str = "standard"
+    per_series_scaling: bool = True
+    calendar_features: bool = False
+    wind_vector: bool = False
+    log_returns: bool = False
+    source_parameters: dict[str, Any] = field(default_factory=dict)
+    output: str | None = None
+    summary_json: str | None = None
+
+
+@dataclass
+class PrepareResult:
+    frame: pd.DataFrame
+    parts: np.ndarray
+    scaler: FittedScaler
+    spec: WindowSpec
+    summary: dict[str, Any]
+
+
+def resolve_entry(config: PrepareConfig) -> DatasetEntry:
+    """The catalog entry to use, or an ad-hoc one for `--source` alone."""
+    if config.dataset is not None or config.source is None:
+        return get_entry(config.dataset or default_entry_name())
+    if config.timestamp_column is None or not config.targets:
+        raise DataValidationError(
+            f"{config.source}: without --dataset, give --timestamp-column and --targets "
+            "(and --series-column for several series in one file)"
+        )
+    name = Path(config.source).name.split(".")[0] or "source"
+    return DatasetEntry(
+        name=name,
+        source={"kind": "file", "path": config.source},
+        targets=config.targets,
+        timestamp_column=config.timestamp_column,
+    )
+
+
+def run(config: PrepareConfig) -> PrepareResult:
+    """Runs the pipeline in memory and returns the prepared frame, scaler, spec and summary."""
+    entry = resolve_entry(config)
+    input_width = require_positive(
+        "input_width", entry.input_width if config.input_width is None else config.input_width
+    )
+    horizon = require_positive(
+        "horizon", entry.horizon if config.horizon is None else config.horizon
+    )
+    require_positive("stride", config.stride)
+    split = SplitSpec.parse(config.split)
+    schema = entry.schema(
+        timestamp_column=config.timestamp_column,
+        timestamp_format=config.timestamp_format,
+        series_column=config.series_column,
+        value_columns=config.value_columns,
+        targets=config.targets,
+        frequency=config.frequency,
+    )
+    policy = entry.policy(
+        sentinels=config.sentinels,
+        max_gap=config.max_gap,
+        fill_method=config.fill_method,
+        duplicates=config.duplicates,
+    )
+
+    table = load_source(entry, config.source, parameters=config.source_parameters)
+    validated = validate_table(table, schema, policy)
+    report = validated.report
+    frame, feature_columns = _add_features(
+        validated.frame, list(validated.value_columns), entry, config, report
+    )
+    frame = drop_short_segments(frame, input_width + horizon, report, table.origin)
+    parts = assign_parts(frame, split)
+    frame, parts = _drop_series_without_training_rows(frame, parts, report)
+    spec = WindowSpec(
+        input_width=input_width,
+        horizon=horizon,
+        features=tuple(feature_columns),
+        targets=tuple(schema.targets),
+        stride=config.stride,
+    )
+    starts = window_starts(frame[SEGMENT_COLUMN].to_numpy(), parts, spec)
+    if not len(starts["train"]):
+        raise DataValidationError(
+            f"{table.origin}: parameter split {split.describe()}: no training window fits "
+            f"(input width {input_width} + horizon {horizon} = {spec.total_width} rows "
+            "are needed inside the training part of a segment)"
+        )
+    scaler = fit_scaler(
+        frame,
+        parts,
+        feature_columns,
+        kind=config.scaler,  # type: ignore[arg-type]
+        per_series=config.per_series_scaling,
+    )
+    frame = frame.assign(**{PART_COLUMN: pd.Categorical.from_codes(parts, categories=PART_NAMES)})
+    summary = _summary(entry, table.origin, frame, report, spec, split, starts, config)
+    return PrepareResult(frame=frame, parts=parts, scaler=scaler, spec=spec, summary=summary)
+
+
+def _add_features(
+    frame: pd.DataFrame,
+    columns: list[str],
+    entry: DatasetEntry,
+    config: PrepareConfig,
+    report: ValidationReport,
+) -> tuple[pd.DataFrame, list[str]]:
+    options = feature_steps.FeatureOptions(
+        calendar=config.calendar_features or entry.features.get("calendar", False),
+        wind_vector=config.wind_vector or entry.features.get("wind_vector", False),
+        log_returns=config.log_returns or entry.features.get("log_returns", False),
+    )
+    if options.wind_vector:
+        if not entry.wind:
+            raise DataValidationError(
+                f"parameter wind_vector: dataset {entry.name!r} names no wind columns"
+            )
+        frame, added = feature_steps.add_wind_vector(
+            frame, entry.wind["speed"], entry.wind["direction"]
+        )
+        columns = [c for c in columns if c != entry.wind["direction"]] + added
+    if options.log_returns:
+        if not entry.price_columns:
+            raise DataValidationError(
+                f"parameter log_returns: dataset {entry.name!r} names no price columns"
+            )
+        frame, added = feature_steps.add_log_returns(frame, entry.price_columns, report)
+        columns += added
+    if options.calendar:
+        step = _median_step_seconds(frame)
+        frame, added = feature_steps.add_calendar_features(frame, step)
+        columns += added
+    return frame, columns
+
+
+def _median_step_seconds(frame: pd.DataFrame) -> float:
+    times = epoch_nanoseconds(frame[TIMESTAMP_COLUMN])
+    segments = frame[SEGMENT_COLUMN].to_numpy()
+    steps = np.diff(times)[segments[1:] == segments[:-1]]
+    return float(np.median(steps)) / 1e9 if len(steps) else 0.0
+
+
+def _drop_series_without_training_rows(
+    frame: pd.DataFrame, parts: np.ndarray, report: ValidationReport
+) -> tuple[pd.DataFrame, np.ndarray]:
+    has_training = (
+        pd.Series(parts == TRAIN).groupby(frame[SERIES_COLUMN].to_numpy()).transform("any")
+    )
+    keep = has_training.to_numpy()
+    if keep.all():
+        return frame, parts
+    for series_id, rows in frame.loc[~keep].groupby(SERIES_COLUMN, sort=False).size().items():
+        report.dropped_series.append(
+            {
+                "series_id": str(series_id),
+                "rows": int(rows),
+                "reason": "no rows before the validation start",
+            }
+        )
+    report.count_dropped("series_without_training_rows", int((~keep).sum()))
+    if not keep.any():
+        raise DataValidationError("parameter split: no series has rows before the validation start")
+    return frame.loc[keep].reset_index(drop=True), parts[keep]
+
+
+def _summary(
+    entry: DatasetEntry,
+    origin: str,
+    frame: pd.DataFrame,
+    report: ValidationReport,
+    spec: WindowSpec,
+    split: SplitSpec,
+    starts: dict[str, np.ndarray],
+    config: PrepareConfig,
+) -> dict[str, Any]:
+    times = frame[TIMESTAMP_COLUMN]
+    validation = report.as_dict()
+    return {
+        "dataset": entry.name,
+        "source": origin,
+        "source_notes": validation.pop("notes"),
+        "rows": len(frame),
+        "rows_read": validation.pop("rows_read"),
+        "series": int(frame[SERIES_COLUMN].nunique()),
+        "series_read": validation.pop("series_read"),
+        "segments": int(frame[SEGMENT_COLUMN].nunique()),
+        "columns": list(spec.features),
+        "targets": list(spec.targets),
+        "time_range": {"start": times.min().isoformat(), "end": times.max().isoformat()},
+        "frequency": validation.pop("frequency"),
+        "validation": validation,
+        "split": split.describe(),
+        "rows_per_split": {name: int((frame[PART_COLUMN] == name).sum()) for name in PART_NAMES},
+        "window": {"input_width": spec.input_width, "horizon": spec.horizon, "stride": spec.stride},
+        "windows": {name: len(part_starts) for name, part_starts in starts.items()},
+        "scaler": {
+            "kind": config.scaler,
+            "per_series": config.per_series_scaling,
+            "fitted_on": "train",
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def write_outputs(result: PrepareResult, output: Path) -> None:
+    """Writes the prepared files into `output`, replacing it only once everything is written."""
+    output = output.resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        result.frame.to_parquet(staging / "frame.parquet", index=False)
+        result.scaler.save(staging / "scaler.json")
+        (staging / "window_spec.json").write_text(json.dumps(result.spec.to_dict(), indent=1))
+        (staging / "summary.json").write_text(json.dumps(result.summary, indent=1, default=str))
+        _replace_directory(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _replace_directory(staging: Path, output: Path) -> None:
+    if not output.exists():
+        os.replace(staging, output)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
+    os.replace(output, retired / output.name)
+    os.replace(staging, output)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_json_atomically(document: dict[str, Any], path: Path) -> None:
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=1, default=str)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A short human-readable report of a summary."""
+    validation = summary["validation"]
+    gaps = validation["gaps"]
+    lines = [
+        f"dataset      {summary['dataset']}  ({summary['source']})",
+        f"rows         {summary['rows']:,} kept of {summary['rows_read']:,} read; "
+        f"series {summary['series']} of {summary['series_read']}; segments {summary['segments']}",
+        f"time range   {summary['time_range']['start']} .. {summary['time_range']['end']} "
+        f"every {summary['frequency']}",
+        f"columns      {len(summary['columns'])}: {', '.join(summary['columns'][:8])}"
+        + (" ..." if len(summary["columns"]) > 8 else ""),
+        f"targets      {', '.join(summary['targets'])}",
+        f"duplicates   {validation['duplicate_rows_dropped']} identical dropped, "
+        f"{validation['conflicting_duplicates_resolved']} conflicting resolved; "
+        f"{validation['rows_unsorted']} rows out of order (sorted)",
+        f"sentinels    {_format_counts(validation['sentinel_values'])}",
+        f"gaps         {gaps['count']} ({validation['missing_timestamps']} missing steps): "
+        f"{gaps['filled']} filled, {gaps['split']} split the series",
+        f"filled       {_format_counts(validation['values_filled'])}",
+        f"dropped rows {_format_counts(validation['rows_dropped'])}",
+    ]
+    if validation["dropped_series"]:
+        names = ", ".join(item["series_id"] for item in validation["dropped_series"][:10])
+        lines.append(f"dropped      {len(validation['dropped_series'])} series: {names}")
+    if validation["ignored_columns"]:
+        lines.append(f"ignored      non-numeric columns {', '.join(validation['ignored_columns'])}")
+    windows = summary["windows"]
+    rows = summary["rows_per_split"]
+    lines.append(
+        f"split        {summary['split']}: rows "
+        + ", ".join(f"{name} {rows[name]:,}" for name in PART_NAMES)
+    )
+    lines.append(
+        f"windows      input {summary['window']['input_width']} -> horizon "
+        f"{summary['window']['horizon']} (stride {summary['window']['stride']}): "
+        + ", ".join(f"{name} {windows[name]:,}" for name in PART_NAMES)
+    )
+    for note in summary["source_notes"]:
+        lines.append(f"note         {note}")
+    return "\n".join(lines)
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {value:,}" for key, value in counts.items()) or "none"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in _columns(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.prepare",
+        description="Validate a data set, split it, fit scalers on the training part, and "
+        "count windows. With no options: the catalog's default data set.",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", help="catalog entry (data/catalog.yaml)")
+    data.add_argument("--source", help="CSV/Parquet file; with --dataset it replaces its location")
+    data.add_argument("--timestamp-column")
+    data.add_argument("--timestamp-format", help="strftime format, when not ISO 8601")
+    data.add_argument("--series-column", help="column naming each series (e.g. a ticker)")
+    data.add_argument(
+        "--columns",
+        type=_columns,
+        dest="value_columns",
+        help="numeric columns to keep, comma-separated (default: all numeric)",
+    )
+    data.add_argument("--targets", type=_columns, help="columns to forecast, comma-separated")
+    data.add_argument("--frequency", help="pandas alias (10min, h, D, B) or trading-days")
+    data.add_argument("--tickers", help="yfinance: tickers, comma-separated")
+    data.add_argument("--start", help="yfinance: first date")
+    data.add_argument("--end", help="yfinance: last date (exclusive)")
+    cleaning = parser.add_argument_group("cleaning")
+    cleaning.add_argument("--sentinels", type=_numbers, help="values meaning 'missing', e.g. -9999")
+    cleaning.add_argument("--max-gap", type=int, help="longest gap (steps) filled; longer split")
+    cleaning.add_argument("--fill-method", choices=["time", "ffill"])
+    cleaning.add_argument(
+        "--duplicates",
+        choices=["error", "first", "last", "mean"],
+        help="conflicting rows with one timestamp",
+    )
+    windows = parser.add_argument_group("windows and split")
+    windows.add_argument("--input-width", type=int)
+    windows.add_argument("--horizon", type=int)
+    windows.add_argument("--stride", type=int, default=1)
+    windows.add_argument(
+        "--split",
+        default="0.7,0.1,0.2",
+        help="train,validation,test fractions, or validation_start,test_start dates",
+    )
+    windows.add_argument("--scaler", choices=["standard", "minmax"], default="standard")
+    windows.add_argument(
+        "--global-scaler",
+        action="store_true",
+        help="one scaler over all series instead of one per series",
+    )
+    derived = parser.add_argument_group("features")
+    derived.add_argument("--calendar-features", action="store_true")
+    derived.add_argument("--wind-vector", action="store_true")
+    derived.add_argument("--log-returns", action="store_true")
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--output", help="folder for the prepared files (default data/processed/NAME)"
+    )
+    output.add_argument("--summary-json", help="also write the summary to this JSON file")
+    return parser
+
+
+def config_from_arguments(arguments: argparse.Namespace) -> PrepareConfig:
+    source_parameters = {
+        key: getattr(arguments, key)
+        for key in ("tickers", "start", "end")
+        if getattr(arguments, key) is not None
+    }
+    return PrepareConfig(
+        dataset=arguments.dataset,
+        source=arguments.source,
+        timestamp_column=arguments.timestamp_column,
+        timestamp_format=arguments.timestamp_format,
+        series_column=arguments.series_column,
+        value_columns=arguments.value_columns,
+        targets=arguments.targets,
+        frequency=arguments.frequency,
+        sentinels=arguments.sentinels,
+        max_gap=arguments.max_gap,
+        fill_method=arguments.fill_method,
+        duplicates=arguments.duplicates,
+        input_width=arguments.input_width,
+        horizon=arguments.horizon,
+        stride=arguments.stride,
+        split=arguments.split,
+        scaler=arguments.scaler,
+        per_series_scaling=not arguments.global_scaler,
+        calendar_features=arguments.calendar_features,
+        wind_vector=arguments.wind_vector,
+        log_returns=arguments.log_returns,
+        source_parameters=source_parameters,
+        output=arguments.output,
+        summary_json=arguments.summary_json,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_from_arguments(build_parser().parse_args(argv))
+    try:
+        result = run(config)
+        output = (
+            Path(config.output)
+            if config.output
+            else PROCESSED_DATA_DIRECTORY / result.summary["dataset"]
+        )
+        result.summary["output"] = str(output)
+        result.summary["config"] = {
+            key: value for key, value in asdict(config).items() if value not in (None, {}, ())
+        }
+        write_outputs(result, output)
+        if config.summary_json:
+            write_json_atomically(result.summary, Path(config.summary_json))
+    except DataValidationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_summary(result.summary))
+    print(f"output       {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
