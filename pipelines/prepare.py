@@ -402,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--tickers", help="yfinance: tickers, comma-separated")
     data.add_argument("--start", help="yfinance: first date")
     data.add_argument("--end", help="yfinance: last date (exclusive)")
+    data.add_argument(
+        "--refresh",
+        action="store_true",
+        default=None,
+        help="yfinance: fetch again even if today's response is cached",
+    )
     cleaning = parser.add_argument_group("cleaning")
     cleaning.add_argument("--sentinels", type=_numbers, help="values meaning 'missing', e.g. -9999")
     cleaning.add_argument("--max-gap", type=int, help="longest gap (steps) filled; longer split")
@@ -441,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_arguments(arguments: argparse.Namespace) -> PrepareConfig:
     source_parameters = {
         key: getattr(arguments, key)
-        for key in ("tickers", "start", "end")
+        for key in ("tickers", "start", "end", "refresh")
         if getattr(arguments, key) is not None
     }
     return PrepareConfig(

@@ -65,9 +65,16 @@ class SplitSpec:
         """Reads '0.7,0.1,0.2' (fractions) or '2014-01-01,2014-07-01' (validation, test starts)."""
         parts = [part.strip() for part in text.split(",")]
         try:
-            return cls(fractions=tuple(float(part) for part in parts))  # type: ignore[arg-type]
+            fractions = tuple(float(part) for part in parts)
         except ValueError:
-            pass
+            fractions = None
+        if fractions is not None:
+            if len(fractions) != 3:
+                raise DataValidationError(
+                    f"parameter split: expected 'train,validation,test' fractions or "
+                    f"'validation_start,test_start' dates, got {text!r}"
+                )
+            return cls(fractions=fractions)  # type: ignore[arg-type]
         if len(parts) != 2:
             raise DataValidationError(
                 f"parameter split: expected 'train,validation,test' fractions or "

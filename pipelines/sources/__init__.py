@@ -62,17 +62,24 @@ def load_source(
     if kind == "download":
         from pipelines.sources.download import fetch_once
 
-        archive = fetch_once(settings["url"], raw_directory, sha256=entry.sha256)
-        return read_table(archive, member=settings.get("member"))
+        # `archive_sha256` checks the download; the entry's `sha256` checks the file inside.
+        archive = fetch_once(settings["url"], raw_directory, sha256=settings.get("archive_sha256"))
+        table = read_table(archive, member=settings.get("member"))
+        return _check_checksum(table, entry, strict=True)
     if kind == "yfinance":
         from pipelines.sources.yahoo import load_prices
 
+        overrides = parameters or {}
+        dates_given = "start" in overrides or "end" in overrides
+        # Dates from the user replace the catalog's default period rather than combine with it.
+        period = overrides.get("period") if dates_given else settings.get("period")
         return load_prices(
             tickers=_as_list(settings.get("tickers")),
             start=settings.get("start"),
             end=settings.get("end"),
-            period=settings.get("period"),
+            period=period,
             cache_directory=raw_directory / "yfinance",
+            refresh=bool(settings.get("refresh", False)),
         )
     raise DataValidationError(f"catalog: dataset {entry.name!r}: unknown source kind {kind!r}")
 
