@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import features as feature_steps
+from pipelines.atomic import write_atomically
 from pipelines.catalog import DatasetEntry, default_entry_name, get_entry
 from pipelines.paths import PROCESSED_DATA_DIRECTORY
 from pipelines.sources import load_source
@@ -303,16 +304,10 @@ def _replace_directory(staging: Path, output: Path) -> None:
 
 
 def write_json_atomically(document: dict[str, Any], path: Path) -> None:
-    path = path.resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=1, default=str)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(
+        path.resolve(),
+        lambda temporary: temporary.write_text(json.dumps(document, indent=1, default=str)),
+    )
 
 
 def format_summary(summary: dict[str, Any]) -> str:

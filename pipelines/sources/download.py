@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipelines.atomic import write_atomically
 from pipelines.validate import DataValidationError
 
 CHUNK_BYTES = 1 << 20
@@ -70,7 +71,7 @@ def fetch_once(
     final.parent.mkdir(parents=True, exist_ok=True)
     actual = _download(url, final, opener or urllib.request.urlopen, timeout_s, expected)
     if expected is None:
-        _write_atomic(digest_file, f"{actual}  {name}\n".encode())
+        write_atomically(digest_file, lambda path: path.write_text(f"{actual}  {name}\n"))
     return final
 
 
@@ -105,7 +106,7 @@ def _verify_cached(final: Path, digest_file: Path, expected: str | None) -> Path
     recorded = _read_recorded_digest(digest_file)
     if recorded is None:
         # A file put there by hand has no record yet; this run is its first use.
-        _write_atomic(digest_file, f"{actual}  {final.name}\n".encode())
+        write_atomically(digest_file, lambda path: path.write_text(f"{actual}  {final.name}\n"))
     elif actual != recorded:
         raise DataValidationError(
             f"{final}: sha256 mismatch: expected {recorded} (recorded in {digest_file.name} at "
@@ -204,15 +205,3 @@ def _hash_file(path: Path) -> str:
         while chunk := stream.read(CHUNK_BYTES):
             hasher.update(chunk)
     return hasher.hexdigest()
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    with tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
-    ) as temporary:
-        temporary.write(content)
-    try:
-        os.replace(temporary.name, path)
-    except BaseException:
-        Path(temporary.name).unlink(missing_ok=True)
-        raise

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.atomic import write_atomically
 from pipelines.validate import DataValidationError, SourceTable
 
 VALID_PERIODS = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
@@ -391,23 +390,11 @@ def _write_cache(
         "missing": list(missing),
     }
     # Parquet first, JSON last: the JSON says "complete", so it must never precede its data.
-    _write_atomic(parquet_path, lambda path: prices.to_parquet(path, index=False))
-    _write_atomic(
+    write_atomically(parquet_path, lambda path: prices.to_parquet(path, index=False))
+    write_atomically(
         metadata_path,
         lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8"),
     )
-
-
-def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
