@@ -1,0 +1,211 @@
+"""Training and prediction speed of `PeepholeLSTM` vs `keras.layers.LSTM` vs `keras.layers.GRU`.
+
+Same random data and shapes for all (batch 256, 19 features, 32 units, a Dense(1) head): a
+24-step case and a long 144-step case. Each model is warmed up (traced) first; then the
+contenders alternate, one training epoch and one prediction pass each per repeat, and the median
+of the repeats is reported. Prediction of the peephole model is measured twice: in Keras' default
+mode and compiled with XLA (`jit_compile=True`).
+
+Wall-clock time on the 2-core VMs this was written on was seen to snap to multiples of about
+0.33 s (identical samples/s for LSTM, GRU and peephole while their CPU time differed), so samples
+per second of process CPU time are reported beside wall-clock ones (`cpu_*` keys).
+
+The last line is JSON. `train_ratio_vs_lstm` is peephole / LSTM training samples per second;
+`predict_ratio_vs_lstm` is the BEST peephole prediction rate (default or XLA, whichever is
+higher) / LSTM prediction in default mode; `predict_default_ratio_vs_lstm` and
+`predict_jit_ratio_vs_lstm` give both. Keys starting with `long_` are the 144-step case.
+
+Usage:
+    python benchmarks/peephole.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models.peephole import PeepholeLSTM
+
+BATCH_SIZE, FEATURES, UNITS = 256, 19, 32
+SHORT_STEPS, LONG_STEPS = 24, 144
+
+
+def build_model(kind: str, steps: int, jit_compile: bool = False) -> keras.Model:
+    """A recurrent layer of `UNITS` units and a Dense(1) head, compiled with Adam and MSE."""
+    keras.utils.set_random_seed(0)
+    recurrent = {
+        "peephole": lambda: PeepholeLSTM(UNITS),
+        "lstm": lambda: keras.layers.LSTM(UNITS),
+        "gru": lambda: keras.layers.GRU(UNITS),
+    }[kind]()
+    model = keras.Sequential(
+        [keras.Input((steps, FEATURES)), recurrent, keras.layers.Dense(1)], name=kind
+    )
+    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
+    return model
+
+
+def samples_per_second(work: Callable[[], object], samples: int) -> tuple[float, float]:
+    """Samples per wall-clock second and per second of this process's CPU time."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    work()
+    return (
+        samples / (time.perf_counter() - start),
+        samples / (time.process_time() - start_cpu),
+    )
+
+
+def measure_case(steps: int, batches: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median training and prediction samples/s per contender for one sequence length."""
+    rng = np.random.default_rng(0)
+    samples = BATCH_SIZE * batches
+    inputs = rng.normal(size=(samples, steps, FEATURES)).astype("float32")
+    targets = rng.normal(size=(samples, 1)).astype("float32")
+    models = {
+        "peephole": build_model("peephole", steps),
+        "lstm": build_model("lstm", steps),
+        "gru": build_model("gru", steps),
+        # Only prediction is timed under XLA: on these CPUs XLA made training slower.
+        "peephole_jit": build_model("peephole", steps, jit_compile=True),
+    }
+    trained = ("peephole", "lstm", "gru")
+
+    def fit(model: keras.Model) -> None:
+        model.fit(inputs, targets, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0)
+
+    def predict(model: keras.Model) -> None:
+        model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
+
+    for name, model in models.items():  # warm-up: tracing and compilation stay untimed
+        if name in trained:
+            fit(model)
+        predict(model)
+    train: dict[str, list[tuple[float, float]]] = {name: [] for name in trained}
+    prediction: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            if name in trained:
+                train[name].append(samples_per_second(lambda m=model: fit(m), samples))
+            prediction[name].append(samples_per_second(lambda m=model: predict(m), samples))
+
+    def medians(rates: dict[str, list[tuple[float, float]]], column: int) -> dict[str, float]:
+        return {
+            name: statistics.median(r[column] for r in values) for name, values in rates.items()
+        }
+
+    return {
+        "train": medians(train, 0),
+        "predict": medians(prediction, 0),
+        "train_cpu": medians(train, 1),
+        "predict_cpu": medians(prediction, 1),
+        "samples": samples,
+    }
+
+
+def ratios(case: dict[str, dict[str, float]], prefix: str = "") -> dict[str, float]:
+    train, prediction = case["train"], case["predict"]
+    best_peephole = max(prediction["peephole"], prediction["peephole_jit"])
+    return {
+        f"{prefix}train_ratio_vs_lstm": round(train["peephole"] / train["lstm"], 3),
+        f"{prefix}predict_ratio_vs_lstm": round(best_peephole / prediction["lstm"], 3),
+        f"{prefix}predict_default_ratio_vs_lstm": round(
+            prediction["peephole"] / prediction["lstm"], 3
+        ),
+        f"{prefix}predict_jit_ratio_vs_lstm": round(
+            prediction["peephole_jit"] / prediction["lstm"], 3
+        ),
+        f"{prefix}gru_train_ratio_vs_lstm": round(train["gru"] / train["lstm"], 3),
+        f"{prefix}gru_predict_ratio_vs_lstm": round(prediction["gru"] / prediction["lstm"], 3),
+        f"{prefix}cpu_train_ratio_vs_lstm": round(
+            case["train_cpu"]["peephole"] / case["train_cpu"]["lstm"], 3
+        ),
+        f"{prefix}cpu_predict_default_ratio_vs_lstm": round(
+            case["predict_cpu"]["peephole"] / case["predict_cpu"]["lstm"], 3
+        ),
+        f"{prefix}cpu_predict_jit_ratio_vs_lstm": round(
+            case["predict_cpu"]["peephole_jit"] / case["predict_cpu"]["lstm"], 3
+        ),
+        f"{prefix}peephole_train_samples_per_s": round(train["peephole"]),
+        f"{prefix}lstm_train_samples_per_s": round(train["lstm"]),
+        f"{prefix}lstm_predict_samples_per_s": round(prediction["lstm"]),
+        f"{prefix}peephole_predict_jit_samples_per_s": round(prediction["peephole_jit"]),
+    }
+
+
+def print_table(steps: int, case: dict[str, dict[str, float]], repeats: int) -> None:
+    lstm_train, lstm_predict = case["train"]["lstm"], case["predict"]["lstm"]
+    print(
+        f"{steps} steps: batch {BATCH_SIZE}, {FEATURES} features, {UNITS} units, "
+        f"{case['samples']:,} samples per pass, median of {repeats}"
+    )
+    cpu_train, cpu_predict = case["train_cpu"], case["predict_cpu"]
+    print(
+        f"  {'model':<22} {'train/s':>10} {'x LSTM':>7} {'predict/s':>11} {'x LSTM':>7}"
+        f"   per CPU-second: {'train x LSTM':>12} {'predict x LSTM':>14}"
+    )
+    for name, label in (
+        ("peephole", "PeepholeLSTM"),
+        ("peephole_jit", "PeepholeLSTM (XLA)"),
+        ("lstm", "keras LSTM"),
+        ("gru", "keras GRU"),
+    ):
+        train = case["train"].get(name)
+        train_text = (
+            f"{train:>10,.0f} {train / lstm_train:>7.2f}" if train else f"{'-':>10} {'-':>7}"
+        )
+        predict = case["predict"][name]
+        cpu_train_text = (
+            f"{cpu_train[name] / cpu_train['lstm']:>12.2f}" if name in cpu_train else f"{'-':>12}"
+        )
+        print(
+            f"  {label:<22} {train_text} {predict:>11,.0f} {predict / lstm_predict:>7.2f}"
+            f"   {'':>16} {cpu_train_text} {cpu_predict[name] / cpu_predict['lstm']:>14.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer batches and repeats")
+    arguments = parser.parse_args()
+    # Passes of a second or more: shorter ones were seen to snap to the same duration for all
+    # models on these 2-core VMs (equal samples/s for LSTM, GRU and peephole), hiding the truth.
+    repeats = 3 if arguments.quick else 5
+    short_batches, long_batches = (8, 4) if arguments.quick else (192, 48)
+
+    short = measure_case(SHORT_STEPS, short_batches, repeats)
+    long = measure_case(LONG_STEPS, long_batches, repeats)
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"tensorflow {tf.__version__}, keras {keras.__version__}"
+    )
+    print_table(SHORT_STEPS, short, repeats)
+    print_table(LONG_STEPS, long, repeats)
+    print(
+        "predict_ratio_vs_lstm = best PeepholeLSTM prediction (default or XLA) / keras LSTM "
+        "prediction in default mode; train ratios are both in default mode."
+    )
+    print(
+        "Wall-clock passes on these VMs were seen to snap to multiples of ~0.33 s whatever the "
+        "model (equal rates for different models); the per-CPU-second ratios do not snap."
+    )
+    summary = {**ratios(short), **ratios(long, prefix="long_"), "quick": arguments.quick}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
