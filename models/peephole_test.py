@@ -271,27 +271,8 @@ def load_in_fresh_process(path: Path, sequences: np.ndarray, imports: str) -> np
     return np.array(json.loads(completed.stdout.strip().splitlines()[-1]), dtype="float32")
 
 
-MODELS_PACKAGE_REGISTERS_PEEPHOLE = "peephole" in (
-    (REPOSITORY_ROOT / "models" / "__init__.py").read_text(encoding="utf-8")
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "imports",
-    [
-        "import models.peephole",
-        pytest.param(
-            "import models",
-            marks=pytest.mark.xfail(
-                condition=not MODELS_PACKAGE_REGISTERS_PEEPHOLE,
-                reason="models/__init__.py does not import models.peephole yet, so `import "
-                "models` alone does not register PeepholeLSTM for keras.saving.load_model",
-                strict=True,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("imports", ["import models", "import models.peephole"])
 def test_loads_in_fresh_process(tmp_path: Path, imports: str) -> None:
     model = small_model()
     sequences = random_sequences(seed=12)
