@@ -31,6 +31,7 @@ format: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(VENV_PYTHON) benchmarks/windowing.py
+	$(VENV_PYTHON) benchmarks/peephole.py
 
 # Re-resolve requirements.in into the fully pinned requirements.txt.
 lock:

@@ -32,6 +32,8 @@ import keras
 from keras import ops
 
 PEEPHOLE_GATES = ("input", "forget", "output")
+AUTO_UNROLL_MAX_STEPS = 48
+"""Longest sequence that `PeepholeLSTM(unroll=None)` unrolls (see `PeepholeLSTM`'s `unroll`)."""
 
 
 def _gate_names(peepholes: str | Iterable[str], coupled_input_forget: bool) -> tuple[str, ...]:
@@ -317,7 +319,11 @@ class PeepholeLSTM(keras.layers.RNN):
         return_state: Also return the final states `h` and `c`.
         go_backwards: Process the sequence backwards and return the reversed sequence.
         stateful: Carry the final states of each batch into the next batch.
-        unroll: Unroll the time loop (faster for short sequences, more memory).
+        unroll: Unroll the time loop (`True`), keep a symbolic loop (`False`), or decide per
+            call (`None`, the default): unroll when the number of steps is known and at most
+            `AUTO_UNROLL_MAX_STEPS`. Measured on 2 CPU cores (training, CPU time per sample vs
+            keras LSTM): unrolled 0.99x at 24 steps and 0.96x at 48, loop 0.72-0.89x; at 96
+            and 144 steps unrolling gained nothing (0.82x, 0.85x) and costs graph size.
         peepholes: See `PeepholeLSTMCell`.
         peephole_initializer: See `PeepholeLSTMCell`.
         peephole_regularizer: See `PeepholeLSTMCell`.
@@ -355,7 +361,7 @@ class PeepholeLSTM(keras.layers.RNN):
         return_state: bool = False,
         go_backwards: bool = False,
         stateful: bool = False,
-        unroll: bool = False,
+        unroll: bool | None = None,
         peepholes: str | Iterable[str] = PEEPHOLE_GATES,
         peephole_initializer: Any = "zeros",
         peephole_regularizer: Any = None,
@@ -396,11 +402,22 @@ class PeepholeLSTM(keras.layers.RNN):
             return_state=return_state,
             go_backwards=go_backwards,
             stateful=stateful,
-            unroll=unroll,
+            unroll=bool(unroll),
             activity_regularizer=activity_regularizer,
             **kwargs,
         )
+        if unroll not in (None, True, False):
+            raise ValueError(f"Argument `unroll`: expected True, False or None, got {unroll!r}")
+        self.unroll_policy = unroll
         self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def inner_loop(
+        self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
+    ) -> Any:
+        if self.unroll_policy is None:
+            steps = sequences.shape[1]
+            self.unroll = steps is not None and steps <= AUTO_UNROLL_MAX_STEPS
+        return super().inner_loop(sequences, initial_state, mask, training=training)
 
     def call(
         self,
@@ -525,7 +542,7 @@ class PeepholeLSTM(keras.layers.RNN):
         }
         base_config = super().get_config()
         del base_config["cell"]
-        return {**base_config, **config}
+        return {**base_config, **config, "unroll": self.unroll_policy}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PeepholeLSTM:

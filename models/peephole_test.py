@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.peephole import PEEPHOLE_GATES, PeepholeLSTM, PeepholeLSTMCell
+from models.peephole import (
+    AUTO_UNROLL_MAX_STEPS,
+    PEEPHOLE_GATES,
+    PeepholeLSTM,
+    PeepholeLSTMCell,
+)
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
@@ -424,3 +429,32 @@ def test_bad_arguments_raise_clear_errors(arguments: dict, message: str) -> None
         PeepholeLSTM(**arguments)
     with pytest.raises(ValueError, match="expected gate names among"):
         PeepholeLSTMCell(4, peepholes=("hidden",))
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_loop_and_unrolled_give_the_reference_numbers_with_a_mask(unroll: bool) -> None:
+    layer = PeepholeLSTM(UNITS, return_sequences=True, return_state=True, unroll=unroll)
+    sequences = random_sequences(seed=21)
+    layer(sequences)
+    weights = randomise(layer, seed=22)
+    outputs, _, last_cell = layer(sequences)
+    expected_outputs, expected_cell = numpy_peephole_lstm(sequences.astype("float64"), weights)
+    np.testing.assert_allclose(outputs, expected_outputs, atol=1e-5)
+    np.testing.assert_allclose(last_cell, expected_cell, atol=1e-5)
+    # A row whose last two steps are masked ends with the state of its first STEPS - 2 steps.
+    mask = np.ones(sequences.shape[:2], dtype=bool)
+    mask[0, -2:] = False
+    _, _, masked_cell = layer(sequences, mask=tf.constant(mask))
+    _, expected_short_cell = numpy_peephole_lstm(sequences[:1, :-2].astype("float64"), weights)
+    np.testing.assert_allclose(masked_cell[:1], expected_short_cell, atol=1e-5)
+
+
+def test_default_unrolls_short_sequences_only() -> None:
+    layer = PeepholeLSTM(UNITS)
+    assert layer.get_config()["unroll"] is None
+    layer(random_sequences(seed=23, steps=AUTO_UNROLL_MAX_STEPS))
+    assert layer.unroll is True
+    layer(random_sequences(seed=24, steps=AUTO_UNROLL_MAX_STEPS + 1))
+    assert layer.unroll is False
+    assert PeepholeLSTM.from_config(layer.get_config()).get_config()["unroll"] is None
+    assert PeepholeLSTM(UNITS, unroll=False).get_config()["unroll"] is False

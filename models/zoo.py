@@ -39,16 +39,7 @@ from keras import layers as keras_layers
 from keras import ops
 
 from models.normalization import WindowDenormalization, WindowNormalization
-
-try:
-    # Registers the peephole layers, so that `.keras` files holding them load with only this
-    # module imported. The module is optional while it is being written: builders that need it
-    # import it again and fail there with a clear message.
-    from models import peephole as _peephole_module
-except ModuleNotFoundError as error:  # pragma: no cover - depends on the checkout
-    if error.name != "models.peephole":
-        raise
-    _peephole_module = None
+from models.peephole import PeepholeLSTM, PeepholeLSTMCell
 
 BASELINE_NAMES = ("last", "repeat", "mean")
 DIRECT_NAMES = ("linear", "dense", "conv")
@@ -229,23 +220,6 @@ class MeanForecast(_TargetForecast):
 # Recurrent building blocks
 
 
-def _peephole() -> Any:
-    """The `models.peephole` module, imported when a peephole model is first built."""
-    global _peephole_module
-    if _peephole_module is None:
-        try:
-            from models import peephole
-        except ModuleNotFoundError as error:
-            if error.name != "models.peephole":
-                raise
-            raise ValueError(
-                "peephole models need models/peephole.py (PeepholeLSTM, PeepholeLSTMCell), "
-                "which is missing from this checkout"
-            ) from error
-        _peephole_module = peephole
-    return _peephole_module
-
-
 def _recurrent_cell(
     cell_type: str,
     units: int,
@@ -259,7 +233,7 @@ def _recurrent_cell(
         return keras_layers.LSTMCell(units, **arguments)
     if cell_type == "gru":
         return keras_layers.GRUCell(units, **arguments)
-    return _peephole().PeepholeLSTMCell(units, **arguments, **cell_options)
+    return PeepholeLSTMCell(units, **arguments, **cell_options)
 
 
 def _recurrent_layer(
@@ -281,7 +255,7 @@ def _recurrent_layer(
         return keras_layers.LSTM(units, **arguments)
     if cell_type == "gru":
         return keras_layers.GRU(units, **arguments)
-    return _peephole().PeepholeLSTM(units, **arguments, **cell_options)
+    return PeepholeLSTM(units, **arguments, **cell_options)
 
 
 @keras.saving.register_keras_serializable(package="forecaster")
