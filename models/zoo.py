@@ -39,7 +39,7 @@ from keras import layers as keras_layers
 from keras import ops
 
 from models.normalization import WindowDenormalization, WindowNormalization
-from models.peephole import PeepholeLSTM, PeepholeLSTMCell
+from models.peephole import PEEPHOLE_GATES, PeepholeLSTM, PeepholeLSTMCell
 
 BASELINE_NAMES = ("last", "repeat", "mean")
 DIRECT_NAMES = ("linear", "dense", "conv")
@@ -48,7 +48,6 @@ AUTOREGRESSIVE_NAMES = ("lstm-ar", "gru-ar", "peephole-ar")
 MODEL_NAMES = BASELINE_NAMES + DIRECT_NAMES + RECURRENT_NAMES + AUTOREGRESSIVE_NAMES
 NORMALIZATIONS = ("none", "last", "revin")
 CELL_TYPES = RECURRENT_NAMES
-PEEPHOLE_GATES = ("input", "forget", "output")
 
 
 # --------------------------------------------------------------------------------------------

@@ -55,6 +55,11 @@ class DatasetEntry:
             "default_series_id": self.name,
         }
         settings.update({key: value for key, value in overrides.items() if value is not None})
+        if overrides.get("timestamp_column") is not None:
+            # A named timestamp column replaces year/month/day/hour parts.
+            settings["timestamp_parts"] = None
+        if str(settings["series_column"]).lower() in ("", "none"):
+            settings["series_column"] = None
         return TableSchema(**settings)
 
     def policy(self, **overrides: Any) -> CleaningPolicy:

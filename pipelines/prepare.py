@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -277,9 +277,32 @@ def _summary(
 # Output
 
 
+OUTPUT_FILES = ("frame.parquet", "scaler.json", "window_spec.json", "summary.json")
+
+
+def check_output_folder(output: Path) -> None:
+    """Refuses an --output that exists and is not a previous prepare output.
+
+    The folder is replaced whole, so anything else in it would be lost: a user's folder (or
+    `--output .`) must never be mistaken for ours.
+    """
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise DataValidationError(f"parameter output: {output} exists and is not a folder")
+    unexpected = sorted(p.name for p in output.iterdir() if p.name not in OUTPUT_FILES)
+    if unexpected or not (output / "summary.json").is_file():
+        shown = ", ".join(unexpected[:5]) or "no summary.json"
+        raise DataValidationError(
+            f"parameter output: {output} exists and is not a prepare output ({shown}); "
+            "choose a new folder or remove it"
+        )
+
+
 def write_outputs(result: PrepareResult, output: Path) -> None:
     """Writes the prepared files into `output`, replacing it only once everything is written."""
     output = output.resolve()
+    check_output_folder(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
@@ -304,6 +327,7 @@ def _replace_directory(staging: Path, output: Path) -> None:
 
 
 def write_json_atomically(document: dict[str, Any], path: Path) -> None:
+    """Writes `document` as JSON to `path` via a temporary file and a rename."""
     write_atomically(
         path.resolve(),
         lambda temporary: temporary.write_text(json.dumps(document, indent=1, default=str)),
@@ -328,7 +352,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{validation['rows_unsorted']} rows out of order (sorted)",
         f"sentinels    {_format_counts(validation['sentinel_values'])}",
         f"gaps         {gaps['count']} ({validation['missing_timestamps']} missing steps): "
-        f"{gaps['filled']} filled, {gaps['split']} split the series",
+        f"{gaps['filled']} filled, {gaps['split']} split a series, {gaps['trimmed']} at an edge",
         f"filled       {_format_counts(validation['values_filled'])}",
         f"dropped rows {_format_counts(validation['rows_dropped'])}",
     ]
@@ -375,7 +399,8 @@ def _numbers(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The prepare command's options (also used by tests and by the MLproject entry point)."""
+    parser = _OneLineErrorParser(
         prog="python -m pipelines.prepare",
         description="Validate a data set, split it, fit scalers on the training part, and "
         "count windows. With no options: the catalog's default data set.",
@@ -385,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--source", help="CSV/Parquet file; with --dataset it replaces its location")
     data.add_argument("--timestamp-column")
     data.add_argument("--timestamp-format", help="strftime format, when not ISO 8601")
-    data.add_argument("--series-column", help="column naming each series (e.g. a ticker)")
+    data.add_argument(
+        "--series-column", help="column naming each series (e.g. a ticker); 'none' for one series"
+    )
     data.add_argument(
         "--columns",
         type=_columns,
@@ -440,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_arguments(arguments: argparse.Namespace) -> PrepareConfig:
+    """Maps parsed options onto a `PrepareConfig`; yfinance options become source parameters."""
     source_parameters = {
         key: getattr(arguments, key)
         for key in ("tickers", "start", "end", "refresh")
@@ -473,9 +501,21 @@ def config_from_arguments(arguments: argparse.Namespace) -> PrepareConfig:
     )
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Argument errors as one `error: ...` line and exit status 2, like data errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the prepare command line; returns the exit status (0, or 2 on bad input)."""
     config = config_from_arguments(build_parser().parse_args(argv))
     try:
+        if config.output:
+            check_output_folder(Path(config.output).resolve())
+        if config.summary_json and Path(config.summary_json).is_dir():
+            raise DataValidationError(f"parameter summary_json: {config.summary_json} is a folder")
         result = run(config)
         output = (
             Path(config.output)
@@ -489,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_outputs(result, output)
         if config.summary_json:
             write_json_atomically(result.summary, Path(config.summary_json))
-    except DataValidationError as error:
+    except (DataValidationError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(format_summary(result.summary))

@@ -32,6 +32,7 @@ holiday calendar, and a day one ticker lacks but others have is a gap of that ti
 FillMethod = Literal["time", "ffill"]
 DuplicatePolicy = Literal["error", "first", "last", "mean"]
 MAX_LISTED = 5
+MAX_GAPS_LISTED = 20
 
 
 class DataValidationError(ValueError):
@@ -151,6 +152,7 @@ class ValidationReport:
     sentinel_values: dict[str, int] = field(default_factory=dict)
     missing_timestamps: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
+    gap_counts: dict[str, int] = field(default_factory=dict)
     values_filled: dict[str, int] = field(default_factory=dict)
     rows_dropped: dict[str, int] = field(default_factory=dict)
     dropped_series: list[dict[str, Any]] = field(default_factory=list)
@@ -174,10 +176,12 @@ class ValidationReport:
             "sentinel_values": dict(self.sentinel_values),
             "missing_timestamps": self.missing_timestamps,
             "gaps": {
-                "count": len(self.gaps),
-                "filled": sum(1 for gap in self.gaps if gap["action"] == "filled"),
-                "split": sum(1 for gap in self.gaps if gap["action"] == "split"),
-                "first": self.gaps[:20],
+                "count": sum(self.gap_counts.values()),
+                **{
+                    action: self.gap_counts.get(action, 0)
+                    for action in ("filled", "split", "trimmed")
+                },
+                "first": list(self.gaps),
             },
             "values_filled": dict(self.values_filled),
             "rows_dropped": dict(self.rows_dropped),
@@ -249,6 +253,12 @@ def _resolve_value_columns(
     """Chooses the numeric columns to keep; named ones must exist, others must look numeric."""
     reserved = {schema.timestamp_column, schema.series_column}
     reserved.update((schema.timestamp_parts or {}).values())
+    clash = [c for c in (*(schema.value_columns or ()), *schema.targets) if c in reserved]
+    if clash:
+        raise DataValidationError(
+            f"{table.origin}: column {clash[0]!r} is the timestamp or series column; it cannot "
+            "also be a target or value column"
+        )
     if schema.value_columns is not None:
         chosen = list(dict.fromkeys([*schema.value_columns, *schema.targets]))
         _require_columns(table, chosen, "value")
@@ -281,12 +291,20 @@ def _looks_numeric(values: pd.Series) -> bool:
 # Timestamps
 
 
+def time_column_label(schema: TableSchema) -> str:
+    """The user's name for the time: its column, or its part columns joined by '/'."""
+    if schema.timestamp_parts:
+        return "/".join(schema.timestamp_parts.values())
+    return str(schema.timestamp_column)
+
+
 def _parse_timestamps(table: SourceTable, schema: TableSchema) -> pd.Series:
     """Parses the time column(s) into UTC timestamps; names the rows that do not parse."""
     frame = table.frame
+    time_label = time_column_label(schema)
     if schema.timestamp_parts:
         parts = {unit: frame[column] for unit, column in schema.timestamp_parts.items()}
-        column_label = "/".join(schema.timestamp_parts.values())
+        column_label = time_label
         numeric_parts = {
             unit: pd.to_numeric(values, errors="coerce") for unit, values in parts.items()
         }
@@ -308,7 +326,7 @@ def _parse_timestamps(table: SourceTable, schema: TableSchema) -> pd.Series:
                 f"{table.origin}: timestamp columns {column_label}: impossible dates at "
                 f"{table.describe_rows(frame.index[rows], len(rows))}"
             )
-        return _to_utc(parsed, schema.timezone)
+        return _to_utc(parsed, schema.timezone, table, time_label)
 
     column = schema.timestamp_column
     assert column is not None
@@ -323,7 +341,7 @@ def _parse_timestamps(table: SourceTable, schema: TableSchema) -> pd.Series:
             f"{table.describe_rows(frame.index[rows], len(rows))}"
         )
     if pd.api.types.is_datetime64_any_dtype(raw):
-        return _to_utc(pd.Series(raw), schema.timezone)
+        return _to_utc(pd.Series(raw), schema.timezone, table, time_label)
     if pd.api.types.is_numeric_dtype(raw):
         raise DataValidationError(
             f"{table.origin}: column {column!r}: expected date/time text, got numbers "
@@ -360,16 +378,27 @@ def _parse_timestamps(table: SourceTable, schema: TableSchema) -> pd.Series:
             f"{table.origin}: column {column!r}: unparseable timestamp at "
             f"{table.describe_rows(frame.index[rows], len(rows))}: {examples}{expected}"
         )
-    return _to_utc(parsed, schema.timezone)
+    return _to_utc(parsed, schema.timezone, table, time_label)
 
 
-def _to_utc(parsed: pd.Series, timezone: str) -> pd.Series:
+def _to_utc(parsed: pd.Series, timezone: str, table: SourceTable, label: str) -> pd.Series:
     parsed = pd.Series(pd.DatetimeIndex(parsed), index=parsed.index)
     if parsed.dt.tz is None:
         try:
-            parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+            localised = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
         except Exception as error:  # unknown zone names raise several types
             raise DataValidationError(f"parameter timezone: {error}") from error
+        # Clock changes make some local times ambiguous (repeated) or non-existent (skipped).
+        lost = localised.isna().to_numpy() & parsed.notna().to_numpy()
+        if lost.any():
+            rows = np.flatnonzero(lost)
+            raise DataValidationError(
+                f"{table.origin}: column {label!r}: local time {parsed.iloc[rows[0]]} does not "
+                f"exist or is ambiguous in time zone {timezone!r} (a clock change) at "
+                f"{table.describe_rows(table.frame.index[rows], len(rows))}; write timestamps "
+                "with a UTC offset or in UTC"
+            )
+        parsed = localised
     return parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
 
 
@@ -540,16 +569,35 @@ def _grid(timestamps: pd.Series, frequency: str, table: SourceTable) -> pd.Datet
         ) from error
 
 
+def _reject_finer_frequency(
+    steps: np.ndarray, unit: int, frequency: str, table: SourceTable, label: str
+) -> None:
+    """Rejects a frequency finer than the data's usual step: it would invent every other row."""
+    if len(steps) and np.median(steps) > unit:
+        usual = np.median(steps) / unit
+        raise DataValidationError(
+            f"{table.origin}: column {label!r}: the usual step between rows is {usual:g} steps of "
+            f"{frequency!r}; the frequency is finer than the data. Pass the data's own frequency"
+        )
+
+
 def _regularise(
     frame: pd.DataFrame,
     value_columns: Sequence[str],
     frequency: str,
     table: SourceTable,
     report: ValidationReport,
+    label: str,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Puts every series on the regular grid; returns the frame and which rows were inserted."""
-    grid = _grid(frame[TIMESTAMP_COLUMN], frequency, table)
     times = epoch_nanoseconds(frame[TIMESTAMP_COLUMN])
+    series_codes, series_names = pd.factorize(frame[SERIES_COLUMN], sort=False)
+    same_series = series_codes[1:] == series_codes[:-1]
+    offset = pd.tseries.frequencies.to_offset(frequency) if frequency != TRADING_DAYS else None
+    if isinstance(offset, pd.offsets.Tick):
+        # Checked before the grid exists: a grid far finer than the data could exhaust memory.
+        _reject_finer_frequency(np.diff(times)[same_series], offset.nanos, frequency, table, label)
+    grid = _grid(frame[TIMESTAMP_COLUMN], frequency, table)
     grid_times = epoch_nanoseconds(grid)
     positions = np.searchsorted(grid_times, times)
     positions = np.minimum(positions, len(grid_times) - 1)
@@ -558,12 +606,11 @@ def _regularise(
         rows = frame.index[off_grid]
         example = frame[TIMESTAMP_COLUMN][off_grid].iloc[0]
         raise DataValidationError(
-            f"{table.origin}: column {TIMESTAMP_COLUMN!r}: irregular frequency: "
-            f"timestamp {example} "
+            f"{table.origin}: column {label!r}: irregular frequency: timestamp {example} "
             f"is not on the {frequency!r} grid that starts at {grid[0]}, at "
             f"{table.describe_rows(rows, len(rows))}; resample the data or pass its frequency"
         )
-    series_codes, series_names = pd.factorize(frame[SERIES_COLUMN], sort=False)
+    _reject_finer_frequency(np.diff(positions)[same_series], 1, frequency, table, label)
     starts = np.flatnonzero(np.r_[True, series_codes[1:] != series_codes[:-1]])
     ends = np.r_[starts[1:], len(frame)]
     first_position = positions[starts]
@@ -617,7 +664,6 @@ def _fill_short_gaps(
     last_of_series = np.r_[new_series[1:], True]
     times = epoch_nanoseconds(regular[TIMESTAMP_COLUMN]).astype("float64")
     values = regular[list(value_columns)].to_numpy(dtype="float64", copy=True)
-    filled_rows = np.zeros(len(regular), dtype=bool)
     for index, column in enumerate(value_columns):
         column_values = values[:, index]
         missing = np.isnan(column_values)
@@ -640,10 +686,8 @@ def _fill_short_gaps(
             column_values[rows] = column_values[before] + weight * (
                 column_values[after] - column_values[before]
             )
-        filled_rows[rows] = True
         report.values_filled[str(column)] = len(rows)
     regular[list(value_columns)] = values
-    _record_gaps(regular, inserted, new_series, filled_rows, report)
     return regular
 
 
@@ -656,23 +700,39 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
 
 def _record_gaps(
     regular: pd.DataFrame,
+    incomplete_before: np.ndarray,
+    incomplete_after: np.ndarray,
     inserted: np.ndarray,
-    new_series: np.ndarray,
-    filled_rows: np.ndarray,
     report: ValidationReport,
 ) -> None:
-    """Lists the runs of missing timestamps, each marked filled or split."""
-    run_starts, run_ends = _runs(inserted, new_series)
+    """Counts the gaps: runs of rows missing a timestamp or a value, per series.
+
+    A gap is `filled` when every row of it was filled, `split` when rows inside a series stay
+    missing (they are dropped and the series is cut there), and `trimmed` when it touches the
+    start or end of a series (nothing to interpolate from; the rows are dropped).
+    """
+    series = regular[SERIES_COLUMN].to_numpy()
+    new_series = np.r_[True, series[1:] != series[:-1]]
+    last_of_series = np.r_[new_series[1:], True]
+    run_starts, run_ends = _runs(incomplete_before, new_series)
+    at_edge = new_series[run_starts] | last_of_series[run_ends - 1]
+    still_missing = np.add.reduceat(incomplete_after, run_starts) > 0 if len(run_starts) else []
+    actions = np.where(at_edge, "trimmed", np.where(still_missing, "split", "filled"))
+    report.gap_counts = {
+        action: int((actions == action).sum()) for action in ("filled", "split", "trimmed")
+    }
     timestamps = regular[TIMESTAMP_COLUMN]
-    series = regular[SERIES_COLUMN]
-    for start, end in zip(run_starts, run_ends, strict=True):
+    for start, end, action in zip(
+        run_starts[:MAX_GAPS_LISTED], run_ends[:MAX_GAPS_LISTED], actions, strict=False
+    ):
         report.gaps.append(
             {
-                "series_id": str(series.iloc[start]),
-                "after": str(timestamps.iloc[start - 1]),
-                "before": str(timestamps.iloc[end]),
-                "missing_steps": int(end - start),
-                "action": "filled" if filled_rows[start:end].all() else "split",
+                "series_id": str(series[start]),
+                "after": None if new_series[start] else str(timestamps.iloc[start - 1]),
+                "before": None if last_of_series[end - 1] else str(timestamps.iloc[end]),
+                "steps": int(end - start),
+                "missing_timestamps": int(inserted[start:end].sum()),
+                "action": str(action),
             }
         )
 
@@ -791,8 +851,13 @@ def validate_table(
     series_codes = pd.factorize(clean[SERIES_COLUMN])[0]
     frequency = schema.frequency or _infer_frequency(clean[TIMESTAMP_COLUMN], series_codes, table)
     report.frequency = frequency
-    regular, inserted = _regularise(clean, value_columns, frequency, table, report)
+    regular, inserted = _regularise(
+        clean, value_columns, frequency, table, report, time_column_label(schema)
+    )
+    incomplete_before = regular[list(value_columns)].isna().any(axis=1).to_numpy()
     regular = _fill_short_gaps(regular, value_columns, inserted, policy, report)
+    incomplete_after = regular[list(value_columns)].isna().any(axis=1).to_numpy()
+    _record_gaps(regular, incomplete_before, incomplete_after, inserted, report)
     result = _drop_unfilled(regular, value_columns, inserted, report)
     if result.empty:
         raise DataValidationError(

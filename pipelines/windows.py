@@ -191,7 +191,7 @@ class WindowedData:
 
         dataset = tf.data.Dataset.from_tensor_slices(starts)
         if shuffle:
-            dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(max(len(starts), 1), seed=seed, reshuffle_each_iteration=True)
         return (
             dataset.batch(batch_size)
             .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

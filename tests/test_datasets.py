@@ -68,13 +68,19 @@ def test_weather_summary_reports_duplicate_gap_and_sentinels(shared_datasets, tm
     validation = summary["validation"]
     assert validation["duplicate_rows_dropped"] == 1
     assert validation["missing_timestamps"] == 9
-    assert validation["gaps"]["first"][0] == {
-        "series_id": "weather-ltsf",
-        "after": "2020-05-29 09:30:00+00:00",
-        "before": "2020-05-29 11:10:00+00:00",
-        "missing_steps": 9,
-        "action": "filled",
-    }
+    timestamp_gaps = [gap for gap in validation["gaps"]["first"] if gap["missing_timestamps"]]
+    assert timestamp_gaps == [
+        {
+            "series_id": "weather-ltsf",
+            "after": "2020-05-29 09:30:00+00:00",
+            "before": "2020-05-29 11:10:00+00:00",
+            "steps": 9,
+            "missing_timestamps": 9,
+            "action": "filled",
+        }
+    ]
+    # The two OT runs of -9999 (34 and 16 rows) are longer than max_gap 12: they split.
+    assert validation["gaps"]["split"] == 2
     sentinels = {name.split(" ")[0]: count for name, count in validation["sentinel_values"].items()}
     assert sentinels == {"wv": 1, "max.": 30, "OT": 50}
     # OT's -9999 runs (34 and 16 rows) are longer than max_gap 12: they split the series.
@@ -102,7 +108,8 @@ def test_beijing_builds_time_from_parts_and_handles_missing_pm25(shared_datasets
     )
     assert summary["rows_read"] == 43824 and summary["frequency"] == "h"
     # Local Beijing time (UTC+8): 2010-01-01 00h is 2009-12-31 16h UTC.
-    assert frame["timestamp"].min() >= pd.Timestamp("2009-12-31T16:00:00Z")
+    # The first day has no pm2.5 (24 NA rows, trimmed): data start at 2010-01-02 00h local.
+    assert frame["timestamp"].min() == pd.Timestamp("2010-01-01T16:00:00Z")
     validation = summary["validation"]
     assert validation["values_filled"]["pm2.5"] > 0
     assert validation["rows_dropped"]["missing_values_not_filled"] > 0

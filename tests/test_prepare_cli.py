@@ -114,3 +114,91 @@ def test_unknown_dataset_lists_the_catalog(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown dataset 'weather-ltfs'; did you mean 'weather-ltsf'?" in err
     assert "seattle-weather" in err
+
+
+def test_output_that_is_not_a_prepare_folder_is_never_replaced(write_csv, tmp_path, capsys):
+    precious = tmp_path / "precious"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "notes.txt").write_text("keep me")
+    arguments = [
+        "--source",
+        str(write_csv(daily_csv())),
+        "--timestamp-column",
+        "date",
+        "--targets",
+        "temp",
+        "--input-width",
+        "3",
+        "--horizon",
+        "2",
+    ]
+    assert main([*arguments, "--output", str(precious)]) == 2
+    err = capsys.readouterr().err
+    assert "parameter output" in err and "is not a prepare output (notes.txt, sub)" in err
+    assert (precious / "notes.txt").read_text() == "keep me"
+    a_file = tmp_path / "some.csv"
+    a_file.write_text("x")
+    assert main([*arguments, "--output", str(a_file)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "x"
+
+
+def test_summary_path_that_is_a_folder_fails_before_any_output(write_csv, tmp_path, capsys):
+    output = tmp_path / "out"
+    code = main(
+        [
+            "--source",
+            str(write_csv(daily_csv())),
+            "--timestamp-column",
+            "date",
+            "--targets",
+            "temp",
+            "--input-width",
+            "3",
+            "--horizon",
+            "2",
+            "--output",
+            str(output),
+            "--summary-json",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2 and "parameter summary_json" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_bad_option_value_is_one_error_line():
+    result = run_module("--input-width", "many")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: argument --input-width: invalid int value: 'many' "
+        "(see python -m pipelines.prepare --help)"
+    ]
+
+
+def test_dataset_columns_can_be_overridden_for_another_copy(write_csv, tmp_path, capsys):
+    # A copy of the Beijing data with one timestamp column instead of year/month/day/hour parts.
+    rows = ["when,pm2.5,DEWP,TEMP,PRES,Iws,Is,Ir"] + [
+        f"2024-01-01 {hour:02d}:00,{10 + hour},1,2,1000,1.5,0,0" for hour in range(24)
+    ]
+    output = tmp_path / "out"
+    code = main(
+        [
+            "--dataset",
+            "beijing-pm25",
+            "--source",
+            str(write_csv("\n".join(rows) + "\n")),
+            "--timestamp-column",
+            "when",
+            "--input-width",
+            "4",
+            "--horizon",
+            "2",
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    frame = pd.read_parquet(output / "frame.parquet")
+    # Asia/Shanghai is UTC+8, from the catalog entry.
+    assert frame["timestamp"].iloc[0] == pd.Timestamp("2023-12-31T16:00:00Z")

@@ -290,7 +290,8 @@ def test_short_gap_filled_in_time_and_long_gap_splits(write_csv, tmp_path, capsy
     validation = summary_of(tmp_path)["validation"]
     assert validation["missing_timestamps"] == 7
     assert validation["gaps"]["filled"] == 1 and validation["gaps"]["split"] == 1
-    assert validation["gaps"]["first"][1]["missing_steps"] == 5
+    assert validation["gaps"]["first"][1]["steps"] == 5
+    assert validation["gaps"]["first"][1]["missing_timestamps"] == 5
     assert validation["rows_dropped"] == {"long_gap_missing_timestamps": 5}
 
 
@@ -443,3 +444,38 @@ def test_text_column_not_asked_for_is_ignored_and_listed(write_csv):
     )
     assert result.value_columns == ("value",)
     assert result.report.ignored_columns == ["label"]
+
+
+def test_frequency_finer_than_the_data_is_rejected(write_csv, tmp_path, capsys):
+    code, _, err, output = run_prepare(
+        write_csv(daily_csv()), tmp_path, capsys, "--frequency", "6h"
+    )
+    assert_rejected(
+        code,
+        err,
+        output,
+        tmp_path,
+        "column 'date'",
+        "usual step between rows is 4",
+        "finer than the data",
+    )
+
+
+def test_target_cannot_be_the_timestamp_column(write_csv, tmp_path, capsys):
+    code, _, err, output = run_prepare(
+        write_csv(daily_csv()), tmp_path, capsys, "--targets", "date"
+    )
+    assert_rejected(code, err, output, tmp_path, "column 'date' is the timestamp or series column")
+
+
+def test_local_time_repeated_by_a_clock_change_names_the_row():
+    # 2023-10-29 02:30 happens twice in Berlin (clocks go back at 03:00).
+    times = ["2023-10-29 01:30", "2023-10-29 02:30", "2023-10-29 03:30"]
+    frame = pd.DataFrame({"when": times, "value": [1.0, 2.0, 3.0]})
+    schema = TableSchema(timestamp_column="when", targets=("value",), timezone="Europe/Berlin")
+    with pytest.raises(
+        DataValidationError,
+        match=r"column 'when': local time 2023-10-29 02:30:00 "
+        r"does not exist or is ambiguous .* row 1",
+    ):
+        validate_table(SourceTable(frame=frame, origin="memory"), schema, CleaningPolicy())

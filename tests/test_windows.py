@@ -155,3 +155,9 @@ def test_window_spec_round_trips_and_rejects_bad_values():
         spec(horizon=0)
     with pytest.raises(DataValidationError, match="parameter features: columns repeat"):
         spec(features=("a", "a"))
+
+
+def test_empty_part_gives_an_empty_dataset_even_shuffled():
+    data = windowed_data()
+    assert data.counts()["test"] == 0
+    assert list(data.dataset("test", batch_size=4, shuffle=True).as_numpy_iterator()) == []
