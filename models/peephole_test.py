@@ -458,3 +458,17 @@ def test_default_unrolls_short_sequences_only() -> None:
     assert layer.unroll is False
     assert PeepholeLSTM.from_config(layer.get_config()).get_config()["unroll"] is None
     assert PeepholeLSTM(UNITS, unroll=False).get_config()["unroll"] is False
+
+
+@pytest.mark.parametrize("steps", [STEPS, AUTO_UNROLL_MAX_STEPS + 4])
+def test_jit_compiled_prediction_equals_default_prediction(steps: int) -> None:
+    # The benchmark's fast prediction path must compute the same numbers.
+    inputs = keras.Input((steps, FEATURES))
+    outputs = keras.layers.Dense(2)(
+        PeepholeLSTM(UNITS, peephole_initializer="random_normal")(inputs)
+    )
+    model = keras.Model(inputs, outputs)
+    sequences = random_sequences(seed=25, steps=steps)
+    expected = model.predict(sequences, verbose=0)
+    model.compile(jit_compile=True)
+    np.testing.assert_allclose(model.predict(sequences, verbose=0), expected, atol=1e-5)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 
 from pipelines.paths import REPOSITORY_ROOT
@@ -202,3 +203,153 @@ def test_dataset_columns_can_be_overridden_for_another_copy(write_csv, tmp_path,
     frame = pd.read_parquet(output / "frame.parquet")
     # Asia/Shanghai is UTC+8, from the catalog entry.
     assert frame["timestamp"].iloc[0] == pd.Timestamp("2023-12-31T16:00:00Z")
+
+
+def two_ticker_csv(write_csv, late_start: str = "2024-01-01"):
+    long = pd.DataFrame({"date": pd.bdate_range("2024-01-01", periods=60), "ticker": "AAA"})
+    late = pd.DataFrame({"date": pd.bdate_range(late_start, periods=20), "ticker": "BBB"})
+    frame = pd.concat([long, late], ignore_index=True)
+    frame["close"] = 100 + np.arange(len(frame)) * 0.5
+    frame["volume"] = 1000.0 + np.arange(len(frame))
+    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+    return write_csv(frame.to_csv(index=False))
+
+
+def test_parquet_source_gives_the_same_frame_as_csv(write_csv, tmp_path, capsys):
+    csv_path = write_csv(daily_csv(), "same.csv")
+    parquet_path = tmp_path / "same.parquet"
+    pd.read_csv(csv_path).to_parquet(parquet_path, index=False)
+    arguments = [
+        "--timestamp-column",
+        "date",
+        "--targets",
+        "temp",
+        "--input-width",
+        "3",
+        "--horizon",
+        "2",
+    ]
+    assert main(["--source", str(csv_path), *arguments, "--output", str(tmp_path / "a")]) == 0
+    assert main(["--source", str(parquet_path), *arguments, "--output", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "a" / "frame.parquet"),
+        pd.read_parquet(tmp_path / "b" / "frame.parquet"),
+    )
+
+
+def test_global_scaler_pools_series_and_date_split_drops_late_series(write_csv, tmp_path, capsys):
+    source = two_ticker_csv(write_csv, late_start="2024-03-04")
+    output = tmp_path / "out"
+    code = main(
+        [
+            "--source",
+            str(source),
+            "--timestamp-column",
+            "date",
+            "--targets",
+            "close",
+            "--series-column",
+            "ticker",
+            "--input-width",
+            "3",
+            "--horizon",
+            "2",
+            "--split",
+            "2024-02-26,2024-03-11",
+            "--global-scaler",
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((output / "summary.json").read_text())
+    # BBB starts after the validation start: no training rows, so it is dropped and listed.
+    assert summary["validation"]["dropped_series"] == [
+        {"series_id": "BBB", "rows": 20, "reason": "no rows before the validation start"}
+    ]
+    scaler = FittedScaler.load(output / "scaler.json")
+    frame = pd.read_parquet(output / "frame.parquet")
+    assert list(scaler.scalers) == ["__all__"]
+    training = frame.loc[frame["part"] == "train", "close"]
+    assert abs(scaler.scalers["__all__"].mean_[0] - training.mean()) < 1e-9
+    assert training.index.max() < frame.index[frame["timestamp"] >= "2024-02-26"].min()
+
+
+def test_stride_thins_windows_per_segment(write_csv, tmp_path, capsys):
+    source = write_csv(daily_csv(rows=40))
+    counts = {}
+    for stride in (1, 3):
+        output = tmp_path / f"stride{stride}"
+        assert (
+            main(
+                [
+                    "--source",
+                    str(source),
+                    "--timestamp-column",
+                    "date",
+                    "--targets",
+                    "temp",
+                    "--input-width",
+                    "3",
+                    "--horizon",
+                    "2",
+                    "--stride",
+                    str(stride),
+                    "--output",
+                    str(output),
+                ]
+            )
+            == 0
+        )
+        counts[stride] = json.loads((output / "summary.json").read_text())["windows"]
+    capsys.readouterr()
+    # 40 rows: 28 train, 4 validation, 8 test rows, so 28-5+1, 4-2+1 and 8-2+1 windows. Stride 3
+    # keeps starts 0, 3, 6, ...: train 0..21 (8), validation 27 (of 25..27), test 30, 33.
+    assert counts[1] == {"train": 24, "validation": 3, "test": 7}
+    assert counts[3] == {"train": 8, "validation": 1, "test": 2}
+
+
+def test_derived_features_through_the_command_line(write_csv, tmp_path, capsys):
+    source = two_ticker_csv(write_csv)
+    output = tmp_path / "out"
+    code = main(
+        [
+            "--source",
+            str(source),
+            "--timestamp-column",
+            "date",
+            "--targets",
+            "close",
+            "--series-column",
+            "ticker",
+            "--input-width",
+            "3",
+            "--horizon",
+            "2",
+            "--calendar-features",
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    spec = WindowSpec.from_dict(json.loads((output / "window_spec.json").read_text()))
+    assert spec.features == ("close", "volume", "week_sin", "week_cos", "year_sin", "year_cos")
+    # Log returns need a catalog entry that names its price columns.
+    code = main(
+        [
+            "--source",
+            str(source),
+            "--timestamp-column",
+            "date",
+            "--targets",
+            "close",
+            "--series-column",
+            "ticker",
+            "--log-returns",
+            "--output",
+            str(tmp_path / "other"),
+        ]
+    )
+    assert code == 2
+    assert "names no price columns" in capsys.readouterr().err
