@@ -136,14 +136,29 @@ def run(config: PrepareConfig) -> PrepareResult:
     )
 
     table = load_source(entry, config.source, parameters=config.source_parameters)
-    validated = validate_table(table, schema, policy)
-    report = validated.report
-    frame, feature_columns = _add_features(
-        validated.frame, list(validated.value_columns), entry, config, report
+
+    def clean(part_starts: dict[str, list[pd.Timestamp]] | None = None) -> _Cleaned:
+        validated = validate_table(table, schema, policy, part_starts)
+        report = validated.report
+        frame, feature_columns = _add_features(
+            validated.frame, list(validated.value_columns), entry, config, report
+        )
+        frame = drop_short_segments(frame, input_width + horizon, report, table.origin)
+        parts = assign_parts(frame, split)
+        frame, parts = _drop_series_without_training_rows(frame, parts, report)
+        return _Cleaned(frame, parts, report, feature_columns)
+
+    cleaned = clean()
+    if policy.fill_method == "time" and cleaned.report.values_filled:
+        # Gaps are filled before the parts are known. Filling never adds or drops rows, so the
+        # parts found now hold for a second pass that keeps interpolation inside each part.
+        cleaned = clean(_part_starts(cleaned.frame, cleaned.parts))
+    frame, parts, report, feature_columns = (
+        cleaned.frame,
+        cleaned.parts,
+        cleaned.report,
+        cleaned.feature_columns,
     )
-    frame = drop_short_segments(frame, input_width + horizon, report, table.origin)
-    parts = assign_parts(frame, split)
-    frame, parts = _drop_series_without_training_rows(frame, parts, report)
     spec = WindowSpec(
         input_width=input_width,
         horizon=horizon,
@@ -168,6 +183,26 @@ def run(config: PrepareConfig) -> PrepareResult:
     frame = frame.assign(**{PART_COLUMN: pd.Categorical.from_codes(parts, categories=PART_NAMES)})
     summary = _summary(entry, table.origin, frame, report, spec, split, starts, config)
     return PrepareResult(frame=frame, parts=parts, scaler=scaler, spec=spec, summary=summary)
+
+
+@dataclass
+class _Cleaned:
+    frame: pd.DataFrame
+    parts: np.ndarray
+    report: ValidationReport
+    feature_columns: list[str]
+
+
+def _part_starts(frame: pd.DataFrame, parts: np.ndarray) -> dict[str, list[pd.Timestamp]]:
+    """Per series, the first timestamp of each part after the training part."""
+    later = frame.loc[parts > TRAIN, [SERIES_COLUMN, TIMESTAMP_COLUMN]].assign(
+        part=parts[parts > TRAIN]
+    )
+    firsts = later.groupby([SERIES_COLUMN, "part"], sort=False)[TIMESTAMP_COLUMN].min()
+    starts: dict[str, list[pd.Timestamp]] = {}
+    for (series_id, _), timestamp in firsts.items():
+        starts.setdefault(str(series_id), []).append(timestamp)
+    return starts
 
 
 def _add_features(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -154,6 +154,7 @@ class ValidationReport:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     gap_counts: dict[str, int] = field(default_factory=dict)
     values_filled: dict[str, int] = field(default_factory=dict)
+    fills_before_part_start: int = 0
     rows_dropped: dict[str, int] = field(default_factory=dict)
     dropped_series: list[dict[str, Any]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
@@ -184,6 +185,7 @@ class ValidationReport:
                 "first": list(self.gaps),
             },
             "values_filled": dict(self.values_filled),
+            "fills_before_part_start": self.fills_before_part_start,
             "rows_dropped": dict(self.rows_dropped),
             "dropped_series": list(self.dropped_series),
             "ignored_columns": list(self.ignored_columns),
@@ -651,14 +653,37 @@ def _runs(mask: np.ndarray, boundary: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return run_starts, run_starts + run_lengths
 
 
+def _crosses_part_start(
+    series: np.ndarray,
+    times: np.ndarray,
+    rows: np.ndarray,
+    after: np.ndarray,
+    part_starts: Mapping[str, Sequence[pd.Timestamp]],
+) -> np.ndarray:
+    """Which filled rows lie before a part start that their right-hand anchor lies at or after."""
+    crosses = np.zeros(len(rows), dtype=bool)
+    for index, (row, anchor) in enumerate(zip(rows, after, strict=True)):
+        for start in part_starts.get(str(series[row]), ()):
+            nanoseconds = float(pd.Timestamp(start).value)
+            if times[row] < nanoseconds <= times[anchor]:
+                crosses[index] = True
+    return crosses
+
+
 def _fill_short_gaps(
     regular: pd.DataFrame,
     value_columns: Sequence[str],
     inserted: np.ndarray,
     policy: CleaningPolicy,
     report: ValidationReport,
+    part_starts: Mapping[str, Sequence[pd.Timestamp]] | None = None,
 ) -> pd.DataFrame:
-    """Fills runs of at most `max_gap` missing values that have a known value on both sides."""
+    """Fills runs of at most `max_gap` missing values that have a known value on both sides.
+
+    With `part_starts` (per series, the first timestamps of the validation and test parts), a
+    row before a part start is never interpolated towards a value at or after it: it repeats
+    its last earlier value instead, so no training value depends on a validation value.
+    """
     series = regular[SERIES_COLUMN].to_numpy()
     new_series = np.r_[True, series[1:] != series[:-1]]
     last_of_series = np.r_[new_series[1:], True]
@@ -683,9 +708,14 @@ def _fill_short_gaps(
             column_values[rows] = column_values[before]
         else:
             weight = (times[rows] - times[before]) / (times[after] - times[before])
-            column_values[rows] = column_values[before] + weight * (
+            interpolated = column_values[before] + weight * (
                 column_values[after] - column_values[before]
             )
+            if part_starts:
+                crosses = _crosses_part_start(series, times, rows, after, part_starts)
+                interpolated = np.where(crosses, column_values[before], interpolated)
+                report.fills_before_part_start += int(crosses.sum())
+            column_values[rows] = interpolated
         report.values_filled[str(column)] = len(rows)
     regular[list(value_columns)] = values
     return regular
@@ -796,7 +826,10 @@ def drop_short_segments(
 
 
 def validate_table(
-    table: SourceTable, schema: TableSchema, policy: CleaningPolicy
+    table: SourceTable,
+    schema: TableSchema,
+    policy: CleaningPolicy,
+    part_starts: Mapping[str, Sequence[pd.Timestamp]] | None = None,
 ) -> ValidatedFrame:
     """Checks and repairs a source table into a regular, gap-free frame of segments.
 
@@ -804,6 +837,8 @@ def validate_table(
         table: the rows as read, with their origin for messages.
         schema: which columns are time, series and values.
         policy: sentinels, gap filling and duplicate handling.
+        part_starts: per series id, the first timestamps of its later parts; time
+            interpolation then never reaches across them (see `_fill_short_gaps`).
 
     Returns:
         The clean frame (`series_id`, `segment`, `timestamp`, value columns), a report of every
@@ -855,7 +890,7 @@ def validate_table(
         clean, value_columns, frequency, table, report, time_column_label(schema)
     )
     incomplete_before = regular[list(value_columns)].isna().any(axis=1).to_numpy()
-    regular = _fill_short_gaps(regular, value_columns, inserted, policy, report)
+    regular = _fill_short_gaps(regular, value_columns, inserted, policy, report, part_starts)
     incomplete_after = regular[list(value_columns)].isna().any(axis=1).to_numpy()
     _record_gaps(regular, incomplete_before, incomplete_after, inserted, report)
     result = _drop_unfilled(regular, value_columns, inserted, report)

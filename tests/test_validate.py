@@ -479,3 +479,28 @@ def test_local_time_repeated_by_a_clock_change_names_the_row():
         r"does not exist or is ambiguous .* row 1",
     ):
         validate_table(SourceTable(frame=frame, origin="memory"), schema, CleaningPolicy())
+
+
+def test_interpolation_never_reaches_from_training_into_a_later_part(write_csv, tmp_path, capsys):
+    lines = daily_csv(rows=30).splitlines()
+    # Days 14-16 missing; with split 0.5,0.25,0.25 day 14 is the last training row and day 15
+    # the first validation row.
+    kept = [lines[0], *lines[1:15], *lines[18:]]
+    code, _, _, output = run_prepare(
+        write_csv("\n".join(kept) + "\n"),
+        tmp_path,
+        capsys,
+        "--max-gap",
+        "3",
+        "--split",
+        "0.5,0.25,0.25",
+    )
+    assert code == 0
+    frame = pd.read_parquet(output / "frame.parquet").set_index("timestamp")
+    day = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(30), unit="D")
+    assert frame.loc[day[14], "part"] == "train" and frame.loc[day[15], "part"] == "validation"
+    # The training row repeats day 13 (16.5) instead of leaning on day 17 (18.5)...
+    assert frame.loc[day[14], "temp"] == 16.5
+    # ...while validation rows are interpolated between days 13 and 17 as usual.
+    np.testing.assert_allclose(frame.loc[day[15:17], "temp"], [17.5, 18.0])
+    assert summary_of(tmp_path)["validation"]["fills_before_part_start"] == 2
