@@ -34,6 +34,7 @@ import importlib.metadata
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,12 +169,15 @@ def _history_frame(
             raise DataValidationError(
                 f"model input: expected a DataFrame of history, got {type(model_input).__name__}"
             ) from error
-    available = [str(column) for column in model_input.columns]
+    needed = [SERIES_COLUMN, TIMESTAMP_COLUMN, *spec.features]
+    # Only columns the model does not use can be the misspelling; MLflow's schema enforcement
+    # drops them before `predict`, so the hint shows when the model is called directly.
+    others = [str(column) for column in model_input.columns if column not in needed]
     for column in (TIMESTAMP_COLUMN, *spec.features):
         if column not in model_input.columns:
+            hint = closest_name_hint(column, others) if others else ""
             raise DataValidationError(
-                f"model input: column {column!r} not found{closest_name_hint(column, available)}; "
-                f"the model needs {[SERIES_COLUMN, TIMESTAMP_COLUMN, *spec.features]}"
+                f"model input: column {column!r} not found{hint}; the model needs {needed}"
             )
     if len(model_input) == 0:
         raise DataValidationError("model input: no rows; send each series' recent history")
@@ -515,7 +519,14 @@ def _prepare_artifacts(
     model = ForecastModel()
     model._load_files(*files.values())
     output = model.predict(None, example)
-    inferred = infer_signature(example, output)
+    with warnings.catch_warnings():
+        # MLflow warns that integer columns cannot hold missing values; the only one is the
+        # output's `step`, which is never missing.
+        warnings.filterwarnings("ignore", message=".*[Ii]nteger column", category=UserWarning)
+        # The output's time zone is part of the contract (UTC); MLflow's `datetime` type has
+        # none, and inferring it from zone-aware values trips a pandas deprecation.
+        naive = output.assign(**{TIMESTAMP_COLUMN: output[TIMESTAMP_COLUMN].dt.tz_convert(None)})
+        inferred = infer_signature(example, naive)
     # Optional columns reach `predict`, which names what is missing and suggests a name;
     # required ones would be rejected by MLflow first, with no hint.
     signature = ModelSignature(
