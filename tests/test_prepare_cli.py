@@ -205,6 +205,23 @@ def test_dataset_columns_can_be_overridden_for_another_copy(write_csv, tmp_path,
     assert frame["timestamp"].iloc[0] == pd.Timestamp("2023-12-31T16:00:00Z")
 
 
+def ticker_arguments(source) -> list[str]:
+    return [
+        "--source",
+        str(source),
+        "--timestamp-column",
+        "date",
+        "--targets",
+        "close",
+        "--series-column",
+        "ticker",
+        "--input-width",
+        "3",
+        "--horizon",
+        "2",
+    ]
+
+
 def two_ticker_csv(write_csv, late_start: str = "2024-01-01"):
     long = pd.DataFrame({"date": pd.bdate_range("2024-01-01", periods=60), "ticker": "AAA"})
     late = pd.DataFrame({"date": pd.bdate_range(late_start, periods=20), "ticker": "BBB"})
@@ -243,18 +260,7 @@ def test_global_scaler_pools_series_and_date_split_drops_late_series(write_csv, 
     output = tmp_path / "out"
     code = main(
         [
-            "--source",
-            str(source),
-            "--timestamp-column",
-            "date",
-            "--targets",
-            "close",
-            "--series-column",
-            "ticker",
-            "--input-width",
-            "3",
-            "--horizon",
-            "2",
+            *ticker_arguments(source),
             "--split",
             "2024-02-26,2024-03-11",
             "--global-scaler",
@@ -315,18 +321,7 @@ def test_derived_features_through_the_command_line(write_csv, tmp_path, capsys):
     output = tmp_path / "out"
     code = main(
         [
-            "--source",
-            str(source),
-            "--timestamp-column",
-            "date",
-            "--targets",
-            "close",
-            "--series-column",
-            "ticker",
-            "--input-width",
-            "3",
-            "--horizon",
-            "2",
+            *ticker_arguments(source),
             "--calendar-features",
             "--output",
             str(output),
