@@ -36,3 +36,25 @@ def test_windowing_quick_reports_ratios(shared_datasets):
         "keras_windows_per_s",
     ):
         assert figures[key] > 0
+
+
+def test_peephole_quick_reports_both_cases():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/peephole.py", "--quick"],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert figures["quick"] is True
+    for key in ("train_ratio_vs_lstm", "predict_ratio_vs_lstm", "long_train_ratio_vs_lstm"):
+        assert figures[key] > 0
+    # The best prediction ratio is the better of the default and XLA ratios.
+    assert figures["predict_ratio_vs_lstm"] == max(
+        figures["predict_default_ratio_vs_lstm"], figures["predict_jit_ratio_vs_lstm"]
+    )
+    assert any(line.startswith("24 steps:") for line in lines)
+    assert any(line.startswith("144 steps:") for line in lines)
