@@ -832,7 +832,7 @@ _FLAT_OPTIONS = (
 """MLproject parameters the CLI takes as options (`--input-width` sets `input_width`)."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.train",
         description="Train one zoo model, evaluate it beside the naive baselines and track the "
@@ -854,7 +854,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_config(arguments: argparse.Namespace) -> RunConfig:
+def read_config(arguments: argparse.Namespace) -> RunConfig:
     overrides: dict[str, Any] = parameters_given(
         {name: getattr(arguments, name) for name in _FLAT_OPTIONS}
     )
@@ -863,7 +863,7 @@ def _read_config(arguments: argparse.Namespace) -> RunConfig:
 
 
 @contextlib.contextmanager
-def _tracked_run(config: RunConfig) -> Iterator[Any]:
+def tracked_run(config: RunConfig) -> Iterator[Any]:
     """The run to log to: the caller's active run, the one `mlflow run` started, or a new one.
 
     A failure is tagged `error` on the run; a run started here then ends FAILED (KILLED on
@@ -873,7 +873,7 @@ def _tracked_run(config: RunConfig) -> Iterator[Any]:
 
     active = mlflow.active_run()
     if active is not None:
-        with _error_tagged():
+        with error_tagged():
             yield active
         return
     if not os.environ.get("MLFLOW_RUN_ID"):
@@ -881,7 +881,7 @@ def _tracked_run(config: RunConfig) -> Iterator[Any]:
         mlflow.set_experiment(config.tracking.experiment_name)
     run = mlflow.start_run(run_name=config.tracking.run_name)
     try:
-        with _error_tagged():
+        with error_tagged():
             yield run
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
@@ -893,7 +893,7 @@ def _tracked_run(config: RunConfig) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _error_tagged() -> Iterator[None]:
+def error_tagged() -> Iterator[None]:
     import mlflow
 
     try:
@@ -926,9 +926,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         line on stderr, no run started for a bad configuration), `EXIT_FAILED` (1) when
         training or logging raised (the run is marked FAILED with an `error` tag).
     """
-    arguments = _parser().parse_args(argv)
+    arguments = build_parser().parse_args(argv)
     try:
-        config = _read_config(arguments)
+        config = read_config(arguments)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -938,7 +938,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        with _tracked_run(config):
+        with tracked_run(config):
             result = train_model(config, prepared)
             run_id = log_training_run(result, config)
     except Exception as error:

@@ -1,0 +1,171 @@
+"""Comparison pipeline: parent and nested runs, summary, registration of the best, failures."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from pipelines import compare, train
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+MODELS = ("last", "dense", "lstm")
+EXPERIMENT = "tiny-compare"
+REGISTERED = "tiny-compare-model"
+ARGUMENTS = [
+    "--dataset=seattle-weather",
+    "--input-width=14",
+    "--horizon=7",
+    f"--models={','.join(MODELS)}",
+    "--set=model.hparams.units=4",
+    "--epochs=1",
+    "--batch-size=64",
+    f"--experiment-name={EXPERIMENT}",
+    f"--registered-model-name={REGISTERED}",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def repository_stays_clean() -> None:
+    """No test may leave a store or artifacts in the checkout."""
+    before = {name: (REPOSITORY / name).exists() for name in ("mlruns", "mlflow.db")}
+    yield
+    after = {name: (REPOSITORY / name).exists() for name in ("mlruns", "mlflow.db")}
+    assert after == before, f"tests wrote into {REPOSITORY}: {after}"
+
+
+@pytest.fixture
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    """A SQLite store in tmp_path, with the experiment's artifacts there too (not ./mlruns)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(None)  # read the variable again, whatever an earlier test set
+    client = MlflowClient()
+    client.create_experiment(EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri())
+    yield client
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture
+def compared(tracking: MlflowClient) -> tuple[Run, dict[str, Run]]:
+    """One comparison of MODELS: the parent run and its children by model name."""
+    assert compare.main(ARGUMENTS) == 0
+    return parent_and_children(tracking)
+
+
+def parent_and_children(client: MlflowClient) -> tuple[Run, dict[str, Run]]:
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (parent,) = client.search_runs([experiment_id], filter_string="tags.mlflow.parentRunId IS NULL")
+    children = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    return parent, {child.data.tags["model_name"]: child for child in children}
+
+
+def test_one_nested_child_per_model_with_the_same_metric_keys(
+    compared: tuple[Run, dict[str, Run]],
+) -> None:
+    parent, children = compared
+    assert parent.info.status == "FINISHED"
+    assert set(children) == set(MODELS)
+    key_sets = {name: set(child.data.metrics) for name, child in children.items()}
+    assert key_sets["last"] == key_sets["dense"] == key_sets["lstm"]
+    assert {"val_mae", "test_mae_original", "baseline_last_test_mae"} <= key_sets["dense"]
+    for name, child in children.items():
+        assert child.info.status == "FINISHED"
+        assert child.info.run_name == name
+        assert child.data.tags["model_family"] == train.model_family(name)
+        assert child.data.tags["variant"]
+    assert children["dense"].data.tags["variant"].startswith("normalization=none")
+    assert children["last"].data.tags["variant"] == compare.VARIANT_DEFAULT
+
+
+def test_the_summary_matches_the_children(
+    compared: tuple[Run, dict[str, Run]], tracking: MlflowClient
+) -> None:
+    parent, children = compared
+    run_id = parent.info.run_id
+    names = {item.path for item in tracking.list_artifacts(run_id)}
+    assert {"comparison.csv", "comparison.md", "comparison.png", "config.yaml"} <= names
+    table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{run_id}/comparison.csv")))
+    assert list(table.columns) == list(compare.SUMMARY_COLUMNS)
+    assert list(table.model) == list(MODELS)
+    assert set(table.status) == {"finished"}
+    for row in table.itertuples():
+        assert row.val_mae == children[row.model].data.metrics["val_mae"]
+        assert row.test_mae_original == children[row.model].data.metrics["test_mae_original"]
+    best = table.loc[table.val_mae.idxmin(), "model"]
+    assert parent.data.tags["best_model"] == best
+    assert parent.data.metrics["best_val_mae"] == table.val_mae.min()
+    markdown = mlflow.artifacts.load_text(f"runs:/{run_id}/comparison.md")
+    assert len(markdown.strip().splitlines()) == 2 + len(MODELS)
+
+
+def test_only_the_best_child_on_validation_is_registered(
+    compared: tuple[Run, dict[str, Run]], tracking: MlflowClient
+) -> None:
+    _, children = compared
+    (version,) = tracking.search_model_versions(f"name='{REGISTERED}'")
+    best = min(children.values(), key=lambda child: child.data.metrics["val_mae"])
+    assert version.run_id == best.info.run_id
+    assert tracking.get_model_version_by_alias(REGISTERED, "champion").version == version.version
+    assert best.data.tags["champion"] == "true"
+    loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
+    assert loaded.metadata.run_id == best.info.run_id
+
+
+def test_a_failing_model_fails_its_child_only(
+    tracking: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_model = train.zoo.build_model
+
+    def broken_for_dense(name: str, *arguments: object, **keywords: object) -> object:
+        if name == "dense":
+            raise RuntimeError("dense broke")
+        return build_model(name, *arguments, **keywords)
+
+    monkeypatch.setattr(train.zoo, "build_model", broken_for_dense)
+    assert compare.main(ARGUMENTS) == train.EXIT_FAILED
+    parent, children = parent_and_children(tracking)
+    assert parent.info.status == "FINISHED"
+    assert children["dense"].info.status == "FAILED"
+    assert "dense broke" in children["dense"].data.tags["error"]
+    assert {children[name].info.status for name in ("last", "lstm")} == {"FINISHED"}
+    table = pd.read_csv(
+        io.StringIO(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/comparison.csv"))
+    )
+    assert dict(zip(table.model, table.status, strict=True))["dense"] == "failed"
+    assert parent.data.tags["failed_models"] == "dense"
+
+
+def test_a_config_error_exits_2_before_any_run(
+    tracking: MlflowClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert compare.main([*ARGUMENTS, "--models=last,nonsense"]) == train.EXIT_BAD_INPUT
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith("error: config key 'model.models'")
+    experiments = tracking.search_experiments()
+    assert not tracking.search_runs([experiment.experiment_id for experiment in experiments])
+
+
+def test_ctrl_c_marks_the_child_and_the_parent_killed(
+    tracking: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*arguments: object, **keywords: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.zoo, "build_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare.main([*ARGUMENTS, "--models=dense,lstm"])
+    parent, children = parent_and_children(tracking)
+    assert parent.info.status == "KILLED"
+    assert set(children) == {"dense"}  # nothing runs after the interrupt
+    assert children["dense"].info.status == "KILLED"
