@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.paths import SHARED_DATASETS_DIRECTORY
+from pipelines.paths import REPOSITORY_ROOT, SHARED_DATASETS_DIRECTORY
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +34,30 @@ def write_csv(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True, scope="session")
+def repository_stays_clean():
+    """No test may leave an MLflow store or artifacts in the checkout."""
+    names = ("mlruns", "mlflow.db")
+    before = {name: (REPOSITORY_ROOT / name).exists() for name in names}
+    yield
+    after = {name: (REPOSITORY_ROOT / name).exists() for name in names}
+    assert after == before, f"tests wrote into {REPOSITORY_ROOT}: {after}"
+
+
+@pytest.fixture
+def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An MlflowClient on a SQLite store in tmp_path, which is also the working directory.
+
+    Experiments need an artifact location under tmp_path too, or MLflow writes ./mlruns.
+    """
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(None)  # read the variable again, whatever an earlier test set
+    yield mlflow.MlflowClient()
+    while mlflow.active_run() is not None:
+        mlflow.end_run()

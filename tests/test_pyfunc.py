@@ -246,29 +246,26 @@ print(json.dumps({{"forecast": forecast.to_dict(orient="list"),
 
 
 def test_log_forecast_model_registers_a_loadable_version(
-    seattle: SavedModel, loaded: mlflow.pyfunc.PyFuncModel, tmp_path: Path
+    seattle: SavedModel,
+    loaded: mlflow.pyfunc.PyFuncModel,
+    tmp_path: Path,
+    tracking_store: mlflow.MlflowClient,
 ) -> None:
-    previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        # Artifacts default to ./mlruns in the working directory; keep them under tmp_path.
-        experiment_id = mlflow.create_experiment(
-            "pyfunc-test", artifact_location=(tmp_path / "artifacts").as_uri()
+    experiment_id = tracking_store.create_experiment(
+        "pyfunc-test", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment_id)
+    with mlflow.start_run():
+        info = log_forecast_model(
+            seattle.keras_model,
+            seattle.scaler,
+            seattle.spec,
+            frequency="D",
+            model_name="lstm",
+            input_example=seattle.frame,
+            registered_model_name="seattle-lstm",
         )
-        mlflow.set_experiment(experiment_id=experiment_id)
-        with mlflow.start_run():
-            info = log_forecast_model(
-                seattle.keras_model,
-                seattle.scaler,
-                seattle.spec,
-                frequency="D",
-                model_name="lstm",
-                input_example=seattle.frame,
-                registered_model_name="seattle-lstm",
-            )
-        assert info.registered_model_version == 1
-        history = to_model_input(seattle.frame, seattle.spec.features, last_rows=INPUT_WIDTH)
-        registered = mlflow.pyfunc.load_model("models:/seattle-lstm/1")
-        pd.testing.assert_frame_equal(registered.predict(history), loaded.predict(history))
-    finally:
-        mlflow.set_tracking_uri(previous_uri)
+    assert info.registered_model_version == 1
+    history = to_model_input(seattle.frame, seattle.spec.features, last_rows=INPUT_WIDTH)
+    registered = mlflow.pyfunc.load_model("models:/seattle-lstm/1")
+    pd.testing.assert_frame_equal(registered.predict(history), loaded.predict(history))

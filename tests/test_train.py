@@ -14,7 +14,6 @@ from pipelines.config import RunConfig, load_config
 from pipelines.prepare import PrepareResult
 from pipelines.prepare import run as prepare_data
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 INPUT_WIDTH = 14
 HORIZON = 7
 TINY = {
@@ -52,26 +51,10 @@ def trained(prepared: PrepareResult) -> train.TrainResult:
 
 
 @pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
-    """A SQLite store in tmp_path, with the experiment's artifacts there too (not ./mlruns)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(None)  # read the variable again, whatever an earlier test set
-    client = MlflowClient()
-    client.create_experiment("tiny", artifact_location=(tmp_path / "artifacts").as_uri())
-    yield client
-    if mlflow.active_run() is not None:
-        mlflow.end_run()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def repository_stays_clean() -> None:
-    """No test may leave a store or artifacts in the checkout."""
-    before = {name: (REPOSITORY / name).exists() for name in ("mlruns", "mlflow.db")}
-    yield
-    after = {name: (REPOSITORY / name).exists() for name in ("mlruns", "mlflow.db")}
-    assert after == before, f"tests wrote into {REPOSITORY}: {after}"
+def tracking(tracking_store: MlflowClient, tmp_path: Path) -> MlflowClient:
+    """The shared store, with this module's experiment keeping artifacts in tmp_path."""
+    tracking_store.create_experiment("tiny", artifact_location=(tmp_path / "artifacts").as_uri())
+    return tracking_store
 
 
 def test_last_baseline_matches_numpy(trained: train.TrainResult) -> None:
