@@ -19,10 +19,8 @@ Decisions:
     - Children do not register their models: only the best child by `train.SELECTION_METRIC`
       (validation, lower is better; ties keep the earlier model) gets a version, and the
       `champion` alias moves by `train.update_champion`'s rule. Test metrics never choose.
-    - `train.log_training_run` registers whenever `tracking.registered_model_name` is set, and
-      the config rejects None there; children therefore log with a copy whose name is cleared
-      past validation (`_unregistered`). Their `tracking.registered_model_name` param reads
-      `none`; the parent's params hold the real name.
+    - Children log with `register=False`; the best one is registered afterwards through
+      `train.register_and_promote`, the same path a `train` run takes.
 """
 
 from __future__ import annotations
@@ -50,8 +48,8 @@ from pipelines.train import (
     log_training_run,
     metric_values,
     model_family,
+    register_and_promote,
     train_model,
-    update_champion,
 )
 from pipelines.validate import DataValidationError
 
@@ -211,17 +209,6 @@ def model_configs(config: RunConfig) -> dict[str, RunConfig]:
     }
 
 
-def _unregistered(config: RunConfig) -> RunConfig:
-    """`config` with no registered model name, so `log_training_run` registers nothing.
-
-    `TrackingConfig` rejects None, so the copy is changed past its validation; this is the
-    one place that does it (see the module's Decisions).
-    """
-    tracking = dataclasses.replace(config.tracking)
-    object.__setattr__(tracking, "registered_model_name", None)
-    return dataclasses.replace(config, tracking=tracking)
-
-
 # --------------------------------------------------------------------------------------------
 # The comparison
 
@@ -285,7 +272,7 @@ def _run_child(name: str, config: RunConfig, prepared: PrepareResult) -> ModelOu
     try:
         with train.error_tagged():
             result = train_model(config, prepared)
-            log_training_run(result, _unregistered(config))
+            logged = log_training_run(result, config, register=False)
     except KeyboardInterrupt:
         mlflow.end_run(KILLED)
         raise
@@ -296,9 +283,7 @@ def _run_child(name: str, config: RunConfig, prepared: PrepareResult) -> ModelOu
         outcome.error = f"{type(error).__name__}: {error}"
         mlflow.end_run(FAILED)
         return outcome
-    logged = mlflow.last_logged_model()
-    if logged is not None and logged.source_run_id == outcome.run_id:
-        outcome.model_uri = logged.model_uri
+    outcome.model_uri = logged.model_uri
     mlflow.end_run(FINISHED)
     overall, _ = metric_values(result)
     outcome.metrics = {key: overall[key] for key in SUMMARY_METRICS if key in overall}
@@ -342,20 +327,18 @@ def _best(outcomes: Sequence[ModelOutcome]) -> ModelOutcome | None:
 
 def _register_best(result: ComparisonResult, registered_model_name: str) -> None:
     """Registers the best child's model and moves the champion alias by train's rule."""
-    import mlflow
-
     best = _best(result.outcomes)
     if best is None:
         return
     result.best_model = best.name
     # The logged model's own URI: MLflow 3 keeps models outside the run's artifacts.
     model_uri = best.model_uri or f"runs:/{best.run_id}/{MODEL_ARTIFACT}"
-    version = mlflow.register_model(model_uri, registered_model_name)
-    result.registered_version = str(version.version)
-    result.promoted = update_champion(
-        registered_model_name, result.registered_version, best.metrics[SELECTION_METRIC]
+    result.registered_version, result.promoted = register_and_promote(
+        model_uri,
+        registered_model_name,
+        run_id=best.run_id,
+        validation_mae=best.metrics[SELECTION_METRIC],
     )
-    mlflow.MlflowClient().set_tag(best.run_id, "champion", "true" if result.promoted else "false")
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.metadata
 import math
 import os
@@ -86,11 +87,13 @@ __all__ = [
     "SELECTION_METRIC",
     "Evaluation",
     "ForecastSample",
+    "LoggedRun",
     "TrainResult",
     "log_training_run",
     "main",
     "metric_values",
     "model_family",
+    "register_and_promote",
     "train_model",
     "update_champion",
 ]
@@ -543,18 +546,38 @@ def metric_values(result: TrainResult) -> tuple[dict[str, float], dict[str, np.n
     return overall, by_step
 
 
-def log_training_run(result: TrainResult, config: RunConfig) -> str:
-    """Logs one training result to the active MLflow run and registers the model.
+@dataclass(frozen=True)
+class LoggedRun:
+    """Where `log_training_run` put a result.
 
-    The new model version becomes the `champion` of `config.tracking.registered_model_name`
-    when its `val_mae` beats the current champion's (or there is none).
+    Attributes:
+        run_id: the run the result was logged to.
+        model_uri: the logged model (`models:/<model id>`), loadable with `mlflow.pyfunc`.
+        registered_version: the new version of the registered model, None when not registered.
+        promoted: whether `registered_version` became the champion.
+    """
+
+    run_id: str
+    model_uri: str
+    registered_version: str | None = None
+    promoted: bool = False
+
+
+def log_training_run(result: TrainResult, config: RunConfig, *, register: bool = True) -> LoggedRun:
+    """Logs one training result to the active MLflow run and, by default, registers the model.
+
+    A registered version becomes the `champion` of `config.tracking.registered_model_name`
+    when its `val_mae` beats the current champion's (or there is none); see
+    `register_and_promote`.
 
     Args:
         result: what `train_model` returned.
         config: the configuration it was trained with.
+        register: False logs the model without registering it (a comparison registers only
+            its best child).
 
     Returns:
-        The run id.
+        The run, the logged model and, when registered, its version and whether it was promoted.
     """
     import mlflow
 
@@ -566,17 +589,41 @@ def log_training_run(result: TrainResult, config: RunConfig) -> str:
     _log_metrics(run_id, result)
     _log_dataset(result)
     _log_plots(result)
-    summary = result.prepared.summary
-    model_info = _log_model(result, config, summary["frequency"])
-    version = model_info.registered_model_version
-    if version is not None:
-        promoted = update_champion(
-            config.tracking.registered_model_name,
-            str(version),
-            result.evaluations["validation"].overall["mae"],
-        )
-        mlflow.set_tag("champion", "true" if promoted else "false")
-    return run_id
+    model_info = _log_model(result, result.prepared.summary["frequency"])
+    logged = LoggedRun(run_id=run_id, model_uri=model_info.model_uri)
+    if not register:
+        return logged
+    version, promoted = register_and_promote(
+        model_info.model_uri,
+        config.tracking.registered_model_name,
+        run_id=run_id,
+        validation_mae=result.evaluations["validation"].overall["mae"],
+    )
+    return dataclasses.replace(logged, registered_version=version, promoted=promoted)
+
+
+def register_and_promote(
+    model_uri: str, registered_model_name: str, *, run_id: str, validation_mae: float
+) -> tuple[str, bool]:
+    """Registers a logged model as a new version and moves `champion` if it is better.
+
+    The run that trained the model gets the tag `champion` = "true" or "false".
+
+    Args:
+        model_uri: the logged model (`models:/<model id>` or `runs:/<run id>/<name>`).
+        registered_model_name: the registered model (created when missing).
+        run_id: the run that logged the model.
+        validation_mae: the model's `SELECTION_METRIC` (validation, scaled units).
+
+    Returns:
+        The new version and whether it became the champion (`update_champion`'s rule).
+    """
+    import mlflow
+
+    version = str(mlflow.register_model(model_uri, registered_model_name).version)
+    promoted = update_champion(registered_model_name, version, validation_mae)
+    mlflow.MlflowClient().set_tag(run_id, "champion", "true" if promoted else "false")
+    return version, promoted
 
 
 def _log_params(result: TrainResult, config: RunConfig) -> None:
@@ -763,7 +810,7 @@ def _horizon_error_figure(result: TrainResult) -> Any:
     return figure
 
 
-def _log_model(result: TrainResult, config: RunConfig, frequency: str) -> Any:
+def _log_model(result: TrainResult, frequency: str) -> Any:
     from pipelines.pyfunc import log_forecast_model
 
     prepared = result.prepared
@@ -774,7 +821,6 @@ def _log_model(result: TrainResult, config: RunConfig, frequency: str) -> Any:
         frequency=frequency,
         model_name=result.model_name,
         input_example=prepared.frame,
-        registered_model_name=config.tracking.registered_model_name,
     )
 
 
@@ -940,7 +986,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tracked_run(config):
             result = train_model(config, prepared)
-            run_id = log_training_run(result, config)
+            run_id = log_training_run(result, config).run_id
     except Exception as error:
         traceback.print_exc()
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)

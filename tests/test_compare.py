@@ -154,3 +154,45 @@ def test_ctrl_c_marks_the_child_and_the_parent_killed(
     assert parent.info.status == "KILLED"
     assert set(children) == {"dense"}  # nothing runs after the interrupt
     assert children["dense"].info.status == "KILLED"
+
+
+def ramp_then_alternating_csv(rows: int = 200) -> str:
+    """A daily series on which validation favours `last` and test favours `repeat`.
+
+    Rows 0-139 (train and validation, split 0.6,0.1,0.3) climb by 0.01 a day, so repeating the
+    last value is nearly exact and repeating the last two days is twice as far off. The test
+    rows alternate 0, 10, 0, 10, a season of 2 (the horizon) that `repeat` forecasts exactly
+    and `last` misses by 10 on every other step.
+    """
+    lines = ["date,value"]
+    for day in range(rows):
+        value = 1 + 0.01 * day if day < 140 else 10.0 * (day % 2)
+        lines.append(f"{pd.Timestamp('2020-01-01') + pd.Timedelta(days=day):%Y-%m-%d},{value}")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_champion_is_chosen_on_validation_when_test_disagrees(
+    tracking: MlflowClient, write_csv
+) -> None:
+    source = write_csv(ramp_then_alternating_csv(), "crafted.csv")
+    arguments = [
+        f"--source={source}",
+        "--set=data.dataset=none",
+        "--set=data.timestamp_column=date",
+        "--targets=value",
+        "--input-width=4",
+        "--horizon=2",
+        "--split=0.6,0.1,0.3",
+        "--models=repeat,last",
+        f"--experiment-name={EXPERIMENT}",
+        f"--registered-model-name={REGISTERED}",
+    ]
+    assert compare.main(arguments) == 0
+    parent, children = parent_and_children(tracking)
+    last, repeat = children["last"].data.metrics, children["repeat"].data.metrics
+    # The crafted disagreement: test prefers `repeat`, validation prefers `last`.
+    assert repeat["test_mae"] < last["test_mae"]
+    assert last["val_mae"] < repeat["val_mae"]
+    assert parent.data.tags["best_model"] == "last"
+    champion = tracking.get_model_version_by_alias(REGISTERED, "champion")
+    assert champion.run_id == children["last"].info.run_id
