@@ -57,10 +57,13 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "ComparisonResult",
     "ModelOutcome",
+    "build_parser",
     "compare_models",
     "main",
     "model_configs",
+    "read_config",
     "summary_table",
+    "summary_text",
     "variant",
 ]
 
@@ -427,7 +430,7 @@ def _log_chart(table: pd.DataFrame) -> None:
         plt.close(figure)
 
 
-def _summary_text(result: ComparisonResult) -> str:
+def summary_text(result: ComparisonResult) -> str:
     columns = ["model", "family", "status", "val_mae", "test_mae", "test_mae_original"]
     lines = [markdown_table(result.table()[columns]).rstrip()]
     if result.best_model is not None:
@@ -444,7 +447,7 @@ def _summary_text(result: ComparisonResult) -> str:
 # Command line
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """Train's parser (same flat options) plus `--models`."""
     parser = train.build_parser()
     parser.prog = "python -m pipelines.compare"
@@ -456,7 +459,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_config(arguments: argparse.Namespace) -> RunConfig:
+def read_config(arguments: argparse.Namespace) -> RunConfig:
     # Prepended so that an explicit `--set model.models=...` still wins, as --set does in train.
     if arguments.models is not None and arguments.models.strip():
         arguments.assignments = [f"model.models={arguments.models}", *arguments.assignments]
@@ -475,9 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Raises:
         KeyboardInterrupt: after marking the runs KILLED (the shell sees status 130).
     """
-    arguments = _parser().parse_args(argv)
+    arguments = build_parser().parse_args(argv)
     try:
-        config = _read_config(arguments)
+        config = read_config(arguments)
         configs = model_configs(config)
         prepared = prepare_data(config.data.to_prepare_config())
     except (ConfigError, DataValidationError) as error:
@@ -489,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
-    print(_summary_text(result))
+    print(summary_text(result))
     if result.failed:
         print(f"error: {len(result.failed)} model(s) failed", file=sys.stderr)
         return EXIT_FAILED

@@ -16,6 +16,7 @@ and one `error: ...` line on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -40,12 +41,15 @@ from pipelines.validate import (
     SERIES_COLUMN,
     TIMESTAMP_COLUMN,
     DataValidationError,
+    SourceTable,
+    TableSchema,
     ValidationReport,
     drop_short_segments,
     epoch_nanoseconds,
     require_positive,
     validate_table,
 )
+from pipelines.validate import _parse_timestamps as parse_source_timestamps
 from pipelines.windows import WindowSpec, window_starts
 
 PART_COLUMN = "part"
@@ -183,6 +187,106 @@ def run(config: PrepareConfig) -> PrepareResult:
     frame = frame.assign(**{PART_COLUMN: pd.Categorical.from_codes(parts, categories=PART_NAMES)})
     summary = _summary(entry, table.origin, frame, report, spec, split, starts, config)
     return PrepareResult(frame=frame, parts=parts, scaler=scaler, spec=spec, summary=summary)
+
+
+@dataclass
+class History:
+    """A validated frame with derived features, cut at `as_of`, not split (see `load_history`).
+
+    Attributes:
+        frame: `series_id`, `segment`, `timestamp` (UTC), value and feature columns; sorted;
+            every series kept, however short.
+        feature_columns: value columns then derived features, as `run` names them.
+        report: what validation repaired.
+        as_of: the cut: no row after it was read, validated or filled.
+        first_timestamp: the earliest timestamp in the source (before the cut).
+        last_timestamp: the latest timestamp in the source (before the cut).
+        origin: where the rows came from.
+        dataset: the catalog entry's name (or the file's name for a plain source).
+    """
+
+    frame: pd.DataFrame
+    feature_columns: list[str]
+    report: ValidationReport
+    as_of: pd.Timestamp
+    first_timestamp: pd.Timestamp
+    last_timestamp: pd.Timestamp
+    origin: str
+    dataset: str
+
+
+def load_history(config: PrepareConfig, as_of: pd.Timestamp | None = None) -> History:
+    """Source -> validate -> features, as `run` does, but without split or dropped series.
+
+    Rows after `as_of` are removed from the source table before validation, so gap filling,
+    frequency inference and features never see them (no look-ahead).
+
+    Args:
+        config: the data settings (window, split and scaler settings are ignored).
+        as_of: the last time to use (UTC); None uses the latest timestamp of the source.
+
+    Returns:
+        The history up to `as_of`.
+
+    Raises:
+        DataValidationError: unreadable or invalid data, or `as_of` before the first row.
+    """
+    entry = resolve_entry(config)
+    schema = entry.schema(
+        timestamp_column=config.timestamp_column,
+        timestamp_format=config.timestamp_format,
+        series_column=config.series_column,
+        value_columns=config.value_columns,
+        targets=config.targets,
+        frequency=config.frequency,
+    )
+    policy = entry.policy(
+        sentinels=config.sentinels,
+        max_gap=config.max_gap,
+        fill_method=config.fill_method,
+        duplicates=config.duplicates,
+    )
+    table = load_source(entry, config.source, parameters=config.source_parameters)
+    table, first, last = _rows_until(table, schema, as_of)
+    cut = last if as_of is None else as_of
+    validated = validate_table(table, schema, policy)
+    frame, feature_columns = _add_features(
+        validated.frame, list(validated.value_columns), entry, config, validated.report
+    )
+    return History(
+        frame=frame,
+        feature_columns=feature_columns,
+        report=validated.report,
+        as_of=cut,
+        first_timestamp=first,
+        last_timestamp=last,
+        origin=table.origin,
+        dataset=entry.name,
+    )
+
+
+def _rows_until(
+    table: SourceTable, schema: TableSchema, as_of: pd.Timestamp | None
+) -> tuple[SourceTable, pd.Timestamp, pd.Timestamp]:
+    """The table without rows after `as_of`, and the source's first and last timestamps."""
+    frame = table.frame
+    # Blank rows have no timestamp; validation drops (and counts) them, so they stay.
+    blank = frame.isna().all(axis=1).to_numpy()
+    if frame.shape[1] == 0 or blank.all():
+        return table, pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    stamped = dataclasses.replace(table, frame=frame.loc[~blank])
+    times = parse_source_timestamps(stamped, schema)
+    first, last = times.min(), times.max()
+    if as_of is None:
+        return table, first, last
+    if as_of < first:
+        raise DataValidationError(
+            f"{table.origin}: as_of {as_of.isoformat()} is before the data, which starts at "
+            f"{first.isoformat()}"
+        )
+    keep = np.ones(len(frame), dtype=bool)
+    keep[~blank] = (times <= as_of).to_numpy()
+    return dataclasses.replace(table, frame=frame.loc[keep]), first, last
 
 
 @dataclass
@@ -351,6 +455,31 @@ def write_outputs(result: PrepareResult, output: Path) -> None:
         raise
 
 
+def read_outputs(folder: Path) -> PrepareResult:
+    """Reads what `write_outputs` wrote back into a `PrepareResult` (the inverse round trip).
+
+    Raises:
+        DataValidationError: `folder` is not a complete prepare output.
+    """
+    missing = [name for name in OUTPUT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise DataValidationError(f"{folder}: not a prepare output (missing {', '.join(missing)})")
+    frame = pd.read_parquet(folder / "frame.parquet")
+    parts = pd.Categorical(frame[PART_COLUMN], categories=PART_NAMES).codes.astype("int8")
+    if (parts < 0).any():
+        raise DataValidationError(f"{folder / 'frame.parquet'}: column {PART_COLUMN!r} is damaged")
+    frame[PART_COLUMN] = pd.Categorical.from_codes(parts, categories=PART_NAMES)
+    spec = WindowSpec.from_dict(json.loads((folder / "window_spec.json").read_text()))
+    summary = json.loads((folder / "summary.json").read_text())
+    return PrepareResult(
+        frame=frame,
+        parts=parts,
+        scaler=FittedScaler.load(folder / "scaler.json"),
+        spec=spec,
+        summary=summary,
+    )
+
+
 def _replace_directory(staging: Path, output: Path) -> None:
     if not output.exists():
         os.replace(staging, output)
@@ -424,6 +553,16 @@ def _columns(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _integer(text: str) -> int | None:
+    """An integer option; "" (an MLproject parameter left empty) means not given."""
+    if not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from error
+
+
 def _numbers(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in _columns(text))
@@ -467,7 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cleaning = parser.add_argument_group("cleaning")
     cleaning.add_argument("--sentinels", type=_numbers, help="values meaning 'missing', e.g. -9999")
-    cleaning.add_argument("--max-gap", type=int, help="longest gap (steps) filled; longer split")
+    cleaning.add_argument(
+        "--max-gap", type=_integer, help="longest gap (steps) filled; longer split"
+    )
     cleaning.add_argument("--fill-method", choices=["time", "ffill"])
     cleaning.add_argument(
         "--duplicates",
@@ -475,9 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="conflicting rows with one timestamp",
     )
     windows = parser.add_argument_group("windows and split")
-    windows.add_argument("--input-width", type=int)
-    windows.add_argument("--horizon", type=int)
-    windows.add_argument("--stride", type=int, default=1)
+    windows.add_argument("--input-width", type=_integer)
+    windows.add_argument("--horizon", type=_integer)
+    windows.add_argument("--stride", type=_integer, default=1)
     windows.add_argument(
         "--split",
         default="0.7,0.1,0.2",
@@ -498,6 +639,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", help="folder for the prepared files (default data/processed/NAME)"
     )
     output.add_argument("--summary-json", help="also write the summary to this JSON file")
+    output.add_argument(
+        "--log-run",
+        action="store_true",
+        help="also log the prepared data as an MLflow prepare run, which `main` reuses when its "
+        "inputs are the same (MLFLOW_TRACKING_URI; inside `mlflow run`, that run)",
+    )
     return parser
 
 
@@ -545,7 +692,13 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the prepare command line; returns the exit status (0, or 2 on bad input)."""
-    config = config_from_arguments(build_parser().parse_args(argv))
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    for name, value in vars(arguments).items():
+        if value in ("", ()) or value is None:
+            # Empty MLproject parameters mean "not given": the option's default applies.
+            setattr(arguments, name, parser.get_default(name))
+    config = config_from_arguments(arguments)
     try:
         if config.output:
             check_output_folder(Path(config.output).resolve())
@@ -569,6 +722,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     print(format_summary(result.summary))
     print(f"output       {output}")
+    if arguments.log_run:
+        from pipelines.lineage import record_prepare_run
+
+        print(f"prepare run  {record_prepare_run(result, config)}")
     return 0
 
 

@@ -46,12 +46,11 @@ import contextlib
 import dataclasses
 import importlib.metadata
 import math
-import os
 import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +59,13 @@ import numpy as np
 
 from models import zoo
 from pipelines import metrics as metric_functions
+from pipelines import tracking
 from pipelines.config import (
     FLAT_PARAMETERS,
     MAX_PARAM_LENGTH,
     ConfigError,
     RunConfig,
+    TrackingConfig,
     dump_yaml,
     flatten,
     load_config,
@@ -111,7 +112,7 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 SAMPLE_WINDOWS = 4
 """Test windows kept for the forecast-vs-actual plot."""
-ERROR_TAG_LENGTH = 5000
+ERROR_TAG_LENGTH = tracking.ERROR_TAG_LENGTH
 _METRICS_PER_BATCH = 1000
 
 
@@ -908,46 +909,17 @@ def read_config(arguments: argparse.Namespace) -> RunConfig:
     return load_config(arguments.config or None, overrides)
 
 
-@contextlib.contextmanager
-def tracked_run(config: RunConfig) -> Iterator[Any]:
-    """The run to log to: the caller's active run, the one `mlflow run` started, or a new one.
-
-    A failure is tagged `error` on the run; a run started here then ends FAILED (KILLED on
-    Ctrl-C). A run owned by the caller is left for the caller to end.
-    """
-    import mlflow
-
-    active = mlflow.active_run()
-    if active is not None:
-        with error_tagged():
-            yield active
-        return
-    if not os.environ.get("MLFLOW_RUN_ID"):
-        # Inside `mlflow run` the experiment is already chosen; setting it again fails.
-        mlflow.set_experiment(config.tracking.experiment_name)
-    run = mlflow.start_run(run_name=config.tracking.run_name)
-    try:
-        with error_tagged():
-            yield run
-    except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run("FINISHED")
+def tracked_run(config: RunConfig) -> contextlib.AbstractContextManager[Any]:
+    """The run to log to: the caller's, the one `mlflow run` started, or a new one in
+    `config.tracking.experiment_name` (see `pipelines.tracking.tracked_run`)."""
+    return tracking.tracked_run(
+        config.tracking.experiment_name,
+        default_experiment=TrackingConfig().experiment_name,
+        run_name=config.tracking.run_name,
+    )
 
 
-@contextlib.contextmanager
-def error_tagged() -> Iterator[None]:
-    import mlflow
-
-    try:
-        yield
-    except Exception as error:
-        with contextlib.suppress(Exception):  # never hide the real error behind a logging one
-            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:ERROR_TAG_LENGTH])
-        raise
+error_tagged = tracking.error_tagged
 
 
 def _summary_line(result: TrainResult, run_id: str) -> str:

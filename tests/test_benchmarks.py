@@ -58,3 +58,26 @@ def test_peephole_quick_reports_both_cases():
     )
     assert any(line.startswith("24 steps:") for line in lines)
     assert any(line.startswith("144 steps:") for line in lines)
+
+
+@pytest.mark.shared_data
+def test_batch_forecast_quick_compares_vectorised_and_loop(shared_datasets):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/batch_forecast.py",
+            "--quick",
+            "--source",
+            str(shared_datasets / "all_stocks_5yr.csv.gz"),
+        ],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["benchmark"] == "batch_forecast" and figures["quick"] is True
+    assert figures["series"] == 20 and figures["horizon"] > 0 and figures["input_width"] > 0
+    for key in ("series_per_s", "loop_series_per_s", "speedup_vs_loop", "predict_ms", "keras_ms"):
+        assert figures[key] > 0

@@ -172,7 +172,7 @@ def test_bad_option_value_is_one_error_line():
     result = run_module("--input-width", "many")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: argument --input-width: invalid int value: 'many' "
+        "error: argument --input-width: expected an integer, got 'many' "
         "(see python -m pipelines.prepare --help)"
     ]
 
