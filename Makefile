@@ -15,8 +15,10 @@ $(STAMP): requirements.txt
 	$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(STAMP)
 
+# `mlflow run .` inside the pinned venv: prepare, compare, register the best, forecast.
+# Runs go to MLFLOW_TRACKING_URI, else ./mlflow.db (see README, "Tracking").
 run: $(STAMP)
-	$(VENV_PYTHON) -m pipelines.prepare
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mlflow run . --env-manager local
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
@@ -32,6 +34,7 @@ format: $(STAMP)
 benchmarks: $(STAMP)
 	$(VENV_PYTHON) benchmarks/windowing.py
 	$(VENV_PYTHON) benchmarks/peephole.py
+	$(VENV_PYTHON) benchmarks/batch_forecast.py
 
 # Re-resolve requirements.in into the fully pinned requirements.txt.
 lock:
