@@ -683,6 +683,14 @@ def _arrow_array(values: pd.Series, kind: Any) -> Any:
     return pa.array(values.astype(str).to_numpy(dtype=object), type=kind)
 
 
+def _give_default_mode(path: Path) -> None:
+    """The mode a plain `mkdir`/`open` would give: temp files and folders are private (0600,
+    0700), and the published partition must be readable by whoever reads the output."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def _fsync_directory(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -727,6 +735,7 @@ def write_partition(
         temporary = Path(name)
         try:
             _write_parquet(frame, metadata, temporary)
+            _give_default_mode(temporary)
             os.replace(temporary, target)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -735,6 +744,7 @@ def write_partition(
         return "replaced", frame, metadata
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
     try:
+        _give_default_mode(staging)
         _write_parquet(frame, metadata, staging / FORECAST_FILE)
         _fsync_directory(staging)
         # A folder renamed onto a missing (or empty) one appears whole, in one step.

@@ -56,7 +56,10 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID; deleting the variables here makes
+    # monkeypatch remove them again after the test, so no experiment leaks into the next one.
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
     mlflow.set_tracking_uri(None)  # read the variable again, whatever an earlier test set
     yield mlflow.MlflowClient()
     while mlflow.active_run() is not None:

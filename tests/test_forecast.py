@@ -273,6 +273,11 @@ def test_same_forecast_twice_is_byte_identical_and_a_logged_no_op(
     assert path.stat().st_ino == first_inode  # left as is, not rewritten
     outcomes = [run.data.params["outcome"] for run in forecast_runs(output)]
     assert outcomes == ["written", "unchanged"]
+    # Published with the modes of a plain mkdir/open, not the private ones of temp files.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.parent.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_another_selection_needs_replace_which_swaps_the_file(store: Store, tmp_path: Path, capsys):

@@ -102,7 +102,8 @@ def test_compare_on_weather_logs_a_parent_and_one_child_per_model(
         # `mlflow run --env-manager local` runs `python -m ...` from PATH: this interpreter.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    environment.pop("MLFLOW_RUN_ID", None)
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        environment.pop(name, None)
     command = [
         sys.executable,
         "-m",

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One scheduled forecast run: reads the settings, runs `python -m pipelines.forecast`, logs
+# timestamped lines and exits with the forecast's own code (0 ok, 3 partial, 2 bad input,
+# 1 failure, 75 locked), so cron and systemd see what happened. See deploy/README.md.
+#
+# Settings come from the environment, or from FORECAST_ENV_FILE (default deploy/forecast.env):
+#   MODEL_URI (required), DATASET or SOURCE (default: the training run's data), OUTPUT (default: data/forecasts, git-ignored),
+#   MLFLOW_TRACKING_URI, SERIES, AS_OF, LOCK_TIMEOUT, EXPERIMENT_NAME, PYTHON (default .venv).
+# Extra arguments are passed on to the forecast (e.g. `forecast.sh --as-of 2026-01-01` to backfill).
+set -euo pipefail
+
+install_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$install_dir"
+
+env_file="${FORECAST_ENV_FILE:-$install_dir/deploy/forecast.env}"
+if [[ -f $env_file ]]; then
+    # systemd has already read it (EnvironmentFile); cron has not. Plain KEY=value lines work
+    # in both.
+    set -a
+    # shellcheck source=/dev/null
+    source "$env_file"
+    set +a
+fi
+
+# Under systemd (JOURNAL_STREAM is set) a "<N>" prefix sets the journal priority, so
+# `journalctl -p warning` finds partial runs; cron's log file gets UTC timestamps instead.
+log() {
+    local priority=$1
+    shift
+    if [[ -n ${JOURNAL_STREAM:-} ]]; then
+        printf '<%d>%s\n' "$priority" "$*"
+    else
+        printf '%s lstm-forecast[%d]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*"
+    fi
+}
+
+meaning() {
+    case $1 in
+        0) echo "all series forecast" ;;
+        3) echo "partition written, some series skipped (listed above)" ;;
+        2) echo "bad input or settings, nothing written" ;;
+        75) echo "another run holds the lock, nothing written" ;;
+        *) echo "unexpected failure" ;;
+    esac
+}
+
+python="${PYTHON:-$install_dir/.venv/bin/python}"
+if [[ -z ${MODEL_URI:-} ]]; then
+    log 3 "error: set MODEL_URI (in $env_file or the environment)"
+    exit 2
+fi
+if [[ ! -x $python ]]; then
+    log 3 "error: no Python at $python; create the venv with 'make test' or set PYTHON"
+    exit 1
+fi
+
+arguments=(-m pipelines.forecast --model-uri "$MODEL_URI" --output "${OUTPUT:-$install_dir/data/forecasts}")
+# Without either, the forecast reads the data set the model was trained on (its run's config).
+if [[ -n ${SOURCE:-} ]]; then
+    arguments+=(--source "$SOURCE")
+elif [[ -n ${DATASET:-} ]]; then
+    arguments+=(--dataset "$DATASET")
+fi
+if [[ -n ${SERIES:-} ]]; then arguments+=(--series "$SERIES"); fi
+if [[ -n ${AS_OF:-} ]]; then arguments+=(--as-of "$AS_OF"); fi
+if [[ -n ${LOCK_TIMEOUT:-} ]]; then arguments+=(--lock-timeout "$LOCK_TIMEOUT"); fi
+if [[ -n ${EXPERIMENT_NAME:-} ]]; then arguments+=(--experiment-name "$EXPERIMENT_NAME"); fi
+arguments+=("$@")
+
+log 6 "start: model ${MODEL_URI}, output ${OUTPUT:-$install_dir/data/forecasts}, tracking ${MLFLOW_TRACKING_URI:-default}"
+started=$SECONDS
+status=0
+# Every line of the forecast's output is logged through `log`; with pipefail the pipeline's
+# status is the forecast's, and `|| status=$?` keeps `set -e` from ending the script first.
+"$python" "${arguments[@]}" 2>&1 | while IFS= read -r line; do log 6 "$line"; done || status=$?
+
+case $status in
+    0) priority=6 ;;
+    3 | 75) priority=4 ;;
+    *) priority=3 ;;
+esac
+log "$priority" "finished: exit $status ($(meaning "$status")) after $((SECONDS - started)) s"
+exit "$status"

@@ -1,0 +1,249 @@
+"""`mlflow models serve` on the registered champion: JSON history in, the forecast out.
+
+One server (a subprocess on a free loopback port) serves every test of this module; it starts in
+about 13 s on a 2-core machine (TensorFlow import and model load) and is stopped, with its whole
+process group, when the module ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.zoo import ModelShape, build_model
+from pipelines.pyfunc import log_forecast_model, to_model_input
+from pipelines.split import SplitSpec, assign_parts, fit_scaler
+from pipelines.windows import WindowSpec
+
+MODEL_NAME = "forecaster"
+MODEL_URI = f"models:/{MODEL_NAME}@champion"
+SPEC = WindowSpec(input_width=8, horizon=3, features=("level", "temperature"), targets=("level",))
+STARTUP_DEADLINE_S = 90.0
+REQUEST_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Server:
+    """A running scoring server and what it serves."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    model: mlflow.pyfunc.PyFuncModel
+    frame: pd.DataFrame
+
+
+def series_frame(series_ids: tuple[str, ...] = ("alpha", "beta", "gamma")) -> pd.DataFrame:
+    """Daily history of a few series whose levels differ by powers of ten."""
+    generator = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=60, freq="D")
+    frames = [
+        pd.DataFrame(
+            {
+                "series_id": series_id,
+                "timestamp": times,
+                "level": 10**index * (5 + np.sin(np.arange(60) / 3)) + generator.normal(0, 0.1, 60),
+                "temperature": generator.normal(15, 3, 60),
+            }
+        )
+        for index, series_id in enumerate(series_ids)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def register_champion(frame: pd.DataFrame, artifacts: Path) -> None:
+    """Logs an untrained LSTM with a per-series scaler and points the `champion` alias at it."""
+    scaler = fit_scaler(frame, assign_parts(frame, SplitSpec()), SPEC.features, per_series=True)
+    shape = ModelShape(
+        input_width=SPEC.input_width,
+        horizon=SPEC.horizon,
+        n_features=len(SPEC.features),
+        target_indices=(SPEC.features.index("level"),),
+    )
+    client = mlflow.MlflowClient()
+    experiment_id = client.create_experiment("serve-test", artifact_location=artifacts.as_uri())
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = log_forecast_model(
+            build_model("lstm", shape, units=4),
+            scaler,
+            SPEC,
+            frequency="D",
+            model_name="lstm",
+            input_example=frame,
+            registered_model_name=MODEL_NAME,
+        )
+    client.set_registered_model_alias(MODEL_NAME, "champion", info.registered_model_version)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Polls /ping until 200; fails early when the server dies, late at the deadline."""
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"no answer on {url}/ping in {STARTUP_DEADLINE_S} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stops the server's process group (the CLI execs uvicorn, which may fork workers)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The champion registered in a SQLite store under tmp, served on a free loopback port."""
+    root = tmp_path_factory.mktemp("serve")
+    tracking_uri = f"sqlite:///{root}/mlflow.db"
+    frame = series_frame()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        patch.delenv("MLFLOW_RUN_ID", raising=False)
+        mlflow.set_tracking_uri(None)  # read the variable again
+        register_champion(frame, root / "artifacts")
+        model = mlflow.pyfunc.load_model(MODEL_URI)
+    mlflow.set_tracking_uri(None)
+
+    port = free_port()
+    # `mlflow models serve` execs `uvicorn` by name, so the venv's bin must be on PATH.
+    environment = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    log = root / "server.log"
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", MODEL_URI]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so teardown stops all of it
+        )
+    try:
+        started = time.monotonic()
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url, process, log)
+        print(f"scoring server ready in {time.monotonic() - started:.1f} s")
+        yield Server(url, process, log, model, frame)
+    finally:
+        stop(process)
+
+
+def post(url: str, payload: Any) -> tuple[int, dict[str, Any]]:
+    """POSTs JSON to /invocations; returns the status and the decoded JSON answer."""
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def split_payload(history: pd.DataFrame) -> dict[str, Any]:
+    return {"dataframe_split": json.loads(history.to_json(orient="split", index=False))}
+
+
+def records_payload(history: pd.DataFrame) -> dict[str, Any]:
+    return {"dataframe_records": json.loads(history.to_json(orient="records"))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("payload", [split_payload, records_payload], ids=["split", "records"])
+def test_served_forecast_equals_pyfunc_predict(server: Server, payload: Any) -> None:
+    history = to_model_input(server.frame, SPEC.features, last_rows=12)
+    status, answer = post(server.url, payload(history))
+
+    assert status == 200, answer
+    served = pd.DataFrame(answer["predictions"])
+    expected = server.model.predict(history)
+    assert list(served.columns) == ["series_id", "timestamp", "step", "level"]
+    assert served["series_id"].tolist() == expected["series_id"].tolist()
+    assert served["step"].tolist() == expected["step"].tolist() == [1, 2, 3] * 3
+    served_times = pd.to_datetime(served["timestamp"], utc=True)
+    assert served_times.tolist() == expected["timestamp"].tolist()
+    assert served_times.iloc[0] == pd.Timestamp("2024-03-01", tz="UTC")  # day after history
+    np.testing.assert_allclose(served["level"], expected["level"], rtol=0, atol=1e-6)
+    # Each series is put back in its own units by the per-series scaler.
+    means = served.groupby("series_id")["level"].mean()
+    assert means["alpha"] < 10 < means["beta"] < 100 < means["gamma"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda h: h.drop(columns="temperature"), ["'temperature' not found"]),
+        (lambda h: h.groupby("series_id").tail(3), ["history too short", "needs the last 8"]),
+        (lambda h: h.assign(series_id="atlantis"), ["'atlantis'", "unknown"]),
+    ],
+    ids=["missing-column", "too-short", "unknown-series"],
+)
+def test_bad_history_gets_a_json_error_naming_the_problem(
+    server: Server, change: Any, named: list[str]
+) -> None:
+    history = to_model_input(server.frame, SPEC.features, last_rows=12)
+    status, answer = post(server.url, split_payload(change(history)))
+
+    assert status == 400
+    assert answer["error_code"] == "BAD_REQUEST"
+    # MLflow's `message` is generic; the model's own DataValidationError is in `stack_trace`.
+    assert "DataValidationError" in answer["stack_trace"]
+    for text in named:
+        assert text in answer["stack_trace"]
+
+
+@pytest.mark.slow
+def test_server_keeps_serving_after_an_error(server: Server) -> None:
+    history = to_model_input(server.frame, SPEC.features, last_rows=SPEC.input_width)
+    status, answer = post(server.url, {"dataframe_split": {"columns": ["x"], "data": [[1]]}})
+    assert status == 400
+    assert "'timestamp' not found" in answer["stack_trace"]
+    status, answer = post(server.url, split_payload(history))
+    assert status == 200
+    assert len(answer["predictions"]) == 3 * SPEC.horizon
+    assert server.process.poll() is None

@@ -1,0 +1,220 @@
+"""Forecasts on a local Spark session equal the single-process forecast of the same model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.zoo import ModelShape, build_model
+from pipelines.pyfunc import log_forecast_model, save_forecast_model, to_model_input
+from pipelines.split import FittedScaler, SplitSpec, assign_parts, fit_scaler
+from pipelines.validate import DataValidationError
+from pipelines.windows import WindowSpec
+
+pyspark_sql = pytest.importorskip("pyspark.sql")
+
+pytestmark = [
+    pytest.mark.slow,
+    # PySpark 4.3 warns that it does not "fully" support pandas 3; the grouped-map path used
+    # here is checked number by number below.
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),  # PySpark on pandas 3
+]
+
+SPEC = WindowSpec(input_width=8, horizon=3, features=("level", "temperature"), targets=("level",))
+SERIES = ("alpha", "beta", "gamma")
+
+
+def series_frame() -> pd.DataFrame:
+    """Daily history of three series whose levels differ by powers of ten."""
+    generator = np.random.default_rng(1)
+    times = pd.date_range("2024-01-01", periods=40, freq="D")
+    frames = [
+        pd.DataFrame(
+            {
+                "series_id": series_id,
+                "timestamp": times,
+                "level": 10**index * (5 + np.sin(np.arange(40) / 3)) + generator.normal(0, 0.1, 40),
+                "temperature": generator.normal(15, 3, 40),
+            }
+        )
+        for index, series_id in enumerate(SERIES)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def model_parts(frame: pd.DataFrame) -> tuple[object, FittedScaler]:
+    scaler = fit_scaler(frame, assign_parts(frame, SplitSpec()), SPEC.features, per_series=True)
+    shape = ModelShape(
+        input_width=SPEC.input_width,
+        horizon=SPEC.horizon,
+        n_features=len(SPEC.features),
+        target_indices=(SPEC.features.index("level"),),
+    )
+    return build_model("lstm", shape, units=4), scaler
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return series_frame()
+
+
+@pytest.fixture(scope="module")
+def model_path(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    keras_model, scaler = model_parts(frame)
+    path = tmp_path_factory.mktemp("spark-model") / "model"
+    save_forecast_model(
+        path, keras_model, scaler, SPEC, frequency="D", model_name="lstm", input_example=frame
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[pyspark_sql.SparkSession]:
+    """A small local[2] session in UTC; Java missing is a failure under CI=true, else a skip."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        message = "Spark needs Java 17 or newer (no `java` on PATH and no JAVA_HOME)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI must install a JDK")
+        pytest.skip(message)
+    with pytest.MonkeyPatch.context() as patch:
+        # Workers must run this interpreter (the venv), not whatever `python3` is on PATH;
+        # PySpark reads the variable when the context starts.
+        patch.setenv("PYSPARK_PYTHON", sys.executable)
+        session = (
+            pyspark_sql.SparkSession.builder.master("local[2]")
+            .appName("lstm-forecaster-tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        try:
+            yield session
+        finally:
+            session.stop()
+
+
+def expected_forecast(model_uri: str, frame: pd.DataFrame) -> pd.DataFrame:
+    history = to_model_input(frame, SPEC.features)
+    return mlflow.pyfunc.load_model(model_uri).predict(history)
+
+
+def assert_same_forecast(spark_forecast: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Row by row: ids, steps, UTC timestamps and the numbers."""
+    spark_forecast = spark_forecast.sort_values(["series_id", "step"], ignore_index=True)
+    assert list(spark_forecast.columns) == ["series_id", "timestamp", "step", "level"]
+    assert spark_forecast["series_id"].tolist() == expected["series_id"].tolist()
+    assert spark_forecast["step"].tolist() == expected["step"].tolist()
+    # The session is in UTC, so toPandas' naive timestamps are UTC wall times.
+    spark_times = pd.to_datetime(spark_forecast["timestamp"]).dt.tz_localize("UTC")
+    assert spark_times.tolist() == expected["timestamp"].tolist()
+    np.testing.assert_allclose(spark_forecast["level"], expected["level"], rtol=0, atol=1e-6)
+
+
+def test_spark_forecast_equals_single_process_forecast(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
+) -> None:
+    from pipelines.spark import forecast_spark
+
+    history = spark.createDataFrame(to_model_input(frame, SPEC.features))
+    # Two buckets for three series: at least one Python call forecasts several series at once.
+    result = forecast_spark(history, str(model_path), buckets=2).toPandas()
+
+    expected = expected_forecast(str(model_path), frame)
+    assert len(expected) == len(SERIES) * SPEC.horizon
+    assert_same_forecast(result, expected)
+    assert expected["timestamp"].iloc[0] == pd.Timestamp("2024-02-10", tz="UTC")
+
+
+def test_spark_timestamps_and_extra_columns_give_the_same_forecast(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
+) -> None:
+    from pyspark.sql import functions
+
+    from pipelines.spark import forecast_spark
+
+    text = spark.createDataFrame(to_model_input(frame, SPEC.features).assign(note="ignored"))
+    # A real timestamp column, as a Parquet table would have it.
+    history = text.withColumn("timestamp", functions.to_timestamp("timestamp"))
+    assert dict(history.dtypes)["timestamp"] == "timestamp"
+    result = forecast_spark(history, str(model_path)).toPandas()
+
+    assert_same_forecast(result, expected_forecast(str(model_path), frame))
+
+
+def test_registered_model_uri_works_and_schema_follows_the_signature(
+    spark: pyspark_sql.SparkSession,
+    frame: pd.DataFrame,
+    tmp_path: Path,
+    tracking_store: mlflow.MlflowClient,
+) -> None:
+    from pipelines.spark import forecast_spark
+
+    experiment_id = tracking_store.create_experiment(
+        "spark-test", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    keras_model, scaler = model_parts(frame)
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = log_forecast_model(
+            keras_model,
+            scaler,
+            SPEC,
+            frequency="D",
+            model_name="lstm",
+            input_example=frame,
+            registered_model_name="spark-forecaster",
+        )
+    tracking_store.set_registered_model_alias(
+        "spark-forecaster", "champion", info.registered_model_version
+    )
+    uri = "models:/spark-forecaster@champion"
+    history = spark.createDataFrame(to_model_input(frame, SPEC.features, last_rows=10))
+    forecast = forecast_spark(history, uri, buckets=1)
+
+    assert forecast.dtypes == [
+        ("series_id", "string"),
+        ("timestamp", "timestamp"),
+        ("step", "bigint"),
+        ("level", "double"),
+    ]
+    assert_same_forecast(forecast.toPandas(), expected_forecast(uri, frame))
+
+
+def test_missing_column_is_named_before_any_job_runs(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
+) -> None:
+    from pipelines.spark import forecast_spark
+
+    history = spark.createDataFrame(to_model_input(frame, SPEC.features).drop(columns="level"))
+    with pytest.raises(DataValidationError, match=r"columns \['level'\] not found"):
+        forecast_spark(history, str(model_path))
+
+
+def test_command_line_writes_parquet_and_exits_2_on_bad_input(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from pipelines.spark import main
+
+    history = to_model_input(frame, SPEC.features, last_rows=SPEC.input_width)
+    history.to_parquet(tmp_path / "history.parquet")
+    output = tmp_path / "forecast"
+    arguments = ["--model-uri", str(model_path), "--history", str(tmp_path / "history.parquet")]
+
+    assert main([*arguments, "--output", str(output)]) == 0
+    written = pd.read_parquet(output)
+    assert_same_forecast(written, expected_forecast(str(model_path), frame))
+    history.drop(columns="temperature").to_parquet(tmp_path / "history.parquet")
+    assert main([*arguments, "--output", str(tmp_path / "other")]) == 2
+    assert not (tmp_path / "other").exists()
+    assert spark.range(1).count() == 1  # the caller's session was not stopped
