@@ -40,6 +40,7 @@ from pipelines.validate import (
     SEGMENT_COLUMN,
     SERIES_COLUMN,
     TIMESTAMP_COLUMN,
+    CleaningPolicy,
     DataValidationError,
     SourceTable,
     TableSchema,
@@ -113,17 +114,10 @@ def resolve_entry(config: PrepareConfig) -> DatasetEntry:
     )
 
 
-def run(config: PrepareConfig) -> PrepareResult:
-    """Runs the pipeline in memory and returns the prepared frame, scaler, spec and summary."""
-    entry = resolve_entry(config)
-    input_width = require_positive(
-        "input_width", entry.input_width if config.input_width is None else config.input_width
-    )
-    horizon = require_positive(
-        "horizon", entry.horizon if config.horizon is None else config.horizon
-    )
-    require_positive("stride", config.stride)
-    split = SplitSpec.parse(config.split)
+def _schema_and_policy(
+    entry: DatasetEntry, config: PrepareConfig
+) -> tuple[TableSchema, CleaningPolicy]:
+    """The entry's reading schema and cleaning policy, with the config's replacements."""
     schema = entry.schema(
         timestamp_column=config.timestamp_column,
         timestamp_format=config.timestamp_format,
@@ -138,6 +132,21 @@ def run(config: PrepareConfig) -> PrepareResult:
         fill_method=config.fill_method,
         duplicates=config.duplicates,
     )
+    return schema, policy
+
+
+def run(config: PrepareConfig) -> PrepareResult:
+    """Runs the pipeline in memory and returns the prepared frame, scaler, spec and summary."""
+    entry = resolve_entry(config)
+    input_width = require_positive(
+        "input_width", entry.input_width if config.input_width is None else config.input_width
+    )
+    horizon = require_positive(
+        "horizon", entry.horizon if config.horizon is None else config.horizon
+    )
+    require_positive("stride", config.stride)
+    split = SplitSpec.parse(config.split)
+    schema, policy = _schema_and_policy(entry, config)
 
     table = load_source(entry, config.source, parameters=config.source_parameters)
 
@@ -232,20 +241,7 @@ def load_history(config: PrepareConfig, as_of: pd.Timestamp | None = None) -> Hi
         DataValidationError: unreadable or invalid data, or `as_of` before the first row.
     """
     entry = resolve_entry(config)
-    schema = entry.schema(
-        timestamp_column=config.timestamp_column,
-        timestamp_format=config.timestamp_format,
-        series_column=config.series_column,
-        value_columns=config.value_columns,
-        targets=config.targets,
-        frequency=config.frequency,
-    )
-    policy = entry.policy(
-        sentinels=config.sentinels,
-        max_gap=config.max_gap,
-        fill_method=config.fill_method,
-        duplicates=config.duplicates,
-    )
+    schema, policy = _schema_and_policy(entry, config)
     table = load_source(entry, config.source, parameters=config.source_parameters)
     table, first, last = _rows_until(table, schema, as_of)
     cut = last if as_of is None else as_of

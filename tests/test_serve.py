@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +29,7 @@ from models.zoo import ModelShape, build_model
 from pipelines.pyfunc import log_forecast_model, to_model_input
 from pipelines.split import SplitSpec, assign_parts, fit_scaler
 from pipelines.windows import WindowSpec
+from tests.loopback import free_port, stop, wait_until_ready
 
 MODEL_NAME = "forecaster"
 MODEL_URI = f"models:/{MODEL_NAME}@champion"
@@ -92,40 +91,6 @@ def register_champion(frame: pd.DataFrame, artifacts: Path) -> None:
     client.set_registered_model_alias(MODEL_NAME, "champion", info.registered_model_version)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Polls /ping until 200; fails early when the server dies, late at the deadline."""
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"no answer on {url}/ping in {STARTUP_DEADLINE_S} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops the server's process group (the CLI execs uvicorn, which may fork workers)."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The champion registered in a SQLite store under tmp, served on a free loopback port."""
@@ -163,7 +128,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         started = time.monotonic()
         url = f"http://127.0.0.1:{port}"
-        wait_until_ready(url, process, log)
+        wait_until_ready(f"{url}/ping", process, log, STARTUP_DEADLINE_S)
         print(f"scoring server ready in {time.monotonic() - started:.1f} s")
         yield Server(url, process, log, model, frame)
     finally:

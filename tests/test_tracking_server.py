@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +19,7 @@ from mlflow import MlflowClient
 
 from pipelines.config import DEFAULT_COMPARE_MODELS
 from pipelines.paths import REPOSITORY_ROOT
+from tests.loopback import free_port, stop, wait_until_ready
 
 SERVER_LIFETIME_SECONDS = 600
 SERVER_START_SECONDS = 90
@@ -32,34 +28,13 @@ EXPERIMENT = "weather-compare"
 REGISTERED = "weather-compare-model"
 
 
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"mlflow server exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"mlflow server not healthy after {SERVER_START_SECONDS} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of an `mlflow server` on 127.0.0.1 (store and artifacts in a temp folder)."""
     if shutil.which("timeout") is None:
         pytest.skip("coreutils `timeout` is needed to bound the server's life")
     folder = tmp_path_factory.mktemp("tracking-server")
-    port = free_loopback_port()
+    port = free_port()
     log = folder / "server.log"
     command = [
         "timeout",
@@ -81,16 +56,10 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, server, log)
+        wait_until_ready(f"{url}/health", server, log, SERVER_START_SECONDS)
         yield url
     finally:
-        # The server forks workers: stop the whole process group.
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
 
 
 def test_compare_on_weather_logs_a_parent_and_one_child_per_model(
