@@ -11,23 +11,23 @@ import pytest
 from pipelines.paths import REPOSITORY_ROOT
 
 
-@pytest.mark.shared_data
-def test_windowing_quick_reports_ratios(shared_datasets):
+def run_quick(script: str, *arguments: str) -> list[str]:
+    """Runs `benchmarks/<script> --quick`; returns its output lines (it must exit 0)."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/windowing.py",
-            "--quick",
-            "--source",
-            str(shared_datasets / "weather.csv.gz"),
-        ],
+        [sys.executable, f"benchmarks/{script}", "--quick", *arguments],
         cwd=REPOSITORY_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout.strip().splitlines()
+
+
+@pytest.mark.shared_data
+def test_windowing_quick_reports_ratios(shared_datasets):
+    lines = run_quick("windowing.py", "--source", str(shared_datasets / "weather.csv.gz"))
+    figures = json.loads(lines[-1])
     assert figures["quick"] is True and figures["windows"] == 3000
     for key in (
         "speedup_vs_keras",
@@ -39,15 +39,7 @@ def test_windowing_quick_reports_ratios(shared_datasets):
 
 
 def test_peephole_quick_reports_both_cases():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/peephole.py", "--quick"],
-        cwd=REPOSITORY_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.strip().splitlines()
+    lines = run_quick("peephole.py")
     figures = json.loads(lines[-1])
     assert figures["quick"] is True
     for key in ("train_ratio_vs_lstm", "predict_ratio_vs_lstm", "long_train_ratio_vs_lstm"):
@@ -62,21 +54,10 @@ def test_peephole_quick_reports_both_cases():
 
 @pytest.mark.shared_data
 def test_batch_forecast_quick_compares_vectorised_and_loop(shared_datasets):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/batch_forecast.py",
-            "--quick",
-            "--source",
-            str(shared_datasets / "all_stocks_5yr.csv.gz"),
-        ],
-        cwd=REPOSITORY_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    lines = run_quick(
+        "batch_forecast.py", "--source", str(shared_datasets / "all_stocks_5yr.csv.gz")
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = json.loads(lines[-1])
     assert figures["benchmark"] == "batch_forecast" and figures["quick"] is True
     assert figures["series"] == 20 and figures["horizon"] > 0 and figures["input_width"] > 0
     for key in ("series_per_s", "loop_series_per_s", "speedup_vs_loop", "predict_ms", "keras_ms"):

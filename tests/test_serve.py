@@ -25,15 +25,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.zoo import ModelShape, build_model
 from pipelines.pyfunc import log_forecast_model, to_model_input
-from pipelines.split import SplitSpec, assign_parts, fit_scaler
-from pipelines.windows import WindowSpec
 from tests.loopback import free_port, stop, wait_until_ready
+from tests.three_series import SPEC, series_frame, untrained_forecaster
 
 MODEL_NAME = "forecaster"
 MODEL_URI = f"models:/{MODEL_NAME}@champion"
-SPEC = WindowSpec(input_width=8, horizon=3, features=("level", "temperature"), targets=("level",))
 STARTUP_DEADLINE_S = 90.0
 REQUEST_TIMEOUT_S = 30.0
 
@@ -49,38 +46,14 @@ class Server:
     frame: pd.DataFrame
 
 
-def series_frame(series_ids: tuple[str, ...] = ("alpha", "beta", "gamma")) -> pd.DataFrame:
-    """Daily history of a few series whose levels differ by powers of ten."""
-    generator = np.random.default_rng(0)
-    times = pd.date_range("2024-01-01", periods=60, freq="D")
-    frames = [
-        pd.DataFrame(
-            {
-                "series_id": series_id,
-                "timestamp": times,
-                "level": 10**index * (5 + np.sin(np.arange(60) / 3)) + generator.normal(0, 0.1, 60),
-                "temperature": generator.normal(15, 3, 60),
-            }
-        )
-        for index, series_id in enumerate(series_ids)
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
 def register_champion(frame: pd.DataFrame, artifacts: Path) -> None:
     """Logs an untrained LSTM with a per-series scaler and points the `champion` alias at it."""
-    scaler = fit_scaler(frame, assign_parts(frame, SplitSpec()), SPEC.features, per_series=True)
-    shape = ModelShape(
-        input_width=SPEC.input_width,
-        horizon=SPEC.horizon,
-        n_features=len(SPEC.features),
-        target_indices=(SPEC.features.index("level"),),
-    )
+    keras_model, scaler = untrained_forecaster(frame)
     client = mlflow.MlflowClient()
     experiment_id = client.create_experiment("serve-test", artifact_location=artifacts.as_uri())
     with mlflow.start_run(experiment_id=experiment_id):
         info = log_forecast_model(
-            build_model("lstm", shape, units=4),
+            keras_model,
             scaler,
             SPEC,
             frequency="D",
@@ -96,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The champion registered in a SQLite store under tmp, served on a free loopback port."""
     root = tmp_path_factory.mktemp("serve")
     tracking_uri = f"sqlite:///{root}/mlflow.db"
-    frame = series_frame()
+    frame = series_frame(days=60, seed=0)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)

@@ -14,11 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.zoo import ModelShape, build_model
 from pipelines.pyfunc import log_forecast_model, save_forecast_model, to_model_input
-from pipelines.split import FittedScaler, SplitSpec, assign_parts, fit_scaler
 from pipelines.validate import DataValidationError
-from pipelines.windows import WindowSpec
+from tests.three_series import SERIES, SPEC, series_frame, untrained_forecaster
 
 pyspark_sql = pytest.importorskip("pyspark.sql")
 
@@ -30,47 +28,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),  # PySpark on pandas 3
 ]
 
-SPEC = WindowSpec(input_width=8, horizon=3, features=("level", "temperature"), targets=("level",))
-SERIES = ("alpha", "beta", "gamma")
-
-
-def series_frame() -> pd.DataFrame:
-    """Daily history of three series whose levels differ by powers of ten."""
-    generator = np.random.default_rng(1)
-    times = pd.date_range("2024-01-01", periods=40, freq="D")
-    frames = [
-        pd.DataFrame(
-            {
-                "series_id": series_id,
-                "timestamp": times,
-                "level": 10**index * (5 + np.sin(np.arange(40) / 3)) + generator.normal(0, 0.1, 40),
-                "temperature": generator.normal(15, 3, 40),
-            }
-        )
-        for index, series_id in enumerate(SERIES)
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def model_parts(frame: pd.DataFrame) -> tuple[object, FittedScaler]:
-    scaler = fit_scaler(frame, assign_parts(frame, SplitSpec()), SPEC.features, per_series=True)
-    shape = ModelShape(
-        input_width=SPEC.input_width,
-        horizon=SPEC.horizon,
-        n_features=len(SPEC.features),
-        target_indices=(SPEC.features.index("level"),),
-    )
-    return build_model("lstm", shape, units=4), scaler
-
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return series_frame()
+    return series_frame(days=40, seed=1)
 
 
 @pytest.fixture(scope="module")
 def model_path(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    keras_model, scaler = model_parts(frame)
+    keras_model, scaler = untrained_forecaster(frame)
     path = tmp_path_factory.mktemp("spark-model") / "model"
     save_forecast_model(
         path, keras_model, scaler, SPEC, frequency="D", model_name="lstm", input_example=frame
@@ -164,7 +130,7 @@ def test_registered_model_uri_works_and_schema_follows_the_signature(
     experiment_id = tracking_store.create_experiment(
         "spark-test", artifact_location=(tmp_path / "artifacts").as_uri()
     )
-    keras_model, scaler = model_parts(frame)
+    keras_model, scaler = untrained_forecaster(frame)
     with mlflow.start_run(experiment_id=experiment_id):
         info = log_forecast_model(
             keras_model,
