@@ -50,15 +50,11 @@ import pandas as pd
 import tensorflow as tf
 
 from models.zoo import ModelShape, build_model
-from pipelines.prepare import PrepareConfig, PrepareResult, run
-from pipelines.pyfunc import (
-    _forecast_frame,
-    _history_frame,
-    _last_windows,
-    save_forecast_model,
-    to_model_input,
-)
-from pipelines.validate import SERIES_COLUMN, TIMESTAMP_COLUMN
+from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
+from pipelines.data.history import check_history, last_windows, to_model_input
+from pipelines.data.prepare import PrepareResult, run
+from pipelines.data.settings import DataConfig
+from pipelines.serving.pyfunc import long_forecast_frame, save_forecast_model
 
 DATASET, INPUT_WIDTH, HORIZON, UNITS = "stocks-5yr", 30, 5, 16
 QUICK_SERIES = 20
@@ -66,9 +62,7 @@ QUICK_SERIES = 20
 
 def prepare(source: str | None) -> PrepareResult:
     """The prepared stocks-5yr frame, per-series scaler and window spec."""
-    return run(
-        PrepareConfig(dataset=DATASET, source=source, input_width=INPUT_WIDTH, horizon=HORIZON)
-    )
+    return run(DataConfig(dataset=DATASET, source=source, input_width=INPUT_WIDTH, horizon=HORIZON))
 
 
 def save_and_load(prepared: PrepareResult, folder: Path) -> mlflow.pyfunc.PyFuncModel:
@@ -141,10 +135,10 @@ def breakdown(
     state: dict[str, object] = {}
 
     def checks() -> None:
-        state["history"] = _history_frame(history, spec, model.metadata, scaler)
+        state["history"] = check_history(history, spec, model.metadata, scaler)
 
     def windows() -> None:
-        state["windows"] = _last_windows(state["history"], spec, frequency)
+        state["windows"] = last_windows(state["history"], spec, frequency)
 
     def scaling() -> None:
         rows = state["windows"]
@@ -161,7 +155,7 @@ def breakdown(
         series_ids = state["series_ids"]
         values = scaler.inverse_transform(state["forecasts"], series_ids, spec.targets)
         last_times = pd.DatetimeIndex(state["windows"][TIMESTAMP_COLUMN].array[width - 1 :: width])
-        state["frame"] = _forecast_frame(series_ids, last_times, values, spec, frequency)
+        state["frame"] = long_forecast_frame(series_ids, last_times, values, spec, frequency)
 
     steps = {
         "checks": checks,

@@ -34,8 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.prepare import PrepareConfig, run
-from pipelines.windows import WindowedData, WindowSpec, gather_windows
+from pipelines.data.prepare import run
+from pipelines.data.settings import DataConfig
+from pipelines.data.windows import WindowedData, WindowSpec, gather_windows
 
 INPUT_WIDTH, HORIZON, BATCH_SIZE = 144, 96, 256
 
@@ -43,9 +44,7 @@ INPUT_WIDTH, HORIZON, BATCH_SIZE = 144, 96, 256
 def load_weather(source: str | None) -> np.ndarray:
     """The cleaned Weather file, scaled on its training part: (rows, 21) float32."""
     result = run(
-        PrepareConfig(
-            dataset="weather-ltsf", source=source, input_width=INPUT_WIDTH, horizon=HORIZON
-        )
+        DataConfig(dataset="weather-ltsf", source=source, input_width=INPUT_WIDTH, horizon=HORIZON)
     )
     return result.scaler.transform(result.frame, result.spec.features)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One scheduled forecast run: reads the settings, runs `python -m pipelines.forecast`, logs
+# One scheduled forecast run: reads the settings, runs `python -m pipelines.cli.forecast`, logs
 # timestamped lines and exits with the forecast's own code (0 ok, 3 partial, 2 bad input,
 # 1 failure, 75 locked), so cron and systemd see what happened. See deploy/README.md.
 #
@@ -54,7 +54,7 @@ if [[ ! -x $python ]]; then
     exit 1
 fi
 
-arguments=(-m pipelines.forecast --model-uri "$MODEL_URI" --output "${OUTPUT:-$install_dir/data/forecasts}")
+arguments=(-m pipelines.cli.forecast --model-uri "$MODEL_URI" --forecast-output "${OUTPUT:-$install_dir/data/forecasts}")
 # Without either, the forecast reads the data set the model was trained on (its run's config).
 if [[ -n ${SOURCE:-} ]]; then
     arguments+=(--source "$SOURCE")
@@ -64,7 +64,7 @@ fi
 if [[ -n ${SERIES:-} ]]; then arguments+=(--series "$SERIES"); fi
 if [[ -n ${AS_OF:-} ]]; then arguments+=(--as-of "$AS_OF"); fi
 if [[ -n ${LOCK_TIMEOUT:-} ]]; then arguments+=(--lock-timeout "$LOCK_TIMEOUT"); fi
-if [[ -n ${EXPERIMENT_NAME:-} ]]; then arguments+=(--experiment-name "$EXPERIMENT_NAME"); fi
+if [[ -n ${EXPERIMENT_NAME:-} ]]; then arguments+=(--forecast-experiment-name "$EXPERIMENT_NAME"); fi
 arguments+=("$@")
 
 log 6 "start: model ${MODEL_URI}, output ${OUTPUT:-$install_dir/data/forecasts}, tracking ${MLFLOW_TRACKING_URI:-default}"

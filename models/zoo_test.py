@@ -488,3 +488,54 @@ def test_build_model_needs_a_model_shape() -> None:
 def test_compile_model_rejects_bad_learning_rate(learning_rate: object) -> None:
     with pytest.raises(ValueError, match="parameter learning_rate: expected a positive number"):
         compile_model(build_model("linear", SHAPES[0]), learning_rate=learning_rate)
+
+
+def test_explicit_builder_signatures_match_the_hyperparameter_table() -> None:
+    """A builder that names its keyword arguments takes exactly the table's hyper-parameters."""
+    import inspect
+
+    from models.hyperparameters import HYPERPARAMETERS
+    from models.zoo import BUILDERS
+
+    checked = 0
+    for name, builder in BUILDERS.items():
+        parameters = inspect.signature(builder).parameters
+        if any(item.kind is inspect.Parameter.VAR_KEYWORD for item in parameters.values()):
+            continue
+        assert list(parameters)[:2] == ["name", "shape"]
+        assert set(list(parameters)[2:]) == set(HYPERPARAMETERS[name]), name
+        checked += 1
+    assert checked == 3  # linear, dense, conv
+
+
+def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
+    """Changing any declared hyper-parameter from its default changes the built model."""
+    from models.hyperparameters import HYPERPARAMETERS
+
+    shape = ModelShape(input_width=8, horizon=4, n_features=2, target_indices=(0,))
+    changed = {
+        "units": 3,
+        "layers": 2,
+        "dropout": 0.25,
+        "recurrent_dropout": 0.25,
+        "normalization": "last",
+        "affine": False,
+        "lookback": 5,
+        "filters": 3,
+        "kernel_size": 2,
+        "season": 2,
+        "peepholes": ("forget",),
+        "coupled_input_forget": True,
+        "teacher_forcing": True,
+    }
+    for name, table in HYPERPARAMETERS.items():
+        base = {"normalization": "revin"} if "affine" in table else {}
+        default_config = json.dumps(
+            build_model(name, shape, **base).get_config(), sort_keys=True, default=str
+        )
+        for key in table:
+            hparams = {**base, key: changed[key]}
+            config = json.dumps(
+                build_model(name, shape, **hparams).get_config(), sort_keys=True, default=str
+            )
+            assert config != default_config, f"{name}: {key} does not reach the model"

@@ -1,13 +1,37 @@
-"""Shared fixtures: the real data sets beside the checkout, and small CSV writers."""
+"""Shared fixtures: the real data sets beside the checkout, small CSV writers, the daily CSV
+and the prepare arguments that read it, and an MLflow store in tmp_path."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipelines.paths import REPOSITORY_ROOT, SHARED_DATASETS_DIRECTORY
+
+
+def daily_csv(rows: int = 30, start: str = "2024-01-01", newline: str = "\n") -> str:
+    """A daily file outside the catalog: `date,temp,humidity`, temp rising by 0.5 a day."""
+    dates = pd.date_range(start, periods=rows, freq="D")
+    lines = ["date,temp,humidity"]
+    lines += [f"{d:%Y-%m-%d},{10 + i * 0.5:.1f},{50 + i}" for i, d in enumerate(dates)]
+    return newline.join(lines) + newline
+
+
+def daily_prepare_arguments(source: Path | str) -> list[str]:
+    """The options that read a `daily_csv` file as a data set outside the catalog."""
+    return [
+        "--dataset",
+        "none",
+        "--source",
+        str(source),
+        "--timestamp-column",
+        "date",
+        "--targets",
+        "temp",
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
-"""Test helper: runs `pipelines.forecast.main` but blocks at the partition's final rename.
+"""Test helper: runs `pipelines.cli.forecast.main` but blocks at the partition's final rename.
 
-Used by `tests/test_forecast.py` to SIGKILL a forecast after its file is fully staged and before
-it becomes visible. When the rename's destination is a partition (`as_of=...`) or a forecast
+Used by `tests/serving/test_batch.py` to SIGKILL a forecast after its file is fully staged and
+before it becomes visible. When the rename's destination is a partition (`as_of=...`) or a forecast
 file, the worker writes the staged path to the file named by `FORECAST_WORKER_SIGNAL` and
 sleeps until it is killed. Nothing in production code knows about this hook.
 """
@@ -27,6 +27,6 @@ def _blocking_replace(source: Any, destination: Any, *args: Any, **kwargs: Any) 
 
 if __name__ == "__main__":
     os.replace = _blocking_replace
-    from pipelines.forecast import main
+    from pipelines.cli.forecast import main
 
     sys.exit(main(sys.argv[1:]))

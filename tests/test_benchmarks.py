@@ -1,18 +1,44 @@
-"""Quick modes of the benchmarks keep working and keep their output contract (last line JSON)."""
+"""Quick modes of the benchmarks: their numbers agree with each other (the printed ratios are
+the ratios of the printed rates, the JSON line is the table), and their helpers compute known
+answers (the batch forecast's equality check compares values; the peephole ratios divide the
+right rates)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pipelines.paths import REPOSITORY_ROOT
 
 
-def run_quick(script: str, *arguments: str) -> list[str]:
-    """Runs `benchmarks/<script> --quick`; returns its output lines (it must exit 0)."""
+@dataclass(frozen=True)
+class QuickRun:
+    """What a `--quick` benchmark printed: its lines and its last line's JSON."""
+
+    lines: list[str]
+    figures: dict[str, Any]
+
+
+def run_quick(script: str, *arguments: str) -> QuickRun:
+    """Runs `benchmarks/<script> --quick` (it must exit 0) and parses its output.
+
+    Args:
+        script: the benchmark's file name.
+        arguments: more command-line arguments.
+
+    Returns:
+        The printed lines and the JSON of the last one.
+    """
     result = subprocess.run(
         [sys.executable, f"benchmarks/{script}", "--quick", *arguments],
         cwd=REPOSITORY_ROOT,
@@ -21,44 +47,302 @@ def run_quick(script: str, *arguments: str) -> list[str]:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
+    return QuickRun(lines=lines, figures=json.loads(lines[-1]))
+
+
+def load_benchmark(script: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Imports `benchmarks/<script>` as a module; its path and environment edits are undone.
+
+    Args:
+        script: the benchmark's file name.
+        monkeypatch: restores `sys.path` and `TF_CPP_MIN_LOG_LEVEL` after the test.
+
+    Returns:
+        The module (its `main` is not run).
+    """
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    path = REPOSITORY_ROOT / "benchmarks" / script
+    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def number(text: str) -> float:
+    """A printed number: `12,345` -> 12345.0, `17.0x` -> 17.0."""
+    return float(text.replace(",", "").removesuffix("x"))
+
+
+def line_starting(lines: list[str], prefix: str) -> str:
+    """The only line that starts with `prefix`."""
+    (line,) = [line for line in lines if line.startswith(prefix)]
+    return line
+
+
+def assert_ratio(ratio: float, numerator: float, denominator: float, decimals: int) -> None:
+    """`ratio` (rounded to `decimals`) is numerator / denominator, both printed as integers.
+
+    The bound allows the ratio's own rounding and the rounding of both rates to integers.
+
+    Args:
+        ratio: the reported ratio.
+        numerator: the reported rate above the line.
+        denominator: the reported rate below the line.
+        decimals: how many decimals the ratio was rounded to.
+    """
+    exact = numerator / denominator
+    tolerance = 0.5 * 10**-decimals + exact * (0.5 / numerator + 0.5 / denominator) + 1e-9
+    assert abs(ratio - exact) <= tolerance, (ratio, numerator, denominator)
+
+
+# --------------------------------------------------------------------------------------------
+# windowing.py
+
+
+@pytest.fixture(scope="module")
+def windowing_run(shared_datasets) -> QuickRun:
+    return run_quick("windowing.py", "--source", str(shared_datasets / "weather.csv.gz"))
 
 
 @pytest.mark.shared_data
-def test_windowing_quick_reports_ratios(shared_datasets):
-    lines = run_quick("windowing.py", "--source", str(shared_datasets / "weather.csv.gz"))
-    figures = json.loads(lines[-1])
+def test_windowing_quick_counts_the_windows_it_was_asked_for(windowing_run: QuickRun) -> None:
+    figures, lines = windowing_run.figures, windowing_run.lines
     assert figures["quick"] is True and figures["windows"] == 3000
-    for key in (
-        "speedup_vs_keras",
-        "train_feed_ratio",
-        "ours_windows_per_s",
-        "keras_windows_per_s",
-    ):
-        assert figures[key] > 0
-
-
-def test_peephole_quick_reports_both_cases():
-    lines = run_quick("peephole.py")
-    figures = json.loads(lines[-1])
-    assert figures["quick"] is True
-    for key in ("train_ratio_vs_lstm", "predict_ratio_vs_lstm", "long_train_ratio_vs_lstm"):
-        assert figures[key] > 0
-    # The best prediction ratio is the better of the default and XLA ratios.
-    assert figures["predict_ratio_vs_lstm"] == max(
-        figures["predict_default_ratio_vs_lstm"], figures["predict_jit_ratio_vs_lstm"]
-    )
-    assert any(line.startswith("24 steps:") for line in lines)
-    assert any(line.startswith("144 steps:") for line in lines)
+    header = line_starting(lines, "windows:")
+    assert "input 144, horizon 96, 21 channels, 3,000 windows, batch 256, median of 1" in header
+    training = line_starting(lines, "training:")
+    assert "1,024 windows per epoch, median of 1" in training
 
 
 @pytest.mark.shared_data
-def test_batch_forecast_quick_compares_vectorised_and_loop(shared_datasets):
-    lines = run_quick(
+def test_windowing_quick_ratios_are_the_ratios_of_the_printed_rates(
+    windowing_run: QuickRun,
+) -> None:
+    figures, lines = windowing_run.figures, windowing_run.lines
+    rates = {
+        line.split()[0]: number(line.split()[1]) for line in lines if line.endswith(" windows/s")
+    }
+    samples = {
+        line.split()[0]: number(line.split()[1]) for line in lines if line.endswith(" samples/s")
+    }
+    assert rates == {
+        "ours": pytest.approx(figures["ours_windows_per_s"], abs=1),
+        "keras": pytest.approx(figures["keras_windows_per_s"], abs=1),
+        "numpy": pytest.approx(figures["numpy_windows_per_s"], abs=1),
+    }
+    assert samples == {
+        "ours": pytest.approx(figures["ours_train_samples_per_s"], abs=1),
+        "arrays": pytest.approx(figures["arrays_train_samples_per_s"], abs=1),
+    }
+    assert all(rate > 0 for rate in (*rates.values(), *samples.values()))
+    assert_ratio(figures["speedup_vs_keras"], rates["ours"], rates["keras"], 2)
+    assert_ratio(figures["numpy_speedup_vs_keras"], rates["numpy"], rates["keras"], 2)
+    assert_ratio(figures["train_feed_ratio"], samples["ours"], samples["arrays"], 3)
+
+
+# --------------------------------------------------------------------------------------------
+# peephole.py
+
+PEEPHOLE_LABELS = ("PeepholeLSTM (XLA)", "PeepholeLSTM", "keras LSTM", "keras GRU")
+PEEPHOLE_CASES = {
+    "": ("24 steps:", "2,048 samples per pass"),
+    "long_": ("144 steps:", "1,024 samples per pass"),
+}
+
+
+def peephole_table(lines: list[str], header: str) -> dict[str, list[float | None]]:
+    """The rows of one case's table: label -> [train/s, x LSTM, predict/s, x LSTM, CPU train
+    x LSTM, CPU predict x LSTM], None where the table prints `-`.
+
+    Args:
+        lines: the benchmark's output.
+        header: the first words of the case's header line (`24 steps:`).
+
+    Returns:
+        The four rows by label.
+    """
+    first = lines.index(line_starting(lines, header))
+    rows = {}
+    for line in lines[first + 2 : first + 6]:
+        label = line[2:24].strip()
+        assert label in PEEPHOLE_LABELS, line
+        rows[label] = [None if cell == "-" else number(cell) for cell in line[24:].split()]
+    assert len(rows) == len(PEEPHOLE_LABELS)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def peephole_run() -> QuickRun:
+    return run_quick("peephole.py")
+
+
+@pytest.mark.parametrize("prefix", sorted(PEEPHOLE_CASES))
+def test_peephole_quick_table_and_json_agree(peephole_run: QuickRun, prefix: str) -> None:
+    figures, lines = peephole_run.figures, peephole_run.lines
+    assert figures["quick"] is True
+    header, size = PEEPHOLE_CASES[prefix]
+    assert size in line_starting(lines, header) and "median of 3" in line_starting(lines, header)
+    table = peephole_table(lines, header)
+    lstm, peephole, jit, gru = (
+        table["keras LSTM"],
+        table["PeepholeLSTM"],
+        table["PeepholeLSTM (XLA)"],
+        table["keras GRU"],
+    )
+    assert lstm[1] == lstm[3] == lstm[4] == lstm[5] == 1.0
+    assert jit[0] is None and jit[1] is None and jit[4] is None  # XLA: prediction only
+    # The "x LSTM" columns are the ratios of the printed rates.
+    for row in (peephole, gru):
+        assert_ratio(row[1], row[0], lstm[0], 2)
+    for row in (peephole, jit, gru):
+        assert_ratio(row[3], row[2], lstm[2], 2)
+    # The JSON carries the table's rates and ratios.
+    assert figures[f"{prefix}lstm_train_samples_per_s"] == pytest.approx(lstm[0], abs=1)
+    assert figures[f"{prefix}lstm_predict_samples_per_s"] == pytest.approx(lstm[2], abs=1)
+    assert figures[f"{prefix}peephole_train_samples_per_s"] == pytest.approx(peephole[0], abs=1)
+    assert figures[f"{prefix}peephole_predict_jit_samples_per_s"] == pytest.approx(jit[2], abs=1)
+    table_ratios = {
+        "train_ratio_vs_lstm": peephole[1],
+        "predict_default_ratio_vs_lstm": peephole[3],
+        "predict_jit_ratio_vs_lstm": jit[3],
+        "gru_train_ratio_vs_lstm": gru[1],
+        "gru_predict_ratio_vs_lstm": gru[3],
+        "cpu_train_ratio_vs_lstm": peephole[4],
+        "cpu_predict_default_ratio_vs_lstm": peephole[5],
+        "cpu_predict_jit_ratio_vs_lstm": jit[5],
+    }
+    for key, printed in table_ratios.items():
+        # 3 decimals in the JSON, 2 in the table, from the same quotient.
+        assert figures[f"{prefix}{key}"] == pytest.approx(printed, abs=0.0051), key
+    assert_ratio(
+        figures[f"{prefix}train_ratio_vs_lstm"],
+        figures[f"{prefix}peephole_train_samples_per_s"],
+        figures[f"{prefix}lstm_train_samples_per_s"],
+        3,
+    )
+    assert_ratio(
+        figures[f"{prefix}predict_jit_ratio_vs_lstm"],
+        figures[f"{prefix}peephole_predict_jit_samples_per_s"],
+        figures[f"{prefix}lstm_predict_samples_per_s"],
+        3,
+    )
+    # The best prediction ratio is the better of the default and XLA ratios.
+    assert figures[f"{prefix}predict_ratio_vs_lstm"] == max(
+        figures[f"{prefix}predict_default_ratio_vs_lstm"],
+        figures[f"{prefix}predict_jit_ratio_vs_lstm"],
+    )
+
+
+def test_peephole_ratios_divide_the_right_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    peephole = load_benchmark("peephole.py", monkeypatch)
+    case = {
+        "train": {"peephole": 300.0, "lstm": 200.0, "gru": 100.0},
+        "predict": {"peephole": 1000.0, "peephole_jit": 1500.0, "lstm": 500.0, "gru": 250.0},
+        "train_cpu": {"peephole": 90.0, "lstm": 60.0, "gru": 30.0},
+        "predict_cpu": {"peephole": 400.0, "peephole_jit": 100.0, "lstm": 800.0, "gru": 80.0},
+        "samples": 2048,
+    }
+    assert peephole.ratios(case, prefix="long_") == {
+        "long_train_ratio_vs_lstm": 1.5,
+        "long_predict_ratio_vs_lstm": 3.0,
+        "long_predict_default_ratio_vs_lstm": 2.0,
+        "long_predict_jit_ratio_vs_lstm": 3.0,
+        "long_gru_train_ratio_vs_lstm": 0.5,
+        "long_gru_predict_ratio_vs_lstm": 0.5,
+        "long_cpu_train_ratio_vs_lstm": 1.5,
+        "long_cpu_predict_default_ratio_vs_lstm": 0.5,
+        "long_cpu_predict_jit_ratio_vs_lstm": 0.125,
+        "long_peephole_train_samples_per_s": 300,
+        "long_lstm_train_samples_per_s": 200,
+        "long_lstm_predict_samples_per_s": 500,
+        "long_peephole_predict_jit_samples_per_s": 1500,
+    }
+    # The default mode faster than XLA: the best ratio is the default one.
+    case["predict"]["peephole_jit"] = 750.0
+    assert peephole.ratios(case)["predict_ratio_vs_lstm"] == 2.0
+
+
+# --------------------------------------------------------------------------------------------
+# batch_forecast.py
+
+BATCH_STEPS = ("checks", "windows", "scaling", "keras", "output")
+
+
+@pytest.fixture(scope="module")
+def batch_forecast_run(shared_datasets) -> QuickRun:
+    return run_quick(
         "batch_forecast.py", "--source", str(shared_datasets / "all_stocks_5yr.csv.gz")
     )
-    figures = json.loads(lines[-1])
+
+
+@pytest.mark.shared_data
+def test_batch_forecast_quick_table_and_json_agree(batch_forecast_run: QuickRun) -> None:
+    figures, lines = batch_forecast_run.figures, batch_forecast_run.lines
     assert figures["benchmark"] == "batch_forecast" and figures["quick"] is True
-    assert figures["series"] == 20 and figures["horizon"] > 0 and figures["input_width"] > 0
-    for key in ("series_per_s", "loop_series_per_s", "speedup_vs_loop", "predict_ms", "keras_ms"):
-        assert figures[key] > 0
+    assert (figures["series"], figures["input_width"], figures["horizon"]) == (20, 30, 5)
+    header = line_starting(lines, "stocks-5yr:")
+    assert "20 series (of 505 prepared), input width 30, horizon 5" in header
+    vectorised = line_starting(lines, "  vectorised").split()
+    loop = line_starting(lines, "  loop").split()
+    assert vectorised[2:] == ["series/s", "(one", "call)"]
+    assert loop[2:] == ["series/s", "(20", "calls)"]
+    assert number(vectorised[1]) == pytest.approx(figures["series_per_s"], abs=1)
+    assert number(loop[1]) == pytest.approx(figures["loop_series_per_s"], abs=0.55)
+    speedup = number(line_starting(lines, "  speedup").split()[1])
+    assert speedup == pytest.approx(figures["speedup_vs_loop"], abs=0.051)
+    assert figures["series_per_s"] > 0 and figures["loop_series_per_s"] > 0
+    assert_ratio(
+        figures["speedup_vs_loop"], figures["series_per_s"], figures["loop_series_per_s"], 1
+    )
+    # The breakdown's table is the JSON's, and its parts add up as documented.
+    for name in (*BATCH_STEPS, "mlflow_schema", "other", "predict"):
+        printed = number(line_starting(lines, f"  {name} ").split()[1])
+        assert printed == pytest.approx(figures[f"{name}_ms"], abs=0.0051), name
+    assert number(line_starting(lines, "  loaded ").split()[1]) == pytest.approx(
+        figures["loaded_predict_ms"], abs=0.0051
+    )
+    steps_sum = sum(figures[f"{name}_ms"] for name in BATCH_STEPS)
+    assert figures["other_ms"] == pytest.approx(figures["predict_ms"] - steps_sum, abs=0.004)
+    assert figures["mlflow_schema_ms"] == pytest.approx(
+        max(figures["loaded_predict_ms"] - figures["predict_ms"], 0.0), abs=0.002
+    )
+    assert all(figures[f"{name}_ms"] > 0 for name in (*BATCH_STEPS, "predict", "loaded_predict"))
+
+
+def forecasts(values: list[float], series: tuple[str, ...] = ("A", "B")) -> pd.DataFrame:
+    """A long-format forecast frame of two steps per series, like the logged model returns.
+
+    Args:
+        values: one `close` forecast per row, series by series.
+        series: the series ids.
+
+    Returns:
+        `series_id`, `timestamp`, `step`, `close`.
+    """
+    steps = len(values) // len(series)
+    return pd.DataFrame(
+        {
+            "series_id": np.repeat(series, steps),
+            "timestamp": pd.to_datetime(["2018-02-08", "2018-02-09"] * len(series), utc=True),
+            "step": np.tile(np.arange(1, steps + 1), len(series)),
+            "close": values,
+        }
+    )
+
+
+def test_batch_forecast_equality_check_compares_the_forecast_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_forecast = load_benchmark("batch_forecast.py", monkeypatch)
+    vectorised = forecasts([10.0, 11.0, 20.0, 21.0])
+    # float32 round-off between a batch of many and a batch of one passes.
+    batch_forecast.check_equal(vectorised, forecasts([10.0, 11.0 + 1e-6, 20.0, 21.0]))
+    with pytest.raises(AssertionError):
+        batch_forecast.check_equal(vectorised, forecasts([10.0, 11.0, 20.0, 21.5]))
+    with pytest.raises(AssertionError):
+        batch_forecast.check_equal(vectorised, forecasts([10.0, 11.0, 20.0, 21.0], ("A", "C")))
+    with pytest.raises(AssertionError):  # the loop's rows in another order
+        batch_forecast.check_equal(vectorised, forecasts([20.0, 21.0, 10.0, 11.0], ("B", "A")))

@@ -1,13 +1,18 @@
-"""A small three-series data set and an untrained forecaster for it (serve and Spark tests)."""
+"""A small three-series data set and an untrained forecaster for it, saved or registered
+(serve, Spark and code-path tests)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from models.zoo import ModelShape, build_model
-from pipelines.split import FittedScaler, SplitSpec, assign_parts, fit_scaler
-from pipelines.windows import WindowSpec
+from pipelines.data.scaling import FittedScaler, fit_scaler
+from pipelines.data.split import SplitSpec, assign_parts
+from pipelines.data.windows import WindowSpec
+from pipelines.serving.pyfunc import log_forecast_model, save_forecast_model
 
 SPEC = WindowSpec(input_width=8, horizon=3, features=("level", "temperature"), targets=("level",))
 SERIES = ("alpha", "beta", "gamma")
@@ -42,3 +47,36 @@ def untrained_forecaster(frame: pd.DataFrame) -> tuple[object, FittedScaler]:
         target_indices=(SPEC.features.index("level"),),
     )
     return build_model("lstm", shape, units=4), scaler
+
+
+def save_untrained_forecaster(path: Path, frame: pd.DataFrame) -> Path:
+    """`untrained_forecaster(frame)` saved as a pyfunc model folder at `path`; returns `path`."""
+    keras_model, scaler = untrained_forecaster(frame)
+    save_forecast_model(
+        path, keras_model, scaler, SPEC, frequency="D", model_name="lstm", input_example=frame
+    )
+    return path
+
+
+def register_untrained_champion(
+    frame: pd.DataFrame, registered_model_name: str, experiment_id: str
+) -> str:
+    """Logs `untrained_forecaster(frame)` in a run of `experiment_id`, registers it and points
+    `champion` at the new version; returns `models:/NAME@champion`."""
+    import mlflow
+
+    keras_model, scaler = untrained_forecaster(frame)
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = log_forecast_model(
+            keras_model,
+            scaler,
+            SPEC,
+            frequency="D",
+            model_name="lstm",
+            input_example=frame,
+            registered_model_name=registered_model_name,
+        )
+    mlflow.MlflowClient().set_registered_model_alias(
+        registered_model_name, "champion", info.registered_model_version
+    )
+    return f"models:/{registered_model_name}@champion"

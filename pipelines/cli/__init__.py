@@ -1,0 +1,1 @@
+"""Entry points, one module each: parse options -> run -> log -> exit code."""

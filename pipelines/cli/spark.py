@@ -1,0 +1,74 @@
+"""`spark`: forecast every series of a Parquet history with a logged model on Spark.
+
+Usage (a cluster: see README, "Spark"):
+    python -m pipelines.cli.spark --model-uri models:/forecaster@champion \
+        --history history.parquet --output forecasts.parquet --master 'local[*]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pipelines.data.contract import DataValidationError
+
+if TYPE_CHECKING:
+    pass
+
+from pipelines.cli.exit_codes import EXIT_OK, report_bad_input
+from pipelines.config.options import OptionParser
+from pipelines.serving.spark import forecast_spark
+from pipelines.settings import ConfigError
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Spark's own options (its history and output are Spark paths, not schema settings);
+    `--model-uri` means what it means in `forecast`. Errors are one `error:` line."""
+    parser = OptionParser(
+        prog="python -m pipelines.cli.spark",
+        description="Forecast every series of a Parquet history with a logged model on Spark.",
+    )
+    parser.add_argument("--model-uri", required=True, help="e.g. models:/forecaster@champion")
+    parser.add_argument("--history", required=True, help="Parquet file or folder of history")
+    parser.add_argument("--output", required=True, help="Parquet folder to write (overwritten)")
+    parser.add_argument("--buckets", type=int, default=None, help="series groups (default: auto)")
+    parser.add_argument(
+        "--master", default=None, help="Spark master when not run by spark-submit (local[*])"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Reads history, forecasts, writes Parquet; exit 0 on success, 2 on bad input."""
+    from pyspark.sql import SparkSession
+
+    try:
+        arguments = build_parser().parse_args(argv)
+    except ConfigError as error:
+        return report_bad_input(error)
+    # Stop only a session this call starts: a caller's (a notebook's, a test's) stays usable.
+    owns_session = SparkSession.getActiveSession() is None
+    builder = SparkSession.builder.appName("lstm-forecaster")
+    if arguments.master:
+        builder = builder.master(arguments.master)
+    # Forecast timestamps are UTC instants; a UTC session writes and shows them as UTC.
+    spark = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    try:
+        history = spark.read.parquet(arguments.history)
+        forecast = forecast_spark(history, arguments.model_uri, buckets=arguments.buckets)
+        forecast.write.mode("overwrite").parquet(arguments.output)
+    except DataValidationError as error:
+        return report_bad_input(error)
+    finally:
+        if owns_session:
+            spark.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The schema of every setting of every entry point: typed, with its default, in six sections.
+
+| section    | what it holds                                            | read by               |
+|------------|----------------------------------------------------------|-----------------------|
+| `data`     | source, cleaning, split, scaling, windows (`DataConfig`) | every entry point     |
+| `model`    | the model to train, the models to compare, hparams       | train, compare, main  |
+| `training` | epochs, batch size, learning rate, patience, seed, loss  | train, compare, main  |
+| `tracking` | MLflow experiment, registered model, run name            | train, compare, main  |
+| `prepare`  | where `prepare` writes its files; whether it logs a run  | prepare               |
+| `forecast` | model URI, as_of, output folder, series, lock, replace   | forecast, main        |
+
+`FLAT_PARAMETERS` gives each setting that has a command-line option its one flat name
+(`input_width` -> `data.input_width`): the same option (`--input-width`) in every entry point
+that takes it, and the same MLproject parameter. Loading (defaults < YAML < overrides) is
+`pipelines.config.loading`; the options of each entry point are `pipelines.config.options`.
+
+Nothing happens on import: the catalog is read (once per process) when the first config is
+made, and Keras is imported by the first check of model settings.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from pipelines.data.settings import DataConfig
+from pipelines.paths import DATA_DIRECTORY
+from pipelines.settings import (
+    SettingsSection,
+    bad_value,
+    require,
+    require_choice,
+)
+
+LOSSES = ("mse", "mae", "huber", "log_cosh")
+"""Keras loss names that `training.loss` accepts."""
+DEFAULT_COMPARE_MODELS = ("last", "repeat", "linear", "lstm", "gru", "peephole")
+DEFAULT_FORECAST_OUTPUT = str(DATA_DIRECTORY / "forecasts")
+MAX_SEED = 2**32 - 1
+
+FLAT_PARAMETERS: dict[str, str] = {
+    # data
+    "dataset": "data.dataset",
+    "source": "data.source",
+    "targets": "data.targets",
+    "input_width": "data.input_width",
+    "horizon": "data.horizon",
+    "split": "data.split",
+    "stride": "data.stride",
+    "scaler": "data.scaler",
+    "per_series_scaling": "data.per_series_scaling",
+    "calendar_features": "data.calendar_features",
+    "wind_vector": "data.wind_vector",
+    "log_returns": "data.log_returns",
+    "timestamp_column": "data.timestamp_column",
+    "timestamp_format": "data.timestamp_format",
+    "series_column": "data.series_column",
+    "value_columns": "data.value_columns",
+    "frequency": "data.frequency",
+    "sentinels": "data.sentinels",
+    "max_gap": "data.max_gap",
+    "fill_method": "data.fill_method",
+    "duplicates": "data.duplicates",
+    "tickers": "data.source_parameters.tickers",
+    "start": "data.source_parameters.start",
+    "end": "data.source_parameters.end",
+    "period": "data.source_parameters.period",
+    "refresh": "data.source_parameters.refresh",
+    # model, training, tracking
+    "model": "model.name",
+    "models": "model.models",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "learning_rate": "training.learning_rate",
+    "patience": "training.patience",
+    "seed": "training.seed",
+    "loss": "training.loss",
+    "experiment_name": "tracking.experiment_name",
+    "registered_model_name": "tracking.registered_model_name",
+    "run_name": "tracking.run_name",
+    # prepare's output
+    "output": "prepare.output",
+    "summary_json": "prepare.summary_json",
+    "log_run": "prepare.log_run",
+    # forecast
+    "model_uri": "forecast.model_uri",
+    "as_of": "forecast.as_of",
+    "forecast_output": "forecast.output",
+    "series": "forecast.series",
+    "lock_timeout": "forecast.lock_timeout",
+    "replace": "forecast.replace",
+    "forecast_experiment_name": "forecast.experiment_name",
+}
+"""Flat name (command-line option without `--`, MLproject parameter) -> dotted key."""
+
+
+def _zoo() -> types.ModuleType:
+    # Imported on first use: it imports Keras, which takes seconds and is not needed to import
+    # this module.
+    from models import zoo
+
+    return zoo
+
+
+class ModelConfig(SettingsSection):
+    """Which model to train (`name`) or compare (`models`), and its hyper-parameters.
+
+    `hparams` holds only the hyper-parameters that were set, checked against `name` by
+    `models.zoo.resolve_hyperparameters` (defaults come from the zoo; see `hparams_for`).
+    Treat it as read-only.
+    """
+
+    section = "model"
+
+    name: str = Field("lstm", description="the model train fits (a models.zoo name)")
+    hparams: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hyper-parameters; each compared model takes the ones it accepts",
+    )
+    models: tuple[str, ...] = Field(
+        DEFAULT_COMPARE_MODELS, description="the models compare fits, baselines included"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if not self.model_fields_set:
+            # The defaults are valid zoo names (a test checks it); not importing the zoo here
+            # keeps Keras out of commands that never build a model, such as `prepare`.
+            return self
+        zoo = _zoo()
+        require_choice("model.name", self.name, zoo.MODEL_NAMES)
+        require(bool(self.models), "model.models", self.models, "at least one model name")
+        for model in self.models:
+            require_choice("model.models", model, zoo.MODEL_NAMES)
+        repeated = sorted({model for model in self.models if self.models.count(model) > 1})
+        require(not repeated, "model.models", self.models, f"each model once ({repeated} repeat)")
+        for key, value in self.hparams.items():
+            if not isinstance(key, str):
+                raise bad_value("model.hparams", f"expected names as keys, got {key!r}")
+            try:
+                zoo.resolve_hyperparameters(self.name, **{key: value})
+            except ValueError as error:
+                raise bad_value(f"model.hparams.{key}", str(error)) from None
+        resolved = zoo.resolve_hyperparameters(self.name, **self.hparams)
+        object.__setattr__(self, "hparams", {key: resolved[key] for key in self.hparams})
+        return self
+
+    def hparams_for(self, model: str | None = None) -> dict[str, Any]:
+        """Every hyper-parameter of `model`: the config's where the model accepts them, else
+        the zoo's defaults.
+
+        Args:
+            model: a model name; default `name`.
+
+        Returns:
+            `{hyper-parameter: value}` for `models.zoo.build_model(model, shape, **...)`.
+
+        Raises:
+            ConfigError: a shared hyper-parameter has a value this model rejects.
+        """
+        model = self.name if model is None else model
+        zoo = _zoo()
+        require_choice("model.models", model, zoo.MODEL_NAMES)
+        accepted = zoo.hyperparameters(model)
+        given = {key: value for key, value in self.hparams.items() if key in accepted}
+        try:
+            return zoo.resolve_hyperparameters(model, **given)
+        except ValueError as error:
+            raise bad_value("model.hparams", str(error)) from None
+
+
+class TrainingConfig(SettingsSection):
+    """How models are fitted."""
+
+    section = "training"
+
+    epochs: int = Field(20, description="most passes over the training windows")
+    batch_size: int = Field(64, description="windows per gradient step")
+    learning_rate: float = Field(1e-3, description="Adam's learning rate")
+    patience: int = Field(
+        5, description="epochs without a better validation loss before early stopping"
+    )
+    seed: int = Field(42, description="seed of Python, NumPy and Keras")
+    loss: str = Field("mse", description="Keras loss: " + ", ".join(LOSSES))
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingConfig:
+        require(self.epochs >= 1, "training.epochs", self.epochs, "an integer >= 1")
+        require(self.batch_size >= 1, "training.batch_size", self.batch_size, "an integer >= 1")
+        require(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "training.learning_rate",
+            self.learning_rate,
+            "a finite number > 0",
+        )
+        require(self.patience >= 0, "training.patience", self.patience, "an integer >= 0")
+        require(
+            0 <= self.seed <= MAX_SEED,
+            "training.seed",
+            self.seed,
+            f"an integer in [0, {MAX_SEED}]",
+        )
+        require_choice("training.loss", self.loss, LOSSES)
+        return self
+
+
+class TrackingConfig(SettingsSection):
+    """Where runs and models are recorded in MLflow (the tracking URI comes from
+    `MLFLOW_TRACKING_URI`, never from here)."""
+
+    section = "tracking"
+
+    experiment_name: str = Field("forecaster", description="MLflow experiment of the runs")
+    registered_model_name: str = Field(
+        "forecaster", description="registered model that gets the trained versions"
+    )
+    run_name: str | None = Field(None, description="name of the run (default: MLflow's)")
+
+
+class PrepareConfig(SettingsSection):
+    """Where the `prepare` entry point writes, and whether it also logs a prepare run."""
+
+    section = "prepare"
+
+    output: str | None = Field(
+        None, description="folder for the prepared files (default data/processed/DATASET)"
+    )
+    summary_json: str | None = Field(None, description="also write the summary to this file")
+    log_run: bool = Field(
+        False, description="also log the prepared data as an MLflow prepare run (main reuses it)"
+    )
+
+
+class ForecastConfig(SettingsSection):
+    """A batch forecast: which model, cut at which time, written where."""
+
+    section = "forecast"
+
+    model_uri: str | None = Field(
+        None,
+        description="models:/NAME@ALIAS or models:/NAME/VERSION "
+        "(default models:/REGISTERED_MODEL_NAME@champion)",
+    )
+    as_of: str | None = Field(
+        None, description="ISO 8601 time (naive = UTC); default: the data's last timestamp"
+    )
+    output: str = Field(DEFAULT_FORECAST_OUTPUT, description="folder of the as_of= partitions")
+    series: tuple[str, ...] | None = Field(None, description="forecast only these series")
+    lock_timeout: float = Field(0.0, description="seconds to wait for another run's lock")
+    replace: bool = Field(False, description="overwrite a partition made by another model version")
+    experiment_name: str = Field("forecasts", description="MLflow experiment of forecast runs")
+
+    @model_validator(mode="after")
+    def _check(self) -> ForecastConfig:
+        require(
+            math.isfinite(self.lock_timeout) and self.lock_timeout >= 0,
+            "forecast.lock_timeout",
+            self.lock_timeout,
+            "seconds >= 0",
+        )
+        if self.series is not None:
+            object.__setattr__(self, "series", tuple(dict.fromkeys(self.series)) or None)
+        return self
+
+
+class RunConfig(SettingsSection):
+    """Every setting of every entry point, in six sections (see the module docstring).
+
+    Example:
+        >>> config = RunConfig(training=TrainingConfig(epochs=3))
+        >>> config.training.epochs, config.model.name
+        (3, 'lstm')
+    """
+
+    section = ""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+
+    def forecast_model_uri(self) -> str:
+        """`forecast.model_uri`, or the registered model's champion when it is none."""
+        return self.forecast.model_uri or f"models:/{self.tracking.registered_model_name}@champion"
+
+
+SECTIONS: dict[str, type[SettingsSection]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "tracking": TrackingConfig,
+    "prepare": PrepareConfig,
+    "forecast": ForecastConfig,
+}
+"""Section name -> its settings class, in the order of `RunConfig`."""

@@ -1,0 +1,216 @@
+"""The data section of the run configuration: where the data come from, how they are cleaned,
+split, scaled and cut into windows.
+
+`DataConfig` is what `pipelines.data.prepare.run` and `load_history` take. It lives with the
+data stage (not in `pipelines.config`) so that the data stage depends on no other stage;
+`pipelines.config.schema.RunConfig` holds it as its `data` section beside the others.
+
+None means "the catalog entry's value" for every optional field. A `source` with a `dataset`
+replaces the entry's file. A file outside the catalog needs `timestamp_column` and `targets`,
+and `dataset` none (implied when a `source`, a `timestamp_column` and `targets` are given and
+no `dataset`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from pipelines.data.catalog import DatasetEntry, load_catalog
+from pipelines.data.contract import DataValidationError
+from pipelines.data.split import SplitSpec
+from pipelines.settings import (
+    SettingsSection,
+    bad_value,
+    read_text,
+    require,
+    require_choice,
+    unknown_key,
+)
+
+SCALERS = ("standard", "minmax")
+FILL_METHODS = ("time", "ffill")
+DUPLICATE_POLICIES = ("error", "first", "last", "mean")
+DEFAULT_SPLIT = "0.7,0.1,0.2"
+"""The LTSF rule: `int(n * 0.7)` training rows, `int(n * 0.2)` test rows, the rest validation."""
+SOURCE_PARAMETER_TYPES: dict[str, Any] = {
+    "tickers": tuple[str, ...],
+    "start": str,
+    "end": str,
+    "period": str,
+    "refresh": bool,
+}
+"""Parameters of the yfinance source (`data.source_parameters.<name>`) and their types."""
+
+
+@functools.cache
+def catalog() -> tuple[dict[str, DatasetEntry], str]:
+    """The catalog's entries and default entry name, read once per process."""
+    return load_catalog()
+
+
+def default_dataset() -> str:
+    """The catalog's default data set."""
+    return catalog()[1]
+
+
+class DataConfig(SettingsSection):
+    """Where the data come from and how they are cut into windows.
+
+    Example:
+        >>> DataConfig(dataset="weather-ltsf", horizon=48).horizon
+        48
+    """
+
+    section = "data"
+
+    dataset: str | None = Field(
+        default_factory=default_dataset,
+        description="catalog entry (data/catalog.yaml); default: the catalog's default",
+    )
+    source: str | None = Field(
+        None, description="CSV/Parquet file; with dataset it replaces the entry's location"
+    )
+    targets: tuple[str, ...] | None = Field(None, description="columns to forecast")
+    input_width: int | None = Field(None, description="steps of history per window")
+    horizon: int | None = Field(None, description="steps to forecast")
+    split: str = Field(
+        DEFAULT_SPLIT,
+        description="train,validation,test fractions, or validation_start,test_start dates",
+    )
+    scaler: str = Field("standard", description="standard or minmax, fitted on train only")
+    per_series_scaling: bool = Field(True, description="one scaler per series (else pooled)")
+    calendar_features: bool = Field(False, description="add time-of-day/day-of-year cycles")
+    wind_vector: bool = Field(False, description="replace wind speed/direction by a vector")
+    log_returns: bool = Field(False, description="add log returns of the price columns")
+    stride: int = Field(1, description="steps between window starts")
+    timestamp_column: str | None = Field(None, description="the time column")
+    timestamp_format: str | None = Field(None, description="strftime format, when not ISO 8601")
+    series_column: str | None = Field(
+        None,
+        description="column naming each series (e.g. a ticker); none: one series",
+        json_schema_extra={"none_is_text": True},
+    )
+    value_columns: tuple[str, ...] | None = Field(
+        None, description="numeric columns to keep (default: all numeric)"
+    )
+    frequency: str | None = Field(
+        None, description="pandas alias (10min, h, D, B) or trading-days; default: inferred"
+    )
+    sentinels: tuple[float, ...] | None = Field(
+        None, description="values meaning 'missing', e.g. -9999"
+    )
+    max_gap: int | None = Field(None, description="longest gap (steps) filled; longer split")
+    fill_method: str | None = Field(None, description="time or ffill")
+    duplicates: str | None = Field(
+        None, description="conflicting rows with one timestamp: error, first, last or mean"
+    )
+    source_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="yfinance source parameters"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        entries, default = catalog()
+        if (
+            self.source is not None
+            and "dataset" not in self.model_fields_set
+            and self.timestamp_column is not None
+            and self.targets
+        ):
+            # A file with its own columns and no data set named is a file outside the catalog
+            # (a source alone replaces the default data set's file).
+            object.__setattr__(self, "dataset", None)
+        if self.dataset is None and self.source is None:
+            object.__setattr__(self, "dataset", default)
+        entry = None
+        if self.dataset is not None:
+            require_choice("data.dataset", self.dataset, entries)
+            entry = entries[self.dataset]
+        elif self.timestamp_column is None or not self.targets:
+            raise bad_value(
+                "data.source",
+                "a file outside the catalog (data.dataset none) also needs "
+                f"data.timestamp_column and data.targets, got source {self.source!r}",
+            )
+        for name in ("input_width", "horizon"):
+            value = getattr(self, name)
+            require(value is None or value >= 1, f"data.{name}", value, "an integer >= 1, or none")
+        require(self.stride >= 1, "data.stride", self.stride, "an integer >= 1")
+        require(
+            self.max_gap is None or self.max_gap >= 0,
+            "data.max_gap",
+            self.max_gap,
+            "an integer >= 0, or none",
+        )
+        try:
+            SplitSpec.parse(self.split)
+        except DataValidationError as error:
+            raise bad_value("data.split", str(error).removeprefix("parameter split: ")) from None
+        require_choice("data.scaler", self.scaler, SCALERS)
+        if self.fill_method is not None:
+            require_choice("data.fill_method", self.fill_method, FILL_METHODS)
+        if self.duplicates is not None:
+            require_choice("data.duplicates", self.duplicates, DUPLICATE_POLICIES)
+        if entry is not None:
+            self._check_entry_features(entry)
+        self._check_source_parameters(entry)
+        return self
+
+    def _check_entry_features(self, entry: DatasetEntry) -> None:
+        if self.wind_vector and not entry.wind:
+            raise bad_value(
+                "data.wind_vector",
+                f"expected false: dataset {entry.name!r} names no wind columns, got True",
+            )
+        if self.log_returns and not entry.price_columns:
+            raise bad_value(
+                "data.log_returns",
+                f"expected false: dataset {entry.name!r} names no price columns, got True",
+            )
+
+    def _check_source_parameters(self, entry: DatasetEntry | None) -> None:
+        parameters = {}
+        for name, value in self.source_parameters.items():
+            key = f"data.source_parameters.{name}"
+            if name not in SOURCE_PARAMETER_TYPES:
+                raise unknown_key(
+                    key,
+                    None,
+                    [f"data.source_parameters.{known}" for known in SOURCE_PARAMETER_TYPES],
+                )
+            parameters[name] = _source_parameter(key, value, SOURCE_PARAMETER_TYPES[name])
+        if parameters and (entry is None or entry.source.get("kind") != "yfinance"):
+            name = entry.name if entry else None
+            raise bad_value(
+                "data.source_parameters",
+                "expected none: only a yfinance data set takes source parameters, "
+                f"dataset {name!r} does not; got {parameters!r}",
+            )
+        if "period" in parameters:
+            from pipelines.data.sources.yahoo import VALID_PERIODS
+
+            require_choice("data.source_parameters.period", parameters["period"], VALID_PERIODS)
+        object.__setattr__(self, "source_parameters", parameters)
+
+
+def _source_parameter(key: str, value: Any, annotation: Any) -> Any:
+    """A source parameter read from text by its type, then checked like any field."""
+    value = read_text(key, value, annotation)
+    if annotation is bool and isinstance(value, bool):
+        return value
+    if annotation is str and isinstance(value, str) and value.strip():
+        return value
+    if (
+        annotation == tuple[str, ...]
+        and isinstance(value, list | tuple)
+        and all(isinstance(item, str) and item.strip() for item in value)
+    ):
+        return tuple(value)
+    if hasattr(value, "isoformat") and annotation is str:
+        return value.isoformat()
+    from pipelines.settings import describe
+
+    raise bad_value(key, f"expected {describe(annotation)}, got {value!r}")

@@ -1,0 +1,1 @@
+"""Serving: the logged pyfunc model, batch forecasts into partitions, and Spark scale-out."""

@@ -1,0 +1,566 @@
+"""Batch forecast: a registered model's forecasts for every series, as one Parquet partition.
+
+`run(config)` is the whole job without MLflow logging (`pipelines.tracking.forecast_run`) or
+exit codes (`pipelines.cli.forecast`):
+
+1. Resolves the model URI (`models:/NAME@ALIAS` or `models:/NAME/VERSION`; default the
+   registered model's champion) to one version and loads `models:/NAME/VERSION`, so what is
+   logged is exactly what ran.
+2. Reads the `config.yaml` logged by that version's training run and rebuilds the same
+   source -> validate -> features steps (`pipelines.data.prepare.load_history`), with the model's
+   frequency and targets; a given `data.dataset` replaces the run's data set (and drops its
+   file), a given `data.source` replaces its file; every other data setting is the training
+   run's. Rows after `as_of` are removed before validation, so no gap filling, frequency
+   inference or feature sees them. `as_of` defaults to the latest timestamp in the data; it
+   must be ISO 8601 beginning with a date (naive = UTC): words such as `now` are refused.
+3. Takes the last `input_width` rows of every series that can be forecast and calls the model's
+   `predict` once for all of them (one batch, not a loop over series).
+4. Writes `OUTPUT/as_of=<YYYY-MM-DDTHHMMSSZ>/forecast.parquet` atomically, under a lock, and
+   idempotently (`pipelines.serving.partitions`): the same model version, as_of and series
+   again leave the file as it is; another model version's partition is replaced only with
+   `forecast.replace`.
+
+Output: long format, one row per (series, step), sorted by `series_id` then `step`:
+`series_id` (string), `timestamp` (forecast time, timestamp[us, UTC]), `step` (int64, 1..horizon),
+one float64 column per target (original units), `model_name` (registered name), `model_version`,
+`model_run_id` (the training run), `model_type` (zoo name), `as_of` and `created_at`
+(timestamp[us, UTC]). The Parquet schema metadata key `forecast` holds a JSON document: model,
+as_of, created_at, series requested, forecast and skipped (with reasons), source and rows.
+
+Skipped series (listed with reasons in the file's metadata; the others are forecast): `unknown`
+(the model's scaler was fitted per series and never saw it), `stale` (its last row is more than
+one step before as_of; for trading-days data: more than one of the data's trading days),
+`too_short` (fewer than input_width rows), `gap` (a gap longer than the fill limit inside its
+last input_width rows).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config.schema import RunConfig
+from pipelines.data.contract import (
+    MAX_LISTED,
+    SEGMENT_COLUMN,
+    SERIES_COLUMN,
+    STEP_COLUMN,
+    TIMESTAMP_COLUMN,
+    TRADING_DAYS,
+    DataValidationError,
+    closest_name_hint,
+)
+from pipelines.data.history import last_rows_per_series, to_model_input
+from pipelines.data.prepare import History, load_history
+from pipelines.data.settings import DataConfig
+from pipelines.serving.partitions import (
+    METADATA_VERSION,
+    output_lock,
+    partition_name,
+    partition_path,
+    write_partition,
+)
+from pipelines.serving.pyfunc import TRADING_DAYS_FORECAST_FREQUENCY
+
+if TYPE_CHECKING:
+    import mlflow.pyfunc
+
+    from pipelines.serving.pyfunc import ForecastModel
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """One registered model version, loaded.
+
+    Attributes:
+        uri: the URI as given.
+        name: the registered model's name.
+        version: the version the URI resolved to.
+        run_id: the training run of that version.
+        loaded: the pyfunc model (`models:/NAME/VERSION`).
+        forecaster: the `ForecastModel` inside it (spec and metadata).
+    """
+
+    uri: str
+    name: str
+    version: str
+    run_id: str
+    loaded: mlflow.pyfunc.PyFuncModel
+    forecaster: ForecastModel
+
+    @property
+    def version_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class SkippedSeries:
+    """A series that could not be forecast, and why (`reason` is one of the kinds below)."""
+
+    series_id: str
+    reason: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"series_id": self.series_id, "reason": self.reason, "detail": self.detail}
+
+
+SKIP_REASONS = ("unknown", "stale", "too_short", "gap")
+
+
+@dataclass
+class ForecastResult:
+    """What one forecast run did.
+
+    Attributes:
+        model: the resolved model version.
+        as_of: the cut (UTC).
+        partition: the partition folder.
+        outcome: `written`, `replaced` or `unchanged`.
+        frame: the forecasts (as written, or as read back when unchanged).
+        metadata: the file's `forecast` metadata document.
+        skipped: series that could not be forecast.
+        seconds: wall time of the run.
+        history: the history the forecasts came from.
+    """
+
+    model: ResolvedModel
+    as_of: pd.Timestamp
+    partition: Path
+    outcome: str
+    frame: pd.DataFrame
+    metadata: dict[str, Any]
+    skipped: list[SkippedSeries]
+    seconds: float
+    history: History | None = field(default=None, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """True when every requested series was forecast (none skipped)."""
+        return not self.metadata.get("skipped")
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing user input
+
+
+def parse_as_of(text: str) -> pd.Timestamp:
+    """The UTC time of an ISO 8601 `--as-of` (naive = UTC).
+
+    Raises:
+        DataValidationError: not ISO 8601 starting with a date (`now` and paths are refused).
+    """
+    stripped = text.strip()
+    if not _ISO_DATE.match(stripped):
+        raise DataValidationError(
+            f"parameter as_of: {text!r} is not an ISO 8601 time; expected e.g. "
+            "'2018-02-07' or '2018-02-07T16:00:00Z'"
+        )
+    try:
+        parsed = pd.to_datetime(stripped, format="ISO8601", utc=True)
+    except (ValueError, TypeError, OverflowError):
+        raise DataValidationError(
+            f"parameter as_of: {text!r} is not an ISO 8601 time; expected e.g. "
+            "'2018-02-07' or '2018-02-07T16:00:00Z'"
+        ) from None
+    return pd.Timestamp(parsed).as_unit("ns")
+
+
+# --------------------------------------------------------------------------------------------
+# The model (MLflow edge)
+
+
+def resolve_model(uri: str) -> ResolvedModel:
+    """Resolves a `models:/` URI to one version and loads that version.
+
+    Raises:
+        DataValidationError: a malformed URI, or an unknown model, alias or version (with the
+            closest known name).
+    """
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    match = _MODEL_URI.match(uri.strip())
+    if match is None:
+        raise DataValidationError(
+            f"parameter model_uri: expected models:/NAME@ALIAS or models:/NAME/VERSION, got {uri!r}"
+        )
+    name, alias, version = match["name"], match["alias"], match["version"]
+    client = MlflowClient()
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        known = [model.name for model in client.search_registered_models()]
+        hint = closest_name_hint(name, known) if known else "; no model is registered"
+        raise DataValidationError(
+            f"parameter model_uri: registered model {name!r} not found{hint}"
+        ) from None
+    if alias is not None:
+        aliases = dict(registered.aliases or {})
+        if alias not in aliases:
+            hint = closest_name_hint(alias, sorted(aliases)) if aliases else "; it has no alias"
+            raise DataValidationError(
+                f"parameter model_uri: model {name!r} has no alias {alias!r}{hint}"
+            )
+        model_version = client.get_model_version_by_alias(name, alias)
+    else:
+        try:
+            model_version = client.get_model_version(name, version)
+        except MlflowException:
+            raise DataValidationError(
+                f"parameter model_uri: model {name!r} has no version {version}"
+            ) from None
+    resolved_uri = f"models:/{name}/{model_version.version}"
+    loaded = mlflow.pyfunc.load_model(resolved_uri)
+    return ResolvedModel(
+        uri=uri,
+        name=name,
+        version=str(model_version.version),
+        run_id=str(model_version.run_id),
+        loaded=loaded,
+        forecaster=loaded.unwrap_python_model(),
+    )
+
+
+def training_data_config(model: ResolvedModel, config: RunConfig) -> DataConfig:
+    """The training run's data settings, with the data set or file the user gave and the
+    model's frequency and targets.
+
+    `data.dataset` given (an option, a file or an override) replaces the run's data set and
+    drops its file; `data.source` given replaces the run's file. Every other data setting is
+    the training run's.
+
+    Raises:
+        DataValidationError: the run logged no readable `config.yaml` and neither a data set
+            nor a file was given, or the logged config is invalid.
+    """
+    import mlflow.artifacts
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.config.loading import config_from_dict
+    from pipelines.settings import ConfigError
+
+    given = config.data.model_fields_set
+    updates: dict[str, Any] = {}
+    if "dataset" in given:
+        updates.update(dataset=config.data.dataset, source=None)
+    if "source" in given:
+        updates["source"] = config.data.source
+    origin = f"runs:/{model.run_id}/config.yaml"
+    try:
+        document = yaml.safe_load(mlflow.artifacts.load_text(origin))
+    except (MlflowException, OSError, yaml.YAMLError) as error:
+        if not updates:
+            raise DataValidationError(
+                f"model {model.version_uri}: its run logged no readable config.yaml ({error}); "
+                "give --dataset or --source"
+            ) from None
+        document = None
+    try:
+        data = config_from_dict(document, origin=origin).data
+    except ConfigError as error:
+        raise DataValidationError(f"model {model.version_uri}: {error}") from None
+    metadata = model.forecaster.metadata
+    updates.update(frequency=metadata["frequency"], targets=tuple(metadata["targets"]))
+    return data.model_copy(update=updates)
+
+
+# --------------------------------------------------------------------------------------------
+# The pure core: which series, which rows
+
+
+@dataclass(frozen=True)
+class ForecastPlan:
+    """The rows to send to the model and the series left out.
+
+    Attributes:
+        window_rows: the last `input_width` rows of each series to forecast, sorted.
+        series: the series to forecast, sorted.
+        skipped: the series left out, sorted by name.
+    """
+
+    window_rows: pd.DataFrame
+    series: list[str]
+    skipped: list[SkippedSeries]
+
+
+def plan_forecast(
+    frame: pd.DataFrame,
+    *,
+    input_width: int,
+    frequency: str,
+    as_of: pd.Timestamp,
+    known_series: Sequence[str] | None,
+    requested: Sequence[str] | None = None,
+) -> ForecastPlan:
+    """Chooses the series that can be forecast at `as_of` and their last input windows.
+
+    Args:
+        frame: validated history up to `as_of` (`series_id`, `segment`, `timestamp`, ...).
+        input_width: rows of history the model reads.
+        frequency: the model's frequency (a pandas alias or `trading-days`).
+        as_of: the forecast's cut.
+        known_series: the series a per-series scaler knows; None when any series will do.
+        requested: forecast only these (None: all).
+
+    Raises:
+        DataValidationError: a requested series is not in the data (with the closest name), or
+            no series can be forecast (all too short: the input width is named).
+    """
+    series = frame[SERIES_COLUMN].astype(str).to_numpy()
+    available = list(dict.fromkeys(series))
+    if requested is not None:
+        for name in requested:
+            if name not in available:
+                raise DataValidationError(
+                    f"parameter series: series {name!r} not found in the data up to "
+                    f"{as_of.isoformat()}{closest_name_hint(name, sorted(available))}"
+                )
+        frame = frame.loc[np.isin(series, list(requested))]
+        series = series[np.isin(series, list(requested))]
+    frame = frame.reset_index(drop=True)
+    summary = _series_summary(frame, series)
+    stale = _stale(summary["last"], frame, frequency, as_of)
+    skipped = []
+    for index, (name, row) in enumerate(summary.iterrows()):
+        reason = _skip_reason(str(name), row, bool(stale[index]), input_width, known_series)
+        if reason is not None:
+            skipped.append(reason)
+    skipped_names = {item.series_id for item in skipped}
+    if len(skipped_names) == len(summary):
+        raise _nothing_to_forecast(skipped, input_width, as_of)
+    keep = ~np.isin(series, list(skipped_names))
+    window = last_rows_per_series(frame.loc[keep].reset_index(drop=True), input_width)
+    return ForecastPlan(
+        window_rows=window,
+        series=sorted(set(summary.index) - skipped_names),
+        skipped=sorted(skipped, key=lambda item: item.series_id),
+    )
+
+
+def _series_summary(frame: pd.DataFrame, series: np.ndarray) -> pd.DataFrame:
+    """Per series (sorted by name): rows, last timestamp, rows of its last gap-free stretch."""
+    grouped = frame.assign(**{SERIES_COLUMN: series}).groupby(SERIES_COLUMN, sort=True)
+    last_segment = grouped[SEGMENT_COLUMN].transform("last").to_numpy()
+    in_last = pd.Series(frame[SEGMENT_COLUMN].to_numpy() == last_segment).groupby(series).sum()
+    summary = pd.DataFrame(
+        {
+            "rows": grouped.size(),
+            "last": grouped[TIMESTAMP_COLUMN].max(),
+        }
+    )
+    summary["last_stretch"] = in_last.reindex(summary.index).astype("int64")
+    return summary
+
+
+def _stale(last: pd.Series, frame: pd.DataFrame, frequency: str, as_of: pd.Timestamp) -> np.ndarray:
+    """True where a series' last row is more than one step before `as_of`."""
+    last_times = pd.DatetimeIndex(last)
+    if frequency == TRADING_DAYS:
+        # The calendar is the data's own days: a series is stale when the data holds more than
+        # one day after its last row (a plain business-day rule would flag every holiday).
+        days = np.sort(pd.unique(frame[TIMESTAMP_COLUMN].to_numpy("datetime64[ns]")))
+        after = len(days) - np.searchsorted(days, last_times.to_numpy("datetime64[ns]"), "right")
+        return after > 1
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    return np.asarray((last_times + offset) < as_of)
+
+
+def _skip_reason(
+    name: str,
+    row: pd.Series,
+    stale: bool,
+    input_width: int,
+    known_series: Sequence[str] | None,
+) -> SkippedSeries | None:
+    last = pd.Timestamp(row["last"]).isoformat()
+    if known_series is not None and name not in known_series:
+        return SkippedSeries(
+            name, "unknown", "the model's scaler was fitted per series and never saw it"
+        )
+    if stale:
+        return SkippedSeries(name, "stale", f"last row at {last}, more than one step before as_of")
+    if row["rows"] < input_width:
+        return SkippedSeries(
+            name,
+            "too_short",
+            f"{int(row['rows'])} rows; the model needs the last {input_width} (input_width)",
+        )
+    if row["last_stretch"] < input_width:
+        return SkippedSeries(
+            name,
+            "gap",
+            f"a gap inside its last {input_width} rows: only the last "
+            f"{int(row['last_stretch'])} rows (to {last}) are consecutive",
+        )
+    return None
+
+
+def _nothing_to_forecast(
+    skipped: list[SkippedSeries], input_width: int, as_of: pd.Timestamp
+) -> DataValidationError:
+    reasons = {item.reason for item in skipped}
+    shown = "; ".join(
+        f"{item.series_id!r} {item.reason}: {item.detail}" for item in skipped[:MAX_LISTED]
+    )
+    more = f" and {len(skipped) - MAX_LISTED} more" if len(skipped) > MAX_LISTED else ""
+    if reasons == {"too_short"}:
+        return DataValidationError(
+            f"history too short: every series has fewer than {input_width} rows (the model's "
+            f"input_width) up to as_of {as_of.isoformat()} ({shown}{more})"
+        )
+    return DataValidationError(
+        f"no series can be forecast at as_of {as_of.isoformat()}: {shown}{more}"
+    )
+
+
+def forecast_frame(
+    model: ResolvedModel, plan: ForecastPlan, as_of: pd.Timestamp, created_at: pd.Timestamp
+) -> pd.DataFrame:
+    """Forecasts every planned series in ONE `predict` call; the output's columns and dtypes.
+
+    Returns:
+        One row per (series, step), sorted, with the model and time columns described in the
+        module docstring.
+    """
+    spec = model.forecaster.spec
+    model_input = to_model_input(plan.window_rows, spec.features, last_rows=spec.input_width)
+    predicted = model.loaded.predict(model_input)
+    predicted = predicted.sort_values([SERIES_COLUMN, STEP_COLUMN], kind="stable")
+    count = len(predicted)
+    frame = pd.DataFrame(
+        {
+            SERIES_COLUMN: pd.array(predicted[SERIES_COLUMN].astype(str), dtype="string"),
+            TIMESTAMP_COLUMN: _utc(predicted[TIMESTAMP_COLUMN]),
+            STEP_COLUMN: predicted[STEP_COLUMN].to_numpy(dtype="int64"),
+        }
+    )
+    for target in spec.targets:
+        frame[target] = predicted[target].to_numpy(dtype="float64")
+    constants = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "model_run_id": model.run_id,
+        "model_type": str(model.forecaster.metadata.get("model_name", "")),
+    }
+    for column, value in constants.items():
+        frame[column] = pd.array([value] * count, dtype="string")
+    frame["as_of"] = _utc(pd.Series([as_of] * count))
+    frame["created_at"] = _utc(pd.Series([created_at] * count))
+    return frame.reset_index(drop=True)
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    times = pd.to_datetime(values.reset_index(drop=True), utc=True)
+    return times.astype("datetime64[us, UTC]")
+
+
+# --------------------------------------------------------------------------------------------
+# The pure core, end to end
+
+
+def run(config: RunConfig) -> ForecastResult:
+    """Resolves the model, loads history up to as_of, forecasts once, writes the partition.
+
+    Raises:
+        DataValidationError: bad input (nothing written).
+        LockTimeoutError: another run holds the output's lock.
+    """
+    started = time.perf_counter()
+    settings = config.forecast
+    as_of = parse_as_of(settings.as_of) if settings.as_of is not None else None
+    if as_of is not None:
+        partition_name(as_of)  # reject a bad as_of before loading anything
+    model = resolve_model(config.forecast_model_uri())
+    history = load_history(training_data_config(model, config), as_of)
+    as_of = history.as_of
+    output = Path(settings.output)
+    partition = partition_path(output, as_of)
+    spec = model.forecaster.spec
+    metadata = model.forecaster.metadata
+    scaler = model.forecaster.scaler
+    missing = [column for column in spec.features if column not in history.frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{history.origin}: the model needs feature columns {missing}, which the data "
+            f"(with the training run's feature settings) lacks; it has {history.feature_columns}"
+        )
+    plan = plan_forecast(
+        history.frame,
+        input_width=spec.input_width,
+        frequency=metadata["frequency"],
+        as_of=as_of,
+        known_series=sorted(scaler.scalers) if scaler is not None and scaler.per_series else None,
+        requested=settings.series,
+    )
+    created_at = pd.Timestamp.now(tz="UTC").floor("us")
+    frame = forecast_frame(model, plan, as_of, created_at)
+    document = _metadata_document(model, config, history, plan, as_of, created_at, len(frame))
+    with output_lock(output, settings.lock_timeout):
+        outcome, frame, document = write_partition(
+            frame, document, partition, replace_existing=settings.replace
+        )
+    skipped = [
+        SkippedSeries(item["series_id"], item["reason"], item["detail"])
+        for item in document.get("skipped", [])
+    ]
+    return ForecastResult(
+        model=model,
+        as_of=as_of,
+        partition=partition,
+        outcome=outcome,
+        frame=frame,
+        metadata=document,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+        history=history,
+    )
+
+
+def _metadata_document(
+    model: ResolvedModel,
+    config: RunConfig,
+    history: History,
+    plan: ForecastPlan,
+    as_of: pd.Timestamp,
+    created_at: pd.Timestamp,
+    rows: int,
+) -> dict[str, Any]:
+    spec = model.forecaster.spec
+    return {
+        "format_version": METADATA_VERSION,
+        "model_uri": model.uri,
+        "model_name": model.name,
+        "model_version": model.version,
+        "model_run_id": model.run_id,
+        "model_type": model.forecaster.metadata.get("model_name"),
+        "as_of": as_of.isoformat(),
+        "created_at": created_at.isoformat(),
+        "series_requested": list(config.forecast.series) if config.forecast.series else None,
+        "series_forecast": plan.series,
+        "skipped": [item.as_dict() for item in plan.skipped],
+        "rows": rows,
+        "horizon": spec.horizon,
+        "input_width": spec.input_width,
+        "targets": list(spec.targets),
+        "frequency": model.forecaster.metadata["frequency"],
+        "forecast_frequency": model.forecaster.metadata.get(
+            "forecast_frequency", TRADING_DAYS_FORECAST_FREQUENCY
+        ),
+        "dataset": history.dataset,
+        "source": history.origin,
+        "data_last_timestamp": history.last_timestamp.isoformat(),
+    }

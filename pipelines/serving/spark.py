@@ -1,0 +1,169 @@
+"""Batch forecasts for many series on Spark with the same logged model.
+
+`mlflow.pyfunc.spark_udf` returns one output row per input row, which does not fit a model that
+turns a series' history into `horizon` forecast rows. Here the history is grouped and each group
+goes through `GroupedData.applyInPandas`, where the pyfunc's own `predict` runs unchanged, so a
+forecast on Spark is the forecast of `mlflow.pyfunc.load_model(uri).predict(history)`.
+
+Decisions:
+    - Groups are hash buckets of `series_id`, not single series. Every series lands whole in one
+      bucket, and the pyfunc stacks all of a bucket's series into one Keras call, so a Python
+      call costs one predict for hundreds of series instead of one per series (the per-call
+      overhead of a Keras predict is milliseconds, more than a small LSTM's work on one window).
+      The bucket count trades that batching against parallelism and memory: a bucket's history
+      is one pandas frame in one Python worker.
+    - The model is downloaded once on the driver and shipped with MLflow's own `SparkModelCache`
+      (the mechanism behind `spark_udf`): the folder is zipped and added with
+      `SparkContext.addFile`, and each Python worker unzips and loads it once, then reuses it for
+      every later group and task. Executors therefore need no access to the tracking server,
+      only the runtime packages of the model (`pipelines.serving.pyfunc.runtime_requirements`); the
+      model's own code (`pipelines`, `models`) travels inside the model folder. Where
+      `addFile` is not allowed (shared clusters), MLflow's `spark.mlflow.nfs.rootDir` setting
+      makes it copy the zip to a shared directory instead.
+    - The per-group function is a closure that refers only to MLflow, pandas and NumPy, so
+      cloudpickle ships it by value and executors do not need this repository installed.
+    - The output schema is the model signature's output schema (`series_id` string,
+      `timestamp` timestamp, `step` long, one double per target). Spark timestamps are instants;
+      set `spark.sql.session.timeZone` to UTC so that `show()` and `toPandas()` display UTC.
+    - Classic Spark only: Spark Connect sessions have no `SparkContext` to ship the model with.
+
+Command line (a local session by default; under `spark-submit` the cluster's):
+
+    PYTHONPATH=. spark-submit --master yarn pipelines/cli/spark.py \
+        --model-uri models:/forecaster@champion --history s3a://bucket/history/ \
+        --output s3a://bucket/forecasts/as_of=2026-01-01/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow.artifacts
+from mlflow.models import Model
+
+from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, DataValidationError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+BUCKET_COLUMN = "_forecast_bucket"
+FORECAST_SPEC_FILE = "forecast_spec.json"
+SERIES_PER_BUCKET = 500
+"""Default batching: about this many series share one pandas call and one Keras predict."""
+
+
+def forecast_spark(
+    history: DataFrame,
+    model_uri: str,
+    *,
+    buckets: int | None = None,
+) -> DataFrame:
+    """Forecasts every series of a Spark DataFrame of history with a logged forecast model.
+
+    Args:
+        history: long-format history: `series_id`, `timestamp` (ISO 8601 text, or a Spark
+            timestamp) and the model's feature columns; other columns are dropped. Send at least
+            the last `input_width` rows of each series (more is fine but costs transfer).
+        model_uri: any MLflow model URI the driver can read: `models:/NAME@champion`,
+            `runs:/RUN_ID/model`, or a local or cloud path.
+        buckets: how many groups the series are hashed into; each group is one pandas call and
+            one Keras predict. Default: one per `SERIES_PER_BUCKET` series, at least the
+            session's default parallelism.
+
+    Returns:
+        A lazy DataFrame with the model's output columns: `series_id`, `timestamp` (the
+        forecast time), `step` (1..horizon) and one double column per target.
+
+    Raises:
+        DataValidationError: a needed column is missing from `history`, or `buckets` < 1.
+            Problems inside a series (too short, gaps, unknown id) fail the Spark job with the
+            model's own message when an action runs.
+
+    Example:
+        >>> spark.conf.set("spark.sql.session.timeZone", "UTC")
+        >>> history = spark.read.parquet("history.parquet")
+        >>> forecast_spark(history, "models:/forecaster@champion").write.parquet("out")
+    """
+    spark = history.sparkSession
+    model_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    features = _model_features(model_path)
+    _check_columns(history, [SERIES_COLUMN, TIMESTAMP_COLUMN, *features])
+    schema = output_schema(model_path)
+    count = buckets if buckets is not None else _default_buckets(history, spark)
+    if count < 1:
+        raise DataValidationError(f"parameter buckets: expected a positive number, got {count}")
+
+    from mlflow.pyfunc.spark_model_cache import SparkModelCache
+    from pyspark.sql import functions
+
+    archive = SparkModelCache.add_local_model(spark, str(model_path))
+    session_time_zone = spark.conf.get("spark.sql.session.timeZone")
+    forecast_bucket = _bucket_forecaster(archive, schema.fieldNames(), session_time_zone)
+    columns = [SERIES_COLUMN, TIMESTAMP_COLUMN, *features]
+    bucketed = history.select(*columns).withColumn(
+        BUCKET_COLUMN, functions.pmod(functions.xxhash64(SERIES_COLUMN), functions.lit(count))
+    )
+    return bucketed.groupBy(BUCKET_COLUMN).applyInPandas(forecast_bucket, schema)
+
+
+def output_schema(model_path: str | Path) -> StructType:
+    """The Spark schema of a local model folder's forecasts, from its signature."""
+    signature = Model.load(str(model_path)).signature
+    if signature is None or signature.outputs is None:
+        raise DataValidationError(f"model {model_path}: no output signature to build a schema")
+    return signature.outputs.as_spark_schema()
+
+
+def _model_features(model_path: Path) -> list[str]:
+    """The feature columns the model reads, from its forecast spec."""
+    found = sorted(model_path.rglob(FORECAST_SPEC_FILE))
+    if not found:
+        raise DataValidationError(
+            f"model {model_path}: no {FORECAST_SPEC_FILE}; is it a forecast model logged with "
+            f"pipelines.serving.pyfunc?"
+        )
+    return list(json.loads(found[0].read_text(encoding="utf-8"))["features"])
+
+
+def _check_columns(history: DataFrame, needed: list[str]) -> None:
+    missing = [column for column in needed if column not in history.columns]
+    if missing:
+        raise DataValidationError(
+            f"history: columns {missing} not found; the model needs {needed}, got {history.columns}"
+        )
+
+
+def _default_buckets(history: DataFrame, spark: SparkSession) -> int:
+    """One bucket per `SERIES_PER_BUCKET` series, but at least one per core of the session."""
+    series = history.select(SERIES_COLUMN).distinct().count()
+    parallelism = spark.sparkContext.defaultParallelism
+    return max(parallelism, -(-series // SERIES_PER_BUCKET))
+
+
+def _bucket_forecaster(archive: str, output_columns: list[str], session_time_zone: str) -> Any:
+    """The per-group function for `applyInPandas`.
+
+    It refers only to MLflow and pandas (imported inside), so cloudpickle ships it by value;
+    `SparkModelCache` keeps the loaded model per Python worker process.
+    """
+
+    def forecast_bucket(history: Any) -> Any:
+        import pandas as pd
+        from mlflow.pyfunc.spark_model_cache import SparkModelCache
+
+        model, _ = SparkModelCache.get_or_load(archive)
+        history = history.drop(columns="_forecast_bucket")
+        times = history["timestamp"]
+        if pd.api.types.is_datetime64_any_dtype(times):
+            # Arrow hands Spark timestamps over as naive wall times of the session's zone; the
+            # model's signature takes ISO text (MLflow rejects zone-aware values), in UTC.
+            if times.dt.tz is None:
+                times = times.dt.tz_localize(session_time_zone)
+            history["timestamp"] = times.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        forecast = model.predict(history)
+        return forecast[output_columns]
+
+    return forecast_bucket

@@ -1,0 +1,272 @@
+"""The base of every settings section: a frozen pydantic model, one error type, and the readers
+that turn command-line text into typed values.
+
+Every section of the run configuration (`pipelines.data.settings.DataConfig` and the sections
+in `pipelines.config.schema`) derives from `SettingsSection`: unknown fields are rejected,
+values are checked strictly by type when a section is built from Python or YAML values (`3` for
+an integer, not `"3"` or `True`), and a bad value raises `ConfigError`, whose message names the
+dotted key, what was expected and what was given:
+
+    config key 'training.epochs': expected an integer >= 1, got 0
+
+Text from a command line or an MLproject parameter is read by the field's type first
+(`read_text`): "3" and "3.0" -> 3 (but "3.5" is an error) for integers, "1e-3" -> 0.001 for
+numbers, true/false (also yes/no, on/off, 1/0) for flags, "a,b" -> ("a", "b") for lists, and ""
+or "none" -> None where a field may be None.
+
+This module depends on nothing in the project, so every stage can define its own section.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import numbers
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+NONE_WORDS = frozenset({"", "none", "null", "~"})
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+class ConfigError(ValueError):
+    """A configuration key that does not exist or a value that cannot be used.
+
+    Attributes:
+        key: the dotted key at fault (`training.epochs`), or None for a file-level problem.
+        problem: what is wrong with the value ("expected ..., got ..."), or None.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.problem = problem
+
+
+def where(origin: str | None) -> str:
+    """` (from ORIGIN)` for a message, or nothing."""
+    return f" (from {origin})" if origin else ""
+
+
+def bad_value(key: str, problem: str, origin: str | None = None) -> ConfigError:
+    """The error of one key: `config key 'KEY' (from ORIGIN): PROBLEM`."""
+    separator = " " if problem.startswith("is unknown") else ": "
+    return ConfigError(
+        f"config key {key!r}{where(origin)}{separator}{problem}", key=key, problem=problem
+    )
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate spelt most like `name`, or None when none is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_key(
+    key: str, origin: str | None, candidates: Iterable[str], listing: str | None = None
+) -> ConfigError:
+    """`config key 'KEY' is unknown; did you mean ...?` (or the list of valid keys)."""
+    candidates = list(candidates)
+    match = closest(key, candidates)
+    if match is not None:
+        advice = f"did you mean {match!r}?"
+    else:
+        advice = f"valid: {listing or ', '.join(candidates)}"
+    return bad_value(key, f"is unknown; {advice}", origin)
+
+
+def require(condition: bool, key: str, value: Any, expected: str) -> None:
+    """Raises `expected EXPECTED, got VALUE` for `key` unless `condition`."""
+    if not condition:
+        raise bad_value(key, f"expected {expected}, got {value!r}")
+
+
+def require_choice(key: str, value: Any, choices: Iterable[str]) -> None:
+    """Raises, with the closest choice, unless `value` is one of `choices`."""
+    choices = list(choices)
+    if value in choices:
+        return
+    match = closest(str(value), choices)
+    hint = f"; did you mean {match!r}?" if match else ""
+    raise bad_value(key, f"expected one of {', '.join(choices)}, got {value!r}{hint}")
+
+
+# --------------------------------------------------------------------------------------------
+# Types and text
+
+
+def split_optional(annotation: Any) -> tuple[Any, bool]:
+    """(the type without None, whether None is allowed)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        arguments = typing.get_args(annotation)
+        others = [argument for argument in arguments if argument is not type(None)]
+        if len(others) != 1:
+            raise TypeError(f"unsupported settings annotation {annotation!r}")
+        return others[0], len(others) < len(arguments)
+    return annotation, False
+
+
+def describe(annotation: Any) -> str:
+    """What a value of this type looks like, for messages ("an integer, or none")."""
+    base, optional = split_optional(annotation)
+    if base is bool:
+        text = "true or false"
+    elif base is int:
+        text = "an integer"
+    elif base is float:
+        text = "a number"
+    elif base is str:
+        text = "a non-empty string"
+    elif typing.get_origin(base) is tuple:
+        item = typing.get_args(base)[0]
+        text = "a list of numbers" if item is float else "a list of names"
+        text += " (or one comma-separated string)"
+    elif typing.get_origin(base) is dict or base is dict:
+        text = "a mapping"
+    elif isinstance(base, type) and issubclass(base, BaseModel):
+        text = f"a {base.__name__} (use config_from_dict for a mapping)"
+    else:  # pragma: no cover - every field's annotation is one of the above
+        text = str(base)
+    return f"{text}, or none" if optional else text
+
+
+def read_int(value: Any) -> int:
+    """An integer from an integer, an integral float or text ("3", "3.0"); else ValueError."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            value = float(text)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError
+
+
+def read_float(value: Any) -> float:
+    """A number from a number or text ("1e-3"); else ValueError."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise ValueError
+
+
+def read_bool(value: Any) -> bool:
+    """A flag from a bool or a word (`TRUE_WORDS`, `FALSE_WORDS`); else ValueError."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ValueError
+
+
+def read_text(key: str, value: Any, annotation: Any, *, none_is_text: bool = False) -> Any:
+    """Command-line text read by the field's type; other values are returned unchanged.
+
+    Args:
+        key: the dotted key, for messages.
+        value: the value; only text is read.
+        annotation: the field's type.
+        none_is_text: keep "none" as text, for a field where it is a value of its own (a
+            series column "none" means one series, while None means the catalog's column).
+
+    Raises:
+        ConfigError: text that does not read as the type.
+    """
+    if not isinstance(value, str):
+        return value
+    base, optional = split_optional(annotation)
+    if none_is_text and value.strip().lower() == "none":
+        return value.strip().lower()
+    if optional and value.strip().lower() in NONE_WORDS:
+        return None
+    try:
+        if base is bool:
+            return read_bool(value)
+        if base is int:
+            return read_int(value)
+        if base is float:
+            return read_float(value)
+        if typing.get_origin(base) is tuple:
+            items = [part.strip() for part in value.split(",") if part.strip()]
+            if typing.get_args(base)[0] is float:
+                return tuple(read_float(item) for item in items)
+            return tuple(items) if items or not optional else None
+    except ValueError:
+        raise bad_value(key, f"expected {describe(annotation)}, got {value!r}") from None
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# The base section
+
+
+class SettingsSection(BaseModel):
+    """A frozen, strictly typed settings section; errors are `ConfigError`s naming the key.
+
+    Subclasses set `section` (the key prefix, e.g. "training") and may check values across
+    fields in a `model_validator(mode="after")` that raises `ConfigError` (e.g. through
+    `require`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    section: typing.ClassVar[str] = ""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise self.config_error(error, values) from None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: Any) -> Any:
+        """Lists become tuples and YAML dates become ISO text; strings are kept strict."""
+        annotation = cls.model_fields[info.field_name].annotation
+        base, optional = split_optional(annotation)
+        if typing.get_origin(base) is tuple and isinstance(value, list | tuple):
+            # An empty list where none is allowed means "not set" (the catalog's value).
+            return None if optional and not value else tuple(value)
+        if base is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if base is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if base is str and isinstance(value, datetime.date):
+            return value.isoformat()
+        if base is str and isinstance(value, str) and not value.strip():
+            raise ValueError("empty")
+        return value
+
+    @classmethod
+    def config_error(cls, error: ValidationError, values: Mapping[str, Any]) -> ConfigError:
+        """The first problem of a pydantic error, as a `ConfigError` naming the dotted key."""
+        first = error.errors(include_url=False)[0]
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):
+            return cause
+        location = [str(part) for part in first["loc"]]
+        name = location[0] if location else ""
+        key = f"{cls.section}.{name}" if name else cls.section
+        if first["type"] == "extra_forbidden":
+            return unknown_key(key, None, [f"{cls.section}.{field}" for field in cls.model_fields])
+        if name in cls.model_fields:
+            annotation = cls.model_fields[name].annotation
+            value = values.get(name, first.get("input"))
+            return bad_value(key, f"expected {describe(annotation)}, got {value!r}")
+        return bad_value(key, str(first["msg"]))

@@ -1,0 +1,199 @@
+"""Training: prepare -> windows -> zoo model -> fit with early stopping -> evaluate. No MLflow.
+
+`train_model(config)` seeds Python, NumPy and Keras, prepares the data (or takes them
+prepared), fits the zoo model with early stopping on the validation part (best weights
+restored) and evaluates it beside the naive baselines `last` and `repeat` on the validation and
+test windows (`pipelines.training.evaluation`). Logging the result is
+`pipelines.tracking.training_run`'s job; the command line is `pipelines.cli.train`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from models import zoo
+from pipelines.config.schema import (
+    RunConfig,
+)
+from pipelines.data.contract import PART_NAMES, DataValidationError
+from pipelines.data.prepare import PrepareResult
+from pipelines.data.prepare import run as prepare_data
+from pipelines.data.windows import WindowedData, WindowSpec
+from pipelines.training.evaluation import (
+    EVALUATED_PARTS,
+    Evaluation,
+    ForecastSample,
+    evaluate_baselines,
+    evaluate_model,
+    forecast_sample,
+    mase_scales,
+    target_windows,
+)
+
+SAMPLE_WINDOWS = 4
+"""Test windows kept for the forecast-vs-actual plot."""
+
+
+@dataclass
+class TrainResult:
+    """Everything one training run produced.
+
+    Attributes:
+        model: the fitted Keras model (best validation weights restored).
+        model_name: the zoo name.
+        hparams: every hyper-parameter the model was built with (defaults resolved).
+        history: Keras' per-epoch history (`loss`, `val_loss`, ...); empty for baselines.
+        best_epoch: 1-based epoch whose weights were kept (None when nothing was fitted).
+        training_seconds: wall time of `fit`.
+        samples_per_second: training windows processed per second of `fit`.
+        evaluations: `{"validation": Evaluation, "test": Evaluation}` of the model.
+        baseline_evaluations: `{baseline name: {part: Evaluation}}` on the same windows.
+        window_counts: windows per part.
+        prepared: the prepared data the model was trained on.
+        sample: a few test windows with forecasts, for plots.
+        notes: what was left out and why (MASE without a scale, a baseline that does not fit).
+    """
+
+    model: keras.Model
+    model_name: str
+    hparams: dict[str, Any]
+    history: dict[str, list[float]]
+    best_epoch: int | None
+    training_seconds: float
+    samples_per_second: float
+    evaluations: dict[str, Evaluation]
+    baseline_evaluations: dict[str, dict[str, Evaluation]]
+    window_counts: dict[str, int]
+    prepared: PrepareResult
+    sample: ForecastSample
+    notes: list[str] = field(default_factory=list)
+
+
+def model_shape(spec: WindowSpec) -> zoo.ModelShape:
+    """The zoo's shape for a window spec: targets are read from their feature positions."""
+    missing = [target for target in spec.targets if target not in spec.features]
+    if missing:
+        raise DataValidationError(
+            f"window spec: targets {missing} are not among the features {list(spec.features)}; "
+            "every zoo model reads its targets from the inputs"
+        )
+    return zoo.ModelShape(
+        input_width=spec.input_width,
+        horizon=spec.horizon,
+        n_features=len(spec.features),
+        target_indices=tuple(spec.features.index(target) for target in spec.targets),
+    )
+
+
+def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> TrainResult:
+    """Fits and evaluates the configured model; no MLflow.
+
+    Args:
+        config: the run configuration.
+        prepared: data already prepared from `config.data` (saves preparing it again);
+            None prepares it here.
+
+    Returns:
+        The fitted model, its history, timings and metrics beside the baselines'.
+
+    Raises:
+        DataValidationError: the data cannot be read or cut into windows.
+        ConfigError: hyper-parameters that do not fit the model.
+        ValueError: the model cannot be built for this shape.
+    """
+    training = config.training
+    keras.utils.set_random_seed(training.seed)
+    if prepared is None:
+        prepared = prepare_data(config.data)
+    windowed = _windowed(prepared)
+    counts = {part: len(windowed.starts[part]) for part in PART_NAMES}
+    empty = [part for part in EVALUATED_PARTS if counts[part] == 0]
+    if empty:
+        raise DataValidationError(
+            f"{prepared.summary.get('source')}: no {' or '.join(empty)} window fits "
+            f"(windows per part: {counts}); lower the input width or horizon, or change the split"
+        )
+    shape = model_shape(prepared.spec)
+    hparams = config.model.hparams_for()
+    model = zoo.build_model(config.model.name, shape, **hparams)
+    zoo.compile_model(model, learning_rate=training.learning_rate, loss=training.loss)
+    fit = _fit(model, windowed, config)
+
+    actuals = {part: target_windows(prepared, windowed, part) for part in EVALUATED_PARTS}
+    scales, notes = mase_scales(prepared)
+    evaluations = {
+        part: evaluate_model(
+            model, prepared, windowed, part, actuals[part], scales, training.batch_size
+        )
+        for part in EVALUATED_PARTS
+    }
+    baseline_evaluations = evaluate_baselines(
+        prepared, windowed, shape, actuals, scales, training.batch_size, notes
+    )
+    sample = forecast_sample(model, prepared, windowed, SAMPLE_WINDOWS)
+    return TrainResult(
+        model=model,
+        model_name=config.model.name,
+        hparams=hparams,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
+        training_seconds=fit.seconds,
+        samples_per_second=fit.samples_per_second,
+        evaluations=evaluations,
+        baseline_evaluations=baseline_evaluations,
+        window_counts=counts,
+        prepared=prepared,
+        sample=sample,
+        notes=notes,
+    )
+
+
+def _windowed(prepared: PrepareResult) -> WindowedData:
+    scaled = prepared.scaler.transform(prepared.frame)
+    return WindowedData.from_frame(
+        prepared.frame, scaled, prepared.parts, prepared.spec, prepared.scaler.columns
+    )
+
+
+@dataclass
+class _Fit:
+    history: dict[str, list[float]]
+    best_epoch: int | None
+    seconds: float
+    samples_per_second: float
+
+
+def _fit(model: keras.Model, windowed: WindowedData, config: RunConfig) -> _Fit:
+    """Fits with early stopping on the validation loss; baselines have nothing to fit."""
+    if not model.trainable_weights:
+        return _Fit(history={}, best_epoch=None, seconds=0.0, samples_per_second=0.0)
+    training = config.training
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=training.patience, restore_best_weights=True
+    )
+    started = time.perf_counter()
+    history = model.fit(
+        windowed.dataset("train", batch_size=training.batch_size, shuffle=True, seed=training.seed),
+        validation_data=windowed.dataset("validation", batch_size=training.batch_size),
+        epochs=training.epochs,
+        callbacks=[early_stopping],
+        shuffle=False,  # the dataset shuffles itself, seeded; Keras cannot shuffle a dataset
+        verbose=2,  # one line per epoch: readable in `mlflow run` logs, unlike progress bars
+    )
+    seconds = time.perf_counter() - started
+    values = {key: [float(value) for value in series] for key, series in history.history.items()}
+    epochs_run = len(values.get("loss", []))
+    samples = len(windowed.starts["train"]) * epochs_run
+    validation_losses = values.get("val_loss", [])
+    best_epoch = int(np.argmin(validation_losses)) + 1 if validation_losses else None
+    return _Fit(
+        history=values,
+        best_epoch=best_epoch,
+        seconds=seconds,
+        samples_per_second=samples / seconds if seconds > 0 else 0.0,
+    )

@@ -1,0 +1,173 @@
+"""Forecasts on a local Spark session equal the single-process forecast of the same model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.data.contract import DataValidationError
+from pipelines.data.history import to_model_input
+from tests.three_series import (
+    SERIES,
+    SPEC,
+    register_untrained_champion,
+    save_untrained_forecaster,
+    series_frame,
+)
+
+pyspark_sql = pytest.importorskip("pyspark.sql")
+
+pytestmark = [
+    pytest.mark.slow,
+    # PySpark 4.3 warns that it does not "fully" support pandas 3; the grouped-map path used
+    # here is checked number by number below.
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),  # PySpark on pandas 3
+]
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return series_frame(days=40, seed=1)
+
+
+@pytest.fixture(scope="module")
+def model_path(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_untrained_forecaster(tmp_path_factory.mktemp("spark-model") / "model", frame)
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[pyspark_sql.SparkSession]:
+    """A small local[2] session in UTC; Java missing is a failure under CI=true, else a skip."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        message = "Spark needs Java 17 or newer (no `java` on PATH and no JAVA_HOME)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI must install a JDK")
+        pytest.skip(message)
+    with pytest.MonkeyPatch.context() as patch:
+        # Workers must run this interpreter (the venv), not whatever `python3` is on PATH;
+        # PySpark reads the variable when the context starts.
+        patch.setenv("PYSPARK_PYTHON", sys.executable)
+        session = (
+            pyspark_sql.SparkSession.builder.master("local[2]")
+            .appName("lstm-forecaster-tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        try:
+            yield session
+        finally:
+            session.stop()
+
+
+def expected_forecast(model_uri: str, frame: pd.DataFrame) -> pd.DataFrame:
+    history = to_model_input(frame, SPEC.features)
+    return mlflow.pyfunc.load_model(model_uri).predict(history)
+
+
+def assert_same_forecast(spark_forecast: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Row by row: ids, steps, UTC timestamps and the numbers."""
+    spark_forecast = spark_forecast.sort_values(["series_id", "step"], ignore_index=True)
+    assert list(spark_forecast.columns) == ["series_id", "timestamp", "step", "level"]
+    assert spark_forecast["series_id"].tolist() == expected["series_id"].tolist()
+    assert spark_forecast["step"].tolist() == expected["step"].tolist()
+    # The session is in UTC, so toPandas' naive timestamps are UTC wall times.
+    spark_times = pd.to_datetime(spark_forecast["timestamp"]).dt.tz_localize("UTC")
+    assert spark_times.tolist() == expected["timestamp"].tolist()
+    np.testing.assert_allclose(spark_forecast["level"], expected["level"], rtol=0, atol=1e-6)
+
+
+def test_spark_forecast_equals_single_process_forecast(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
+) -> None:
+    from pipelines.serving.spark import forecast_spark
+
+    history = spark.createDataFrame(to_model_input(frame, SPEC.features))
+    # Two buckets for three series: at least one Python call forecasts several series at once.
+    result = forecast_spark(history, str(model_path), buckets=2).toPandas()
+
+    expected = expected_forecast(str(model_path), frame)
+    assert len(expected) == len(SERIES) * SPEC.horizon
+    assert_same_forecast(result, expected)
+    assert expected["timestamp"].iloc[0] == pd.Timestamp("2024-02-10", tz="UTC")
+
+
+def test_spark_timestamps_and_extra_columns_give_the_same_forecast(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
+) -> None:
+    from pyspark.sql import functions
+
+    from pipelines.serving.spark import forecast_spark
+
+    text = spark.createDataFrame(to_model_input(frame, SPEC.features).assign(note="ignored"))
+    # A real timestamp column, as a Parquet table would have it.
+    history = text.withColumn("timestamp", functions.to_timestamp("timestamp"))
+    assert dict(history.dtypes)["timestamp"] == "timestamp"
+    result = forecast_spark(history, str(model_path)).toPandas()
+
+    assert_same_forecast(result, expected_forecast(str(model_path), frame))
+
+
+def test_registered_model_uri_works_and_schema_follows_the_signature(
+    spark: pyspark_sql.SparkSession,
+    frame: pd.DataFrame,
+    tmp_path: Path,
+    tracking_store: mlflow.MlflowClient,
+) -> None:
+    from pipelines.serving.spark import forecast_spark
+
+    experiment_id = tracking_store.create_experiment(
+        "spark-test", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    uri = register_untrained_champion(frame, "spark-forecaster", experiment_id)
+    history = spark.createDataFrame(to_model_input(frame, SPEC.features, last_rows=10))
+    forecast = forecast_spark(history, uri, buckets=1)
+
+    assert forecast.dtypes == [
+        ("series_id", "string"),
+        ("timestamp", "timestamp"),
+        ("step", "bigint"),
+        ("level", "double"),
+    ]
+    assert_same_forecast(forecast.toPandas(), expected_forecast(uri, frame))
+
+
+def test_missing_column_is_named_before_any_job_runs(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
+) -> None:
+    from pipelines.serving.spark import forecast_spark
+
+    history = spark.createDataFrame(to_model_input(frame, SPEC.features).drop(columns="level"))
+    with pytest.raises(DataValidationError, match=r"columns \['level'\] not found"):
+        forecast_spark(history, str(model_path))
+
+
+def test_command_line_writes_parquet_and_exits_2_on_bad_input(
+    spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from pipelines.cli.spark import main
+
+    history = to_model_input(frame, SPEC.features, last_rows=SPEC.input_width)
+    history.to_parquet(tmp_path / "history.parquet")
+    output = tmp_path / "forecast"
+    arguments = ["--model-uri", str(model_path), "--history", str(tmp_path / "history.parquet")]
+
+    assert main([*arguments, "--output", str(output)]) == 0
+    written = pd.read_parquet(output)
+    assert_same_forecast(written, expected_forecast(str(model_path), frame))
+    history.drop(columns="temperature").to_parquet(tmp_path / "history.parquet")
+    assert main([*arguments, "--output", str(tmp_path / "other")]) == 2
+    assert not (tmp_path / "other").exists()
+    assert spark.range(1).count() == 1  # the caller's session was not stopped

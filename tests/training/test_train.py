@@ -1,0 +1,161 @@
+"""Training pipeline: metrics, early stopping, seeding, the MLflow round trip and failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from pipelines.cli import exit_codes
+from pipelines.cli import train as train_command
+from pipelines.config.loading import load_config
+from pipelines.config.schema import RunConfig
+from pipelines.data.prepare import PrepareResult
+from pipelines.data.prepare import run as prepare_data
+from pipelines.training import train
+
+INPUT_WIDTH = 14
+HORIZON = 7
+TINY = {
+    "dataset": "seattle-weather",
+    "input_width": str(INPUT_WIDTH),
+    "horizon": str(HORIZON),
+    "model": "dense",
+    "model.hparams.units": "4",
+    "epochs": "2",
+    "batch_size": "64",
+}
+TINY_ARGUMENTS = [
+    "--dataset=seattle-weather",
+    f"--input-width={INPUT_WIDTH}",
+    f"--horizon={HORIZON}",
+    "--model=dense",
+    "--set=model.hparams.units=4",
+    "--epochs=2",
+    "--batch-size=64",
+]
+
+
+def tiny_config(**overrides: str) -> RunConfig:
+    return load_config(overrides={**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def prepared() -> PrepareResult:
+    return prepare_data(tiny_config().data)
+
+
+@pytest.fixture(scope="module")
+def trained(prepared: PrepareResult) -> train.TrainResult:
+    return train.train_model(tiny_config(learning_rate="0.01"), prepared)
+
+
+@pytest.fixture
+def tracking(tracking_store: MlflowClient, tmp_path: Path) -> MlflowClient:
+    """The shared store, with this module's experiment keeping artifacts in tmp_path."""
+    tracking_store.create_experiment("tiny", artifact_location=(tmp_path / "artifacts").as_uri())
+    return tracking_store
+
+
+def test_last_baseline_matches_numpy(trained: train.TrainResult) -> None:
+    prepared = trained.prepared
+    target = prepared.spec.features.index("temp_max")
+    scaled = prepared.scaler.transform(prepared.frame)[:, target].astype("float64")
+    first_test_row = int(np.flatnonzero(prepared.parts == 2)[0])
+    starts = np.arange(first_test_row - INPUT_WIDTH, len(scaled) - INPUT_WIDTH - HORIZON + 1)
+    last_values = scaled[starts + INPUT_WIDTH - 1][:, np.newaxis]
+    actual = np.stack(
+        [scaled[start + INPUT_WIDTH : start + INPUT_WIDTH + HORIZON] for start in starts]
+    )
+    expected = float(np.mean(np.abs(actual - last_values)))
+    test = trained.baseline_evaluations["last"]["test"]
+    assert test.overall["mae"] == pytest.approx(expected, rel=1e-5)
+    assert trained.window_counts["test"] == len(starts)
+    assert test.by_step["mae"].shape == (HORIZON,)
+    assert np.mean(test.by_step["mae"]) == pytest.approx(expected, rel=1e-5)
+    assert set(trained.evaluations["test"].overall) >= {"mae", "rmse", "mape", "smape", "mase"}
+
+
+def test_early_stopping_restores_the_best_weights(prepared: PrepareResult) -> None:
+    # A large learning rate makes the validation loss jump around, so the last epoch is
+    # unlikely to be the best one; whichever it is, the kept weights must be the best epoch's.
+    config = tiny_config(epochs="4", learning_rate="0.3", patience="1")
+    result = train.train_model(config, prepared)
+    windowed = train._windowed(prepared)
+    validation = windowed.dataset("validation", batch_size=64)
+    restored = result.model.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    assert restored == pytest.approx(min(result.history["val_loss"]), rel=1e-4)
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
+    # Seeded, this run stops after epoch 3 with epoch 2 best, so restoring is not a no-op.
+    assert result.best_epoch < len(result.history["val_loss"])
+
+
+def test_one_seed_gives_the_same_metrics(
+    prepared: PrepareResult, trained: train.TrainResult
+) -> None:
+    again = train.train_model(tiny_config(learning_rate="0.01"), prepared)
+    assert again.evaluations["test"].overall["mae"] == trained.evaluations["test"].overall["mae"]
+    assert again.history == trained.history
+
+
+def test_mlflow_round_trip_and_champion_on_validation(tracking: MlflowClient) -> None:
+    common = [*TINY_ARGUMENTS, "--experiment-name=tiny", "--registered-model-name=tiny-model"]
+    assert train_command.main([*common, "--learning-rate=0.01"]) == 0
+    # An almost-zero learning rate leaves the untrained weights: a worse validation MAE.
+    assert train_command.main([*common, "--learning-rate=1e-9"]) == 0
+
+    experiment = tracking.get_experiment_by_name("tiny")
+    first, second = tracking.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time ASC"]
+    )
+    assert first.info.status == "FINISHED"
+    assert first.data.params["model.name"] == "dense"
+    assert first.data.params["training.epochs"] == "2"
+    assert first.data.params["resolved.hparams.units"] == "4"
+    metrics = first.data.metrics
+    for key in ("test_mae", "test_rmse", "test_mase", "val_mae", "test_mae_original"):
+        assert key in metrics
+    for key in ("baseline_last_test_mae", "baseline_repeat_val_mae", "training_seconds"):
+        assert key in metrics
+    by_step = tracking.get_metric_history(first.info.run_id, "test_mae_by_step")
+    assert sorted(entry.step for entry in by_step) == list(range(1, HORIZON + 1))
+    losses = tracking.get_metric_history(first.info.run_id, "val_loss")
+    assert sorted(entry.step for entry in losses) == [1, 2]
+    assert first.data.tags["model_family"] == "direct"
+    assert first.data.tags["keras"]
+    artifacts = {item.path for item in tracking.list_artifacts(first.info.run_id, "plots")}
+    assert artifacts == {"plots/forecast_vs_actual.png", "plots/error_by_horizon.png"}
+    assert mlflow.get_run(first.info.run_id).inputs.dataset_inputs
+
+    assert second.data.metrics["val_mae"] > first.data.metrics["val_mae"]
+    champion = tracking.get_model_version_by_alias("tiny-model", "champion")
+    assert champion.run_id == first.info.run_id
+    assert len(tracking.search_model_versions("name='tiny-model'")) == 2
+    assert second.data.tags["champion"] == "false"
+
+
+def test_a_run_that_raises_ends_failed(
+    tracking: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_builder(*arguments: object, **keywords: object) -> None:
+        raise RuntimeError("the builder broke")
+
+    monkeypatch.setattr(train.zoo, "build_model", broken_builder)
+    assert train_command.main([*TINY_ARGUMENTS, "--experiment-name=tiny"]) == exit_codes.EXIT_FAILED
+    (run,) = tracking.search_runs([tracking.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "the builder broke" in run.data.tags["error"]
+
+
+def test_a_config_error_exits_2_before_any_run(
+    tracking: MlflowClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train_command.main(["--epochs=0", "--experiment-name=tiny"]) == exit_codes.EXIT_BAD_INPUT
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith("error: config key 'training.epochs'")
+    experiments = tracking.search_experiments()
+    assert not tracking.search_runs([experiment.experiment_id for experiment in experiments])
