@@ -262,13 +262,11 @@ def _build(given: dict[str, dict[str, Any]], origins: dict[str, str]) -> RunConf
                 values[name] = dict(value)
                 continue
             key = f"{section}.{name}"
-            field = cls.model_fields[name]
-            none_is_text = bool((field.json_schema_extra or {}).get("none_is_text"))  # type: ignore[union-attr]
+            annotation = cls.model_fields[name].annotation
+            none_is_text = _none_is_text(section, name)
             values[name] = _with_origin(
                 origins,
-                functools.partial(
-                    read_text, key, value, field.annotation, none_is_text=none_is_text
-                ),
+                functools.partial(read_text, key, value, annotation, none_is_text=none_is_text),
             )
         if section == "model" and "hparams" in values:
             # The hyper-parameters are read for the final model name, so check it first.
@@ -280,6 +278,12 @@ def _build(given: dict[str, dict[str, Any]], origins: dict[str, str]) -> RunConf
             values["hparams"] = _read_hparams(name, values["hparams"])
         sections[section] = _with_origin(origins, functools.partial(cls, **values))
     return RunConfig(**sections)
+
+
+def _none_is_text(section: str, name: str) -> bool:
+    """Whether the field reads "none" as text (see `pipelines.settings.read_text`)."""
+    extra = SECTIONS[section].model_fields[name].json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("none_is_text"))
 
 
 def _zoo_model_names() -> tuple[str, ...]:
@@ -416,6 +420,8 @@ def flatten(config: RunConfig) -> dict[str, str]:
             key = f"{section}.{name}"
             if name in MAPPING_FIELDS:
                 flat.update({f"{key}.{item}": format_value(entry) for item, entry in value.items()})
+            elif value is None and _none_is_text(section, name):
+                flat[key] = ""  # "none" is a value of its own here; "" reads back as None
             else:
                 flat[key] = format_value(value)
     return {key: shorten(value) for key, value in flat.items()}

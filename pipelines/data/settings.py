@@ -124,6 +124,12 @@ class DataConfig(SettingsSection):
             # (a source alone replaces the default data set's file).
             object.__setattr__(self, "dataset", None)
         if self.dataset is None and self.source is None:
+            if "dataset" in self.model_fields_set:
+                raise bad_value(
+                    "data.dataset",
+                    "expected a catalog entry, or none with data.source (a file outside the "
+                    "catalog), got none and no source",
+                )
             object.__setattr__(self, "dataset", default)
         entry = None
         if self.dataset is not None:

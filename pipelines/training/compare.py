@@ -28,7 +28,8 @@ SUMMARY_METRICS = (
     "test_mase",
     "test_mae_original",
 )
-"""Metric keys of `pipelines.tracking.training_run.metric_values` copied into the summary (scaled units unless noted)."""
+"""Keys of `pipelines.tracking.training_run.metric_values` in the summary (scaled units unless
+noted)."""
 SUMMARY_COLUMNS = (
     "model",
     "family",

@@ -436,6 +436,17 @@ def test_default_data_is_the_catalog_default():
     assert load_config().data == DataConfig(dataset=default_entry_name()) == DataConfig()
 
 
+def test_no_data_set_and_no_file_is_an_error_not_the_default():
+    assert "got none and no source" in error_of(overrides={"dataset": "none"})
+
+
+def test_a_file_with_its_columns_and_no_data_set_is_outside_the_catalog():
+    overrides = {"source": "prices.csv", "timestamp_column": "Date", "targets": "Close"}
+    assert load_config(overrides=overrides).data.dataset is None
+    # A file alone replaces the default data set's file.
+    assert load_config(overrides={"source": "prices.csv"}).data.dataset == default_entry_name()
+
+
 def test_a_file_outside_the_catalog_needs_columns():
     message = error_of(overrides={"dataset": "none", "source": "prices.csv"})
     assert "data.timestamp_column and data.targets" in message
