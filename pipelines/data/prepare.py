@@ -54,14 +54,10 @@ class PrepareResult:
 
 
 def resolve_entry(config: DataConfig) -> DatasetEntry:
-    """The catalog entry to use, or an ad-hoc one for `--source` alone."""
+    """The catalog entry to use, or an ad-hoc one for a file outside the catalog (whose
+    timestamp column and targets `DataConfig` requires)."""
     if config.dataset is not None or config.source is None:
         return get_entry(config.dataset or default_entry_name())
-    if config.timestamp_column is None or not config.targets:
-        raise DataValidationError(
-            f"{config.source}: a file outside the catalog (--dataset none) needs "
-            "--timestamp-column and --targets (and --series-column for several series)"
-        )
     name = Path(config.source).name.split(".")[0] or "source"
     return DatasetEntry(
         name=name,
