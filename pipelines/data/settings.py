@@ -27,7 +27,6 @@ from pipelines.settings import (
     read_text,
     require,
     require_choice,
-    unknown_key,
 )
 
 SCALERS = ("standard", "minmax")
@@ -35,14 +34,6 @@ FILL_METHODS = ("time", "ffill")
 DUPLICATE_POLICIES = ("error", "first", "last", "mean")
 DEFAULT_SPLIT = "0.7,0.1,0.2"
 """The LTSF rule: `int(n * 0.7)` training rows, `int(n * 0.2)` test rows, the rest validation."""
-SOURCE_PARAMETER_TYPES: dict[str, Any] = {
-    "tickers": tuple[str, ...],
-    "start": str,
-    "end": str,
-    "period": str,
-    "refresh": bool,
-}
-"""Parameters of the yfinance source (`data.source_parameters.<name>`) and their types."""
 
 
 @functools.cache
@@ -54,6 +45,25 @@ def catalog() -> tuple[dict[str, DatasetEntry], str]:
 def default_dataset() -> str:
     """The catalog's default data set."""
     return catalog()[1]
+
+
+class SourceParameters(SettingsSection):
+    """The yfinance source's parameters (`data.source_parameters.<name>`); only those given
+    reach the source."""
+
+    section = "data.source_parameters"
+
+    tickers: tuple[str, ...] | None = None
+    start: str | None = None
+    end: str | None = None
+    period: str | None = None
+    refresh: bool | None = None
+
+
+SOURCE_PARAMETER_TYPES: dict[str, Any] = {
+    name: field.annotation for name, field in SourceParameters.model_fields.items()
+}
+"""Parameter name -> its type, for reading command-line text."""
 
 
 class DataConfig(SettingsSection):
@@ -178,16 +188,13 @@ class DataConfig(SettingsSection):
             )
 
     def _check_source_parameters(self, entry: DatasetEntry | None) -> None:
-        parameters = {}
-        for name, value in self.source_parameters.items():
-            key = f"data.source_parameters.{name}"
-            if name not in SOURCE_PARAMETER_TYPES:
-                raise unknown_key(
-                    key,
-                    None,
-                    [f"data.source_parameters.{known}" for known in SOURCE_PARAMETER_TYPES],
-                )
-            parameters[name] = _source_parameter(key, value, SOURCE_PARAMETER_TYPES[name])
+        values = {
+            name: read_text(f"data.source_parameters.{name}", value, SOURCE_PARAMETER_TYPES[name])
+            if name in SOURCE_PARAMETER_TYPES
+            else value  # left for the section to reject, with the closest name
+            for name, value in self.source_parameters.items()
+        }
+        parameters = SourceParameters(**values).model_dump(exclude_unset=True, exclude_none=True)
         if parameters and (entry is None or entry.source.get("kind") != "yfinance"):
             name = entry.name if entry else None
             raise bad_value(
@@ -200,23 +207,3 @@ class DataConfig(SettingsSection):
 
             require_choice("data.source_parameters.period", parameters["period"], VALID_PERIODS)
         object.__setattr__(self, "source_parameters", parameters)
-
-
-def _source_parameter(key: str, value: Any, annotation: Any) -> Any:
-    """A source parameter read from text by its type, then checked like any field."""
-    value = read_text(key, value, annotation)
-    if annotation is bool and isinstance(value, bool):
-        return value
-    if annotation is str and isinstance(value, str) and value.strip():
-        return value
-    if (
-        annotation == tuple[str, ...]
-        and isinstance(value, list | tuple)
-        and all(isinstance(item, str) and item.strip() for item in value)
-    ):
-        return tuple(value)
-    if hasattr(value, "isoformat") and annotation is str:
-        return value.isoformat()
-    from pipelines.settings import describe
-
-    raise bad_value(key, f"expected {describe(annotation)}, got {value!r}")
