@@ -45,7 +45,6 @@ from pipelines.settings import ConfigError
 from pipelines.tracking import lineage
 from pipelines.tracking.comparison import compare_models
 from pipelines.tracking.forecast_run import log_forecast_run
-from pipelines.tracking.registry import CHAMPION_ALIAS
 from pipelines.tracking.runs import run_for
 from pipelines.training.compare import ComparisonResult, model_configs, summary_text
 
@@ -114,11 +113,8 @@ def _forecast(config: RunConfig, parent_run_id: str) -> forecast.ForecastResult:
     forecast_config = config.model_copy(
         update={
             "data": data,
-            "forecast": config.forecast.model_copy(
-                update={
-                    "model_uri": f"models:/{config.tracking.registered_model_name}@{CHAMPION_ALIAS}"
-                }
-            ),
+            # None: the registered model's champion (`RunConfig.forecast_model_uri`).
+            "forecast": config.forecast.model_copy(update={"model_uri": None}),
         }
     )
     result = forecast.run(forecast_config)

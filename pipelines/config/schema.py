@@ -40,6 +40,8 @@ LOSSES = ("mse", "mae", "huber", "log_cosh")
 DEFAULT_COMPARE_MODELS = ("last", "repeat", "linear", "lstm", "gru", "peephole")
 DEFAULT_FORECAST_OUTPUT = str(DATA_DIRECTORY / "forecasts")
 MAX_SEED = 2**32 - 1
+CHAMPION_ALIAS = "champion"
+"""The registered-model alias of the version that forecasts (moved by the registry's rule)."""
 
 FLAT_PARAMETERS: dict[str, str] = {
     # data
@@ -286,7 +288,8 @@ class RunConfig(SettingsSection):
 
     def forecast_model_uri(self) -> str:
         """`forecast.model_uri`, or the registered model's champion when it is none."""
-        return self.forecast.model_uri or f"models:/{self.tracking.registered_model_name}@champion"
+        registered = self.tracking.registered_model_name
+        return self.forecast.model_uri or f"models:/{registered}@{CHAMPION_ALIAS}"
 
 
 SECTIONS: dict[str, type[SettingsSection]] = {

@@ -8,9 +8,10 @@ the current champion. Test metrics never choose a model.
 
 from __future__ import annotations
 
+from pipelines.config.schema import CHAMPION_ALIAS
+
 SELECTION_METRIC = "val_mae"
 """The metric (lower is better) that decides whether a new version becomes the champion."""
-CHAMPION_ALIAS = "champion"
 
 
 def beats(candidate: float, incumbent: float | None) -> bool:
