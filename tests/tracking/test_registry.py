@@ -71,7 +71,9 @@ def new_version(
     Returns:
         The new version, whether it became the champion, and its run id.
     """
-    with mlflow.start_run() as run:
+    # The experiment by id: an earlier test's `mlflow.set_experiment` would otherwise win.
+    experiment_id = MlflowClient().get_experiment_by_name(EXPERIMENT).experiment_id
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         if log_validation:
             mlflow.log_metric(SELECTION_METRIC, validation_mae)
         mlflow.log_metric("test_mae", test_mae)
