@@ -346,3 +346,76 @@ def test_batch_forecast_equality_check_compares_the_forecast_values(
         batch_forecast.check_equal(vectorised, forecasts([10.0, 11.0, 20.0, 21.0], ("A", "C")))
     with pytest.raises(AssertionError):  # the loop's rows in another order
         batch_forecast.check_equal(vectorised, forecasts([20.0, 21.0, 10.0, 11.0], ("B", "A")))
+
+
+def test_ltsf_quick_scores_every_model_and_horizon_by_the_protocol(tmp_path) -> None:
+    from tests.data.test_as_published import ltsf_file, published_borders, repeat_last_by_hand
+
+    path = tmp_path / "tiny.csv"
+    frame = ltsf_file(path, 700)
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        environment.pop(name, None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPOSITORY_ROOT / "benchmarks" / "ltsf.py"),
+            "--quick",
+            "--data",
+            str(path),
+            "--models",
+            "repeat,linear,lstm",
+            "--log-mlflow",
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    results = json.loads(lines[-1])["results"]
+    assert [(r["model"], r["horizon"]) for r in results] == [
+        ("repeat", 12),
+        ("linear", 12),
+        ("lstm", 12),
+    ]
+    borders = published_borders(700, "0.7,0.1,0.2", 24)
+    values = frame[["a", "OT"]].to_numpy(dtype="float64")
+    windows, expected_mse, expected_mae = repeat_last_by_hand(
+        values, borders["test"], borders["train"][1], 24, 12
+    )
+    assert {r["windows"] for r in results} == {windows}
+    assert results[0]["mse"] == pytest.approx(expected_mse, rel=1e-5)
+    assert results[0]["mae"] == pytest.approx(expected_mae, rel=1e-5)
+    for entry in results:
+        row = line_starting(lines, f"| {entry['model']} | 12 |").split("|")
+        assert number(row[3].strip()) == pytest.approx(entry["mse"], abs=5e-5)
+        assert number(row[6].strip()) == pytest.approx(entry["mse"] / results[0]["mse"], abs=5e-4)
+    assert results[2]["train_seconds"] > 0 and results[2]["parameters"] > 0
+
+    import mlflow
+
+    client = mlflow.MlflowClient(environment["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("ltsf")
+    runs = client.search_runs([experiment.experiment_id])
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    assert len(runs) == 4 and len(children) == 3
+    lstm = next(run for run in children if run.info.run_name == "lstm H=12")
+    assert lstm.data.metrics["test_mse"] == pytest.approx(results[2]["mse"])
+    assert lstm.data.params["data.policy"] == "as_published"
+
+
+def test_ltsf_rejects_a_file_without_the_date_column(tmp_path) -> None:
+    path = tmp_path / "wrong.csv"
+    path.write_text("time,a\n2020-01-01,1\n")
+    result = subprocess.run(
+        [sys.executable, "benchmarks/ltsf.py", "--quick", "--data", str(path)],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "expected the LTSF layout (a 'date' column" in result.stderr

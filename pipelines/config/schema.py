@@ -51,6 +51,7 @@ FLAT_PARAMETERS: dict[str, str] = {
     "input_width": "data.input_width",
     "horizon": "data.horizon",
     "split": "data.split",
+    "policy": "data.policy",
     "stride": "data.stride",
     "scaler": "data.scaler",
     "per_series_scaling": "data.per_series_scaling",

@@ -36,9 +36,9 @@ from pipelines.data.gaps import drop_short_segments
 from pipelines.data.scaling import FittedScaler, fit_scaler
 from pipelines.data.settings import DataConfig
 from pipelines.data.sources import load_source
-from pipelines.data.split import TRAIN, SplitSpec, assign_parts
+from pipelines.data.split import TRAIN, UNUSED, SplitSpec, assign_parts
 from pipelines.data.timestamps import parse_source_timestamps
-from pipelines.data.validate import validate_table
+from pipelines.data.validate import read_as_published, validate_table
 from pipelines.data.windows import WindowSpec, window_starts
 
 PART_COLUMN = "part"
@@ -104,18 +104,26 @@ def run(config: DataConfig) -> PrepareResult:
     table = load_source(entry, config.source, parameters=config.source_parameters)
 
     def clean(part_starts: dict[str, list[pd.Timestamp]] | None = None) -> _Cleaned:
-        validated = validate_table(table, schema, policy, part_starts)
+        if config.policy == "as_published":
+            validated = read_as_published(table, schema)
+        else:
+            validated = validate_table(table, schema, policy, part_starts)
         report = validated.report
         frame, feature_columns = _add_features(
             validated.frame, list(validated.value_columns), entry, config, report
         )
         frame = drop_short_segments(frame, input_width + horizon, report, table.origin)
         parts = assign_parts(frame, split)
+        frame, parts = _drop_unused_rows(frame, parts, report)
         frame, parts = _drop_series_without_training_rows(frame, parts, report)
         return _Cleaned(frame, parts, report, feature_columns)
 
     cleaned = clean()
-    if policy.fill_method == "time" and cleaned.report.values_filled:
+    if (
+        config.policy == "validate"
+        and policy.fill_method == "time"
+        and cleaned.report.values_filled
+    ):
         # Gaps are filled before the parts are known. Filling never adds or drops rows, so the
         # parts found now hold for a second pass that keeps interpolation inside each part.
         cleaned = clean(_part_starts(cleaned.frame, cleaned.parts))
@@ -198,7 +206,10 @@ def load_history(config: DataConfig, as_of: pd.Timestamp | None = None) -> Histo
     table = load_source(entry, config.source, parameters=config.source_parameters)
     table, first, last = _rows_until(table, schema, as_of)
     cut = last if as_of is None else as_of
-    validated = validate_table(table, schema, policy)
+    if config.policy == "as_published":
+        validated = read_as_published(table, schema)
+    else:
+        validated = validate_table(table, schema, policy)
     frame, feature_columns = _add_features(
         validated.frame, list(validated.value_columns), entry, config, validated.report
     )
@@ -298,6 +309,17 @@ def _median_step_seconds(frame: pd.DataFrame) -> float:
     segments = frame[SEGMENT_COLUMN].to_numpy()
     steps = np.diff(times)[segments[1:] == segments[:-1]]
     return float(np.median(steps)) / 1e9 if len(steps) else 0.0
+
+
+def _drop_unused_rows(
+    frame: pd.DataFrame, parts: np.ndarray, report: ValidationReport
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drops the rows a row-count split leaves out (those after its test rows)."""
+    unused = parts == UNUSED
+    if not unused.any():
+        return frame, parts
+    report.count_dropped("after_the_split", int(unused.sum()))
+    return frame.loc[~unused].reset_index(drop=True), parts[~unused]
 
 
 def _drop_series_without_training_rows(

@@ -32,6 +32,9 @@ from pipelines.settings import (
 SCALERS = ("standard", "minmax")
 FILL_METHODS = ("time", "ffill")
 DUPLICATE_POLICIES = ("error", "first", "last", "mean")
+POLICIES = ("validate", "as_published")
+"""`validate` checks and repairs (sort, duplicates, sentinels, gaps); `as_published` keeps the
+file's rows as they are, for benchmarks whose published figures were measured that way."""
 DEFAULT_SPLIT = "0.7,0.1,0.2"
 """The LTSF rule: `int(n * 0.7)` training rows, `int(n * 0.2)` test rows, the rest validation."""
 
@@ -86,9 +89,14 @@ class DataConfig(SettingsSection):
     targets: tuple[str, ...] | None = Field(None, description="columns to forecast")
     input_width: int | None = Field(None, description="steps of history per window")
     horizon: int | None = Field(None, description="steps to forecast")
+    policy: str = Field(
+        "validate",
+        description="validate (sort, deduplicate, fill gaps) or as_published (rows as in the file)",
+    )
     split: str = Field(
         DEFAULT_SPLIT,
-        description="train,validation,test fractions, or validation_start,test_start dates",
+        description="train,validation,test fractions, validation_start,test_start dates, "
+        "or ett-hour / ett-minute (12/4/4 months of 30 days)",
     )
     scaler: str = Field("standard", description="standard or minmax, fitted on train only")
     per_series_scaling: bool = Field(True, description="one scaler per series (else pooled)")
@@ -166,6 +174,7 @@ class DataConfig(SettingsSection):
         except DataValidationError as error:
             raise bad_value("data.split", str(error).removeprefix("parameter split: ")) from None
         require_choice("data.scaler", self.scaler, SCALERS)
+        require_choice("data.policy", self.policy, POLICIES)
         if self.fill_method is not None:
             require_choice("data.fill_method", self.fill_method, FILL_METHODS)
         if self.duplicates is not None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipelines.data.contract import (
     MAX_LISTED,
+    SEGMENT_COLUMN,
     SERIES_COLUMN,
     TIMESTAMP_COLUMN,
     CleaningPolicy,
@@ -298,3 +299,56 @@ def validate_table(
             f"{table.origin}: no complete rows left after removing missing values"
         )
     return ValidatedFrame(frame=result, report=report, value_columns=tuple(value_columns))
+
+
+def read_as_published(table: SourceTable, schema: TableSchema) -> ValidatedFrame:
+    """The table's rows exactly as the file holds them, for benchmarks that use a file as
+    published (the `as_published` policy): one series, file order, no repair.
+
+    Duplicate timestamps, gaps, rows out of order and sentinel values stay as they are, so row
+    counts and split borders match the published protocol. What no model can use is still an
+    error that names the row: a missing, non-numeric or infinite value, or an unreadable time.
+
+    Raises:
+        DataValidationError: naming the source, column and first offending rows.
+    """
+    frame = table.frame
+    if frame.shape[1] == 0:
+        raise DataValidationError(f"{table.origin}: the file is empty (no header, no rows)")
+    if schema.timestamp_parts:
+        _require_columns(table, list(schema.timestamp_parts.values()), "timestamp")
+    elif schema.timestamp_column is not None:
+        _require_columns(table, [schema.timestamp_column], "timestamp")
+    else:
+        raise DataValidationError("parameter timestamp_column: no timestamp column was given")
+    if schema.series_column is not None:
+        raise DataValidationError(
+            f"parameter series_column: the as_published policy reads one series in file order, "
+            f"got series column {schema.series_column!r}; use the validate policy"
+        )
+    if frame.empty:
+        raise DataValidationError(f"{table.origin}: has a header but no data rows")
+    value_columns, ignored = _resolve_value_columns(table, schema)
+    if not value_columns:
+        raise DataValidationError(f"{table.origin}: no numeric value columns found")
+    report = ValidationReport(origin=table.origin, notes=list(table.notes))
+    report.ignored_columns = ignored
+    report.rows_read = len(frame)
+    report.series_read = 1
+    report.frequency = schema.frequency or "as published"
+    report.notes.append("policy as_published: rows kept as in the file, nothing repaired")
+    values = _numeric_values(table, value_columns, CleaningPolicy(), report)
+    for column in value_columns:
+        missing = values[column].isna().to_numpy()
+        if missing.any():
+            rows = np.flatnonzero(missing)
+            raise DataValidationError(
+                f"{table.origin}: column {column!r}: missing value at "
+                f"{table.describe_rows(frame.index[rows], len(rows))}; the as_published policy "
+                "repairs nothing (use the validate policy to fill gaps)"
+            )
+    clean = values.reset_index(drop=True)
+    clean.insert(0, TIMESTAMP_COLUMN, parse_source_timestamps(table, schema).to_numpy())
+    clean.insert(0, SEGMENT_COLUMN, 0)
+    clean.insert(0, SERIES_COLUMN, pd.Series(schema.default_series_id, index=clean.index))
+    return ValidatedFrame(frame=clean, report=report, value_columns=tuple(value_columns))

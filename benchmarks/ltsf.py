@@ -1,0 +1,289 @@
+"""The long-term forecasting (LTSF) benchmark protocol, run through the project's own code.
+
+Any file in the LTSF layout (a `date` column, then one column per channel) is read *as
+published* (`data.policy: as_published`: no sorting, no deduplication, no repair, so Weather
+keeps its duplicate row, its gap and its -9999 values and the row counts match the papers), and
+cut by the published rule:
+
+- `--split 0.7,0.1,0.2` (Weather, Electricity, Traffic...): `int(n*0.7)` training rows,
+  `int(n*0.2)` test rows, the rest validation; `--split ett-hour` / `ett-minute`: 12/4/4 months
+  of 30 days from the first row, the rows after 20 months unused;
+- z-score per channel fitted on the training rows (`data.scaler: standard`);
+- a window belongs to the part that holds all its targets and its inputs look back into the
+  part before (validation windows start `L` rows before the validation border, test windows `L`
+  rows before the test border); stride 1; every test window is scored (no dropped last batch);
+- MSE and MAE on the normalised values, averaged over windows, horizon steps and channels.
+
+The same prepare step, zoo, training loop (early stopping on validation, best weights kept) and
+metrics serve `train`; this script only chooses the settings and prints the figures. `repeat`
+is the LTSF papers' "Repeat" baseline, which repeats the last value (the zoo's `last`).
+Settings are chosen on validation data; the test figures are for reporting.
+
+Output: a table (model x horizon: test MSE / MAE, validation MSE, test windows, training
+seconds, and the MSE against the repeat baseline's), then one JSON line
+`{"results": [{"model", "horizon", "mse", "mae", "windows", "train_seconds", ...}, ...]}`.
+
+Usage:
+    python benchmarks/ltsf.py --data FILE [--split 0.7,0.1,0.2|ett-hour|ett-minute]
+        [--features M|S] [--target OT] [--input-width 96] [--horizons 96,192,336,720]
+        [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42]
+        [--set model.hparams.units=128 ...] [--log-mlflow] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pandas as pd
+
+from pipelines.config.loading import config_from_dict, flatten, parse_assignments
+from pipelines.config.schema import RunConfig
+from pipelines.data.contract import DataValidationError
+from pipelines.data.prepare import run as prepare_data
+from pipelines.settings import ConfigError
+from pipelines.training.train import train_model
+
+DATE_COLUMN = "date"
+REPEAT = "repeat"
+MODEL_ALIASES = {REPEAT: "last"}
+"""Harness names that differ from the zoo's: the LTSF "Repeat" baseline is the zoo's `last`."""
+DEFAULT_MODELS = (REPEAT, "linear", "lstm", "gru", "peephole")
+DEFAULT_HPARAMS = {"normalization": "revin"}
+"""Reversible instance normalisation for every model that takes it (baselines do not)."""
+QUICK = {"input_width": 24, "horizons": (12,), "epochs": 1, "units": 8}
+
+
+@dataclass
+class Result:
+    """One model at one horizon, on the test part (validation MSE for choosing)."""
+
+    model: str
+    horizon: int
+    mse: float
+    mae: float
+    windows: int
+    train_seconds: float
+    validation_mse: float
+    validation_mae: float
+    epochs: int
+    parameters: int
+
+
+def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
+    """The channel columns of an LTSF-layout file: every column after the time column."""
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except (OSError, ValueError) as error:
+        raise DataValidationError(f"{path}: cannot read the header: {error}") from error
+    columns = [str(column) for column in header.columns]
+    if timestamp_column not in columns:
+        raise DataValidationError(
+            f"{path}: expected the LTSF layout (a {timestamp_column!r} column, then channels), "
+            f"got columns {columns[:5]}"
+        )
+    return [column for column in columns if column != timestamp_column]
+
+
+def run_config(
+    args: argparse.Namespace, model: str, horizon: int, overrides: dict[str, str]
+) -> RunConfig:
+    """The run configuration of one model at one horizon under the protocol."""
+    all_channels = channels(args.data)
+    if args.features == "S":
+        if args.target not in all_channels:
+            raise ConfigError(
+                f"--target: expected one of the file's channels {all_channels}, got {args.target!r}"
+            )
+        value_columns, targets = [args.target], [args.target]
+    else:
+        value_columns, targets = all_channels, all_channels
+    hparams = dict(DEFAULT_HPARAMS)
+    if args.quick:
+        hparams["units"] = QUICK["units"]
+    document = {
+        "data": {
+            "dataset": None,
+            "source": args.data,
+            "timestamp_column": DATE_COLUMN,
+            "policy": "as_published",
+            "split": args.split,
+            "value_columns": value_columns,
+            "targets": targets,
+            "input_width": args.input_width,
+            "horizon": horizon,
+            "scaler": "standard",
+            "stride": 1,
+        },
+        "model": {"name": MODEL_ALIASES.get(model, model), "hparams": _accepted(model, hparams)},
+        "training": {"epochs": args.epochs, "seed": args.seed},
+    }
+    return config_from_dict(document, overrides, origin="benchmarks/ltsf.py")
+
+
+def _accepted(model: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    from models.hyperparameters import HYPERPARAMETERS
+
+    accepted = HYPERPARAMETERS[MODEL_ALIASES.get(model, model)]
+    return {key: value for key, value in hparams.items() if key in accepted}
+
+
+def run_benchmark(args: argparse.Namespace) -> list[Result]:
+    """Trains and scores every model at every horizon; logs to MLflow with `--log-mlflow`."""
+    overrides = parse_assignments(args.set)
+    results: list[Result] = []
+    for horizon in args.horizons:
+        prepared = None
+        for model in args.models:
+            config = run_config(args, model, horizon, overrides)
+            if prepared is None:
+                prepared = prepare_data(config.data)
+            trained = train_model(config, prepared)
+            test, validation = trained.evaluations["test"], trained.evaluations["validation"]
+            result = Result(
+                model=model,
+                horizon=horizon,
+                mse=test.overall["mse"],
+                mae=test.overall["mae"],
+                windows=trained.window_counts["test"],
+                train_seconds=round(trained.training_seconds, 1),
+                validation_mse=validation.overall["mse"],
+                validation_mae=validation.overall["mae"],
+                epochs=len(trained.history.get("loss", [])),
+                parameters=int(trained.model.count_params()),
+            )
+            results.append(result)
+            print(
+                f"{model} H={horizon}: test MSE {result.mse:.4f} MAE {result.mae:.4f} "
+                f"({result.windows} windows, {result.train_seconds:.0f} s)",
+                flush=True,
+            )
+            if args.log_mlflow:
+                _log_result(args, config, result)
+    return results
+
+
+def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> None:
+    import mlflow
+
+    if mlflow.active_run() is None:
+        mlflow.set_experiment(args.experiment_name)
+        mlflow.start_run(run_name=f"ltsf {Path(args.data).name.split('.')[0]}")
+        mlflow.log_params(
+            {
+                "data": args.data,
+                "split": args.split,
+                "features": args.features,
+                "input_width": args.input_width,
+                "horizons": ",".join(map(str, args.horizons)),
+            }
+        )
+    with mlflow.start_run(run_name=f"{result.model} H={result.horizon}", nested=True):
+        mlflow.log_params({key: value for key, value in flatten(config).items() if value != ""})
+        mlflow.log_metrics(
+            {
+                "test_mse": result.mse,
+                "test_mae": result.mae,
+                "val_mse": result.validation_mse,
+                "val_mae": result.validation_mae,
+                "test_windows": result.windows,
+                "train_seconds": result.train_seconds,
+                "parameters": result.parameters,
+            }
+        )
+
+
+def format_table(results: list[Result]) -> str:
+    """Model x horizon, with each model's test MSE against the repeat baseline's."""
+    repeat = {r.horizon: r.mse for r in results if r.model == REPEAT}
+    lines = [
+        "| model | H | test MSE | test MAE | val MSE | vs repeat | windows | epochs | params "
+        "| train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r.horizon, r.model != REPEAT, r.model)):
+        ratio = f"{r.mse / repeat[r.horizon]:.3f}x" if r.horizon in repeat else "-"
+        lines.append(
+            f"| {r.model} | {r.horizon} | {r.mse:.4f} | {r.mae:.4f} | {r.validation_mse:.4f} | "
+            f"{ratio} | {r.windows:,} | {r.epochs} | {r.parameters:,} | {r.train_seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _integers(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 96,192, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="LTSF-layout CSV (date, then channels)")
+    parser.add_argument("--split", default="0.7,0.1,0.2", help="fractions, ett-hour, ett-minute")
+    parser.add_argument("--features", choices=("M", "S"), default="M")
+    parser.add_argument("--target", default="OT", help="the channel of --features S")
+    parser.add_argument("--input-width", type=int, default=96)
+    parser.add_argument("--horizons", type=_integers, default=(96, 192, 336, 720))
+    parser.add_argument(
+        "--models", type=lambda text: tuple(text.split(",")), default=DEFAULT_MODELS
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config key"
+    )
+    parser.add_argument("--log-mlflow", action="store_true", help="one parent run, nested runs")
+    parser.add_argument("--experiment-name", default="ltsf")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: L=24, H=12, 1 epoch, 8 units"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.input_width, args.horizons, args.epochs = (
+            QUICK["input_width"],
+            QUICK["horizons"],
+            QUICK["epochs"],
+        )
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    started = time.perf_counter()
+    try:
+        results = run_benchmark(args)
+    except (ConfigError, DataValidationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if args.log_mlflow:
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.end_run()
+    print()
+    print(
+        f"LTSF protocol: {args.data}, split {args.split}, features {args.features}, "
+        f"L={args.input_width}, seed {args.seed}, {time.perf_counter() - started:.0f} s in all"
+        + (" (quick)" if args.quick else "")
+    )
+    print(format_table(results))
+    print(json.dumps({"results": [asdict(result) for result in results]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
