@@ -40,6 +40,18 @@ ENTRY_POINT_OPTIONS: dict[str, tuple[str, ...]] = {
     "train": (*DATA_OPTIONS, *TRAINING_OPTIONS),
     "compare": (*DATA_OPTIONS, *TRAINING_OPTIONS, "models"),
     "main": (*DATA_OPTIONS, *TRAINING_OPTIONS, "models", "forecast_output"),
+    "backtest": (
+        *DATA_OPTIONS,
+        *TRAINING_OPTIONS,
+        "models",
+        "folds",
+        "fold_starts",
+        "fold_step",
+        "training_window",
+        "training_rows",
+        "refit",
+        "validation_fraction",
+    ),
     "forecast": (
         "dataset",
         "source",
@@ -63,6 +75,9 @@ DESCRIPTIONS = {
     "one nested MLflow run per model under a parent run; register the best on validation.",
     "main": "Prepare the data (reusing a finished prepare run with the same inputs), compare "
     "the models, register the best and write the champion's forecast.",
+    "backtest": "Rolling-origin backtest of the models (baselines included): each fold trains "
+    "on the data up to its origin and forecasts the horizon after it; one nested MLflow run per "
+    "model with per-fold metrics.",
     "forecast": "Forecast every series with a registered model and write one Parquet "
     "partition per as_of; the run is tracked in MLflow (MLFLOW_TRACKING_URI).",
 }

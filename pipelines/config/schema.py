@@ -1,4 +1,4 @@
-"""The schema of every setting of every entry point: typed, with its default, in six sections.
+"""The schema of every setting of every entry point: typed, with its default, in seven sections.
 
 | section    | what it holds                                            | read by               |
 |------------|----------------------------------------------------------|-----------------------|
@@ -8,6 +8,7 @@
 | `tracking` | MLflow experiment, registered model, run name            | train, compare, main  |
 | `prepare`  | where `prepare` writes its files; whether it logs a run  | prepare               |
 | `forecast` | model URI, as_of, output folder, series, lock, replace   | forecast, main        |
+| `backtest` | folds or fold starts, step, window, refit, validation    | backtest              |
 
 `FLAT_PARAMETERS` gives each setting that has a command-line option its one flat name
 (`input_width` -> `data.input_width`): the same option (`--input-width`) in every entry point
@@ -84,6 +85,14 @@ FLAT_PARAMETERS: dict[str, str] = {
     "experiment_name": "tracking.experiment_name",
     "registered_model_name": "tracking.registered_model_name",
     "run_name": "tracking.run_name",
+    # backtest
+    "folds": "backtest.folds",
+    "fold_starts": "backtest.fold_starts",
+    "fold_step": "backtest.step",
+    "training_window": "backtest.window",
+    "training_rows": "backtest.training_rows",
+    "refit": "backtest.refit",
+    "validation_fraction": "backtest.validation_fraction",
     # prepare's output
     "output": "prepare.output",
     "summary_json": "prepare.summary_json",
@@ -269,6 +278,67 @@ class ForecastConfig(SettingsSection):
         return self
 
 
+BACKTEST_WINDOWS = ("expanding", "sliding")
+
+
+class BacktestConfig(SettingsSection):
+    """Rolling-origin evaluation: where the folds start and how each fold trains.
+
+    Fold k's origin is the last time its model may see; it forecasts the `data.horizon` steps
+    after it. With `fold_starts` each date is the first forecast time of a fold; otherwise the
+    last of `folds` origins leaves exactly one horizon at the end of the data and the origins
+    before it are `step` steps apart.
+    """
+
+    section = "backtest"
+
+    folds: int = Field(3, description="number of folds (origins), unless fold_starts is given")
+    fold_starts: tuple[str, ...] | None = Field(
+        None, description="first forecast time of each fold (ISO 8601 dates, naive = UTC)"
+    )
+    step: int | None = Field(None, description="steps between origins (default: the horizon)")
+    window: str = Field(
+        "expanding",
+        description="expanding (all rows up to the origin) or sliding (the last training_rows)",
+    )
+    training_rows: int | None = Field(
+        None, description="steps of a sliding window (default: those before the first origin)"
+    )
+    refit: int = Field(
+        1, description="train again every k folds; 0: train once on the first fold, then forecast"
+    )
+    validation_fraction: float = Field(
+        0.1, description="share of each fold's rows (its end) that early stopping watches"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> BacktestConfig:
+        require(self.folds >= 1, "backtest.folds", self.folds, "an integer >= 1")
+        require(self.step is None or self.step >= 1, "backtest.step", self.step, "an integer >= 1")
+        require_choice("backtest.window", self.window, BACKTEST_WINDOWS)
+        require(
+            self.training_rows is None or self.training_rows >= 2,
+            "backtest.training_rows",
+            self.training_rows,
+            "an integer >= 2, or none",
+        )
+        require(self.refit >= 0, "backtest.refit", self.refit, "an integer >= 0")
+        require(
+            0 < self.validation_fraction < 1,
+            "backtest.validation_fraction",
+            self.validation_fraction,
+            "a fraction between 0 and 1",
+        )
+        if self.fold_starts is not None:
+            require(
+                bool(self.fold_starts),
+                "backtest.fold_starts",
+                self.fold_starts,
+                "at least one date, or none",
+            )
+        return self
+
+
 class RunConfig(SettingsSection):
     """Every setting of every entry point, in six sections (see the module docstring).
 
@@ -286,6 +356,7 @@ class RunConfig(SettingsSection):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
     def forecast_model_uri(self) -> str:
         """`forecast.model_uri`, or the registered model's champion when it is none."""
@@ -300,5 +371,6 @@ SECTIONS: dict[str, type[SettingsSection]] = {
     "tracking": TrackingConfig,
     "prepare": PrepareConfig,
     "forecast": ForecastConfig,
+    "backtest": BacktestConfig,
 }
 """Section name -> its settings class, in the order of `RunConfig`."""

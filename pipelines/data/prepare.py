@@ -67,6 +67,18 @@ def resolve_entry(config: DataConfig) -> DatasetEntry:
     )
 
 
+def resolve_widths(config: DataConfig, entry: DatasetEntry | None = None) -> tuple[int, int]:
+    """(input_width, horizon): the config's, else the catalog entry's."""
+    entry = entry or resolve_entry(config)
+    input_width = require_positive(
+        "input_width", entry.input_width if config.input_width is None else config.input_width
+    )
+    horizon = require_positive(
+        "horizon", entry.horizon if config.horizon is None else config.horizon
+    )
+    return input_width, horizon
+
+
 def _schema_and_policy(
     entry: DatasetEntry, config: DataConfig
 ) -> tuple[TableSchema, CleaningPolicy]:
@@ -88,20 +100,30 @@ def _schema_and_policy(
     return schema, policy
 
 
-def run(config: DataConfig) -> PrepareResult:
-    """Runs the pipeline in memory and returns the prepared frame, scaler, spec and summary."""
+def run(
+    config: DataConfig,
+    *,
+    as_of: pd.Timestamp | None = None,
+    since: pd.Timestamp | None = None,
+) -> PrepareResult:
+    """Runs the pipeline in memory and returns the prepared frame, scaler, spec and summary.
+
+    Args:
+        config: the data settings.
+        as_of: the last time to use (UTC); rows after it are removed from the source table
+            before validation, so no repair, split or scaler ever sees them (a backtest fold's
+            origin). None uses every row.
+        since: the first time to use (a sliding training window); None: from the start.
+    """
     entry = resolve_entry(config)
-    input_width = require_positive(
-        "input_width", entry.input_width if config.input_width is None else config.input_width
-    )
-    horizon = require_positive(
-        "horizon", entry.horizon if config.horizon is None else config.horizon
-    )
+    input_width, horizon = resolve_widths(config, entry)
     require_positive("stride", config.stride)
     split = SplitSpec.parse(config.split)
     schema, policy = _schema_and_policy(entry, config)
 
     table = load_source(entry, config.source, parameters=config.source_parameters)
+    if as_of is not None or since is not None:
+        table = _rows_until(table, schema, as_of, since)[0]
 
     def clean(part_starts: dict[str, list[pd.Timestamp]] | None = None) -> _Cleaned:
         if config.policy == "as_published":
@@ -226,9 +248,13 @@ def load_history(config: DataConfig, as_of: pd.Timestamp | None = None) -> Histo
 
 
 def _rows_until(
-    table: SourceTable, schema: TableSchema, as_of: pd.Timestamp | None
+    table: SourceTable,
+    schema: TableSchema,
+    as_of: pd.Timestamp | None,
+    since: pd.Timestamp | None = None,
 ) -> tuple[SourceTable, pd.Timestamp, pd.Timestamp]:
-    """The table without rows after `as_of`, and the source's first and last timestamps."""
+    """The table without rows after `as_of` (or before `since`), and the source's first and
+    last timestamps."""
     frame = table.frame
     # Blank rows have no timestamp; validation drops (and counts) them, so they stay.
     blank = frame.isna().all(axis=1).to_numpy()
@@ -237,15 +263,20 @@ def _rows_until(
     stamped = dataclasses.replace(table, frame=frame.loc[~blank])
     times = parse_source_timestamps(stamped, schema)
     first, last = times.min(), times.max()
-    if as_of is None:
+    if as_of is None and since is None:
         return table, first, last
-    if as_of < first:
+    if as_of is not None and as_of < first:
         raise DataValidationError(
             f"{table.origin}: as_of {as_of.isoformat()} is before the data, which starts at "
             f"{first.isoformat()}"
         )
     keep = np.ones(len(frame), dtype=bool)
-    keep[~blank] = (times <= as_of).to_numpy()
+    inside = np.ones(len(times), dtype=bool)
+    if as_of is not None:
+        inside &= (times <= as_of).to_numpy()
+    if since is not None:
+        inside &= (times >= since).to_numpy()
+    keep[~blank] = inside
     return dataclasses.replace(table, frame=frame.loc[keep]), first, last
 
 

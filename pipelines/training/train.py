@@ -107,22 +107,12 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         ValueError: the model cannot be built for this shape.
     """
     training = config.training
-    keras.utils.set_random_seed(training.seed)
     if prepared is None:
         prepared = prepare_data(config.data)
-    windowed = _windowed(prepared)
-    counts = {part: len(windowed.starts[part]) for part in PART_NAMES}
-    empty = [part for part in EVALUATED_PARTS if counts[part] == 0]
-    if empty:
-        raise DataValidationError(
-            f"{prepared.summary.get('source')}: no {' or '.join(empty)} window fits "
-            f"(windows per part: {counts}); lower the input width or horizon, or change the split"
-        )
-    shape = model_shape(prepared.spec)
-    hparams = config.model.hparams_for()
-    model = zoo.build_model(config.model.name, shape, **hparams)
-    zoo.compile_model(model, learning_rate=training.learning_rate, loss=training.loss)
-    fit = _fit(model, windowed, config)
+    windowed = windowed_data(prepared)
+    _require_windows(prepared, windowed, EVALUATED_PARTS)
+    fitted = fit_model(config, prepared, windowed)
+    model, shape = fitted.model, model_shape(prepared.spec)
 
     actuals = {part: target_windows(prepared, windowed, part) for part in EVALUATED_PARTS}
     scales, notes = mase_scales(prepared)
@@ -139,21 +129,85 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
     return TrainResult(
         model=model,
         model_name=config.model.name,
-        hparams=hparams,
-        history=fit.history,
-        best_epoch=fit.best_epoch,
-        training_seconds=fit.seconds,
-        samples_per_second=fit.samples_per_second,
+        hparams=fitted.hparams,
+        history=fitted.history,
+        best_epoch=fitted.best_epoch,
+        training_seconds=fitted.seconds,
+        samples_per_second=fitted.samples_per_second,
         evaluations=evaluations,
         baseline_evaluations=baseline_evaluations,
-        window_counts=counts,
+        window_counts={part: len(windowed.starts[part]) for part in PART_NAMES},
         prepared=prepared,
         sample=sample,
         notes=notes,
     )
 
 
-def _windowed(prepared: PrepareResult) -> WindowedData:
+@dataclass
+class FittedModel:
+    """A zoo model fitted on the training windows, early-stopped on the validation windows.
+
+    Attributes:
+        model: the Keras model, best validation weights restored.
+        hparams: every hyper-parameter it was built with (defaults resolved).
+        history: Keras' per-epoch history; empty for models without weights.
+        best_epoch: 1-based epoch whose weights were kept (None when nothing was fitted).
+        seconds: wall time of `fit`.
+        samples_per_second: training windows processed per second of `fit`.
+    """
+
+    model: keras.Model
+    hparams: dict[str, Any]
+    history: dict[str, list[float]]
+    best_epoch: int | None
+    seconds: float
+    samples_per_second: float
+
+
+def fit_model(
+    config: RunConfig, prepared: PrepareResult, windowed: WindowedData | None = None
+) -> FittedModel:
+    """Seeds Python, NumPy and Keras, builds the configured zoo model for the prepared data
+    and fits it on the training windows with early stopping on the validation windows.
+
+    Only the training and validation parts are read: what `train` and every backtest fold
+    share. Models without weights (the baselines) are built and returned unfitted.
+
+    Raises:
+        DataValidationError: no training or no validation window.
+        ConfigError: hyper-parameters that do not fit the model.
+    """
+    keras.utils.set_random_seed(config.training.seed)
+    windowed = windowed or windowed_data(prepared)
+    _require_windows(prepared, windowed, ("train", "validation"))
+    hparams = config.model.hparams_for()
+    model = zoo.build_model(config.model.name, model_shape(prepared.spec), **hparams)
+    zoo.compile_model(model, learning_rate=config.training.learning_rate, loss=config.training.loss)
+    fit = _fit(model, windowed, config)
+    return FittedModel(
+        model=model,
+        hparams=hparams,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
+        seconds=fit.seconds,
+        samples_per_second=fit.samples_per_second,
+    )
+
+
+def _require_windows(
+    prepared: PrepareResult, windowed: WindowedData, parts: tuple[str, ...]
+) -> None:
+    counts = {part: len(windowed.starts[part]) for part in PART_NAMES}
+    empty = [part for part in parts if counts[part] == 0]
+    if empty:
+        raise DataValidationError(
+            f"{prepared.summary.get('source')}: no {' or '.join(empty)} window fits "
+            f"(windows per part: {counts}); lower the input width or horizon, or change the split"
+        )
+
+
+def windowed_data(prepared: PrepareResult) -> WindowedData:
+    """The prepared frame scaled by its scaler, with its window starts per part."""
     scaled = prepared.scaler.transform(prepared.frame)
     return WindowedData.from_frame(
         prepared.frame, scaled, prepared.parts, prepared.spec, prepared.scaler.columns

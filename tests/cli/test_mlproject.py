@@ -46,6 +46,13 @@ DISTINCT_VALUES = {
     "forecast_experiment_name": "forecast-experiment-w",
     "lock_timeout": "2.5",
     "replace": "true",
+    "folds": "4",
+    "fold_starts": "2015-01-01,2015-02-01",
+    "fold_step": "9",
+    "training_window": "sliding",
+    "training_rows": "300",
+    "refit": "2",
+    "validation_fraction": "0.25",
 }
 
 
@@ -61,7 +68,7 @@ def command_words(entry_point: str, values: dict[str, str]) -> list[str]:
 
 
 def test_the_project_declares_every_entry_point() -> None:
-    assert set(ENTRY_POINTS) == {"main", "prepare", "train", "compare", "forecast"}
+    assert set(ENTRY_POINTS) == {"main", "prepare", "train", "compare", "forecast", "backtest"}
     assert set(ENTRY_POINTS) <= set(ENTRY_POINT_OPTIONS)
 
 

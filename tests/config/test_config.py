@@ -541,7 +541,15 @@ def test_yaml_round_trip(tmp_path):
 
 def test_config_to_dict_is_plain_data():
     document = config_to_dict(non_default_config())
-    assert list(document) == ["data", "model", "training", "tracking", "prepare", "forecast"]
+    assert list(document) == [
+        "data",
+        "model",
+        "training",
+        "tracking",
+        "prepare",
+        "forecast",
+        "backtest",
+    ]
     assert document["model"]["hparams"]["peepholes"] == ["input", "forget"]
     assert document["model"]["models"] == ["last", "peephole"]
     assert document["data"]["sentinels"] == [-9999.0]

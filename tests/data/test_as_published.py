@@ -107,9 +107,9 @@ def test_window_counts_and_repeat_metrics_match_the_published_protocol(
     assert prepared.summary["rows"] == used
 
     from pipelines.training.evaluation import target_windows
-    from pipelines.training.train import _windowed
+    from pipelines.training.train import windowed_data
 
-    windowed = _windowed(prepared)
+    windowed = windowed_data(prepared)
     train_end = borders["train"][1]
     for part in ("train", "validation", "test"):
         count, expected_mse, expected_mae = repeat_last_by_hand(

@@ -84,7 +84,7 @@ def test_early_stopping_restores_the_best_weights(prepared: PrepareResult) -> No
     # unlikely to be the best one; whichever it is, the kept weights must be the best epoch's.
     config = tiny_config(epochs="4", learning_rate="0.3", patience="1")
     result = train.train_model(config, prepared)
-    windowed = train._windowed(prepared)
+    windowed = train.windowed_data(prepared)
     validation = windowed.dataset("validation", batch_size=64)
     restored = result.model.evaluate(validation, verbose=0, return_dict=True)["loss"]
     assert restored == pytest.approx(min(result.history["val_loss"]), rel=1e-4)
