@@ -67,6 +67,8 @@ def load_benchmark(script: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Dataclasses look their module up in sys.modules while the module runs.
+    monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     return module
 
@@ -419,3 +421,44 @@ def test_ltsf_rejects_a_file_without_the_date_column(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "expected the LTSF layout (a 'date' column" in result.stderr
+
+
+def test_stocks_helpers_compute_known_answers(monkeypatch) -> None:
+    stocks = load_benchmark("stocks.py", monkeypatch)
+    accuracy, calls, p_value = stocks.directional_accuracy(
+        np.array([[1.0, -1.0, 1e-9, 2.0, -3.0]]), np.array([[1.0, 1.0, 1.0, 0.0, -2.0]]), 1e-6
+    )
+    # The tiny move is no call and the zero actual move is left out: 2 hits of 3 calls.
+    assert (accuracy, calls) == (2 / 3, 3)
+    assert p_value == pytest.approx(0.5)  # P(X >= 2) for X ~ Binomial(3, 0.5)
+    errors = np.array([[1.0, -3.0], [2.0, 2.0], [-4.0, 0.0]])
+    mae = stocks.per_ticker_mae(errors, np.array([0, 1, 0]), 3)
+    np.testing.assert_allclose(mae, [2.0, 2.0, 0.0])
+
+
+def test_stocks_quick_scores_both_targets_against_the_random_walk(shared_datasets) -> None:
+    run = run_quick("stocks.py")
+    results = run.figures["results"]
+    by_key = {(r["target"], r["model"]): r for r in results}
+    assert set(by_key) == {
+        ("prices", "last"),
+        ("prices", "linear"),
+        ("prices", "lstm"),
+        ("prices", "gru"),
+        ("returns", "zero"),
+        ("returns", "last"),
+        ("returns", "linear"),
+        ("returns", "lstm"),
+        ("returns", "gru"),
+    }
+    # The random walks are the reference: no share against themselves, and no direction calls
+    # for the price random walk or the zero return.
+    for key in (("prices", "last"), ("returns", "zero")):
+        assert by_key[key]["share_beating_random_walk"] is None
+        assert by_key[key]["direction_calls"] == 0
+    for result in results:
+        assert result["tickers"] == 12
+        share = result["share_beating_random_walk"]
+        assert share is None or 0 <= share <= 1
+        row = line_starting(run.lines, f"| {result['target']} | {result['model']} |").split("|")
+        assert number(row[4].strip()) == pytest.approx(result["mase"], abs=5e-5)

@@ -79,16 +79,36 @@ def resolve_widths(config: DataConfig, entry: DatasetEntry | None = None) -> tup
     return input_width, horizon
 
 
+def requested_targets(entry: DatasetEntry, config: DataConfig) -> tuple[str, ...]:
+    """The targets to forecast: the config's, else the entry's."""
+    return tuple(config.targets or entry.targets)
+
+
+def _derived_targets(entry: DatasetEntry, config: DataConfig) -> dict[str, str]:
+    """Feature columns that may be targets, mapped to the source column they come from."""
+    if not (config.log_returns or entry.features.get("log_returns", False)):
+        return {}
+    return {f"{column}_log_return": column for column in entry.price_columns}
+
+
 def _schema_and_policy(
     entry: DatasetEntry, config: DataConfig
 ) -> tuple[TableSchema, CleaningPolicy]:
-    """The entry's reading schema and cleaning policy, with the config's replacements."""
+    """The entry's reading schema and cleaning policy, with the config's replacements.
+
+    A target that a feature step derives (`close_log_return` from `close`) is read as its
+    source column; `requested_targets` gives the targets as asked for.
+    """
+    derived = _derived_targets(entry, config)
+    targets = tuple(
+        dict.fromkeys(derived.get(target, target) for target in requested_targets(entry, config))
+    )
     schema = entry.schema(
         timestamp_column=config.timestamp_column,
         timestamp_format=config.timestamp_format,
         series_column=config.series_column,
         value_columns=config.value_columns,
-        targets=config.targets,
+        targets=targets,
         frequency=config.frequency,
     )
     policy = entry.policy(
@@ -159,7 +179,7 @@ def run(
         input_width=input_width,
         horizon=horizon,
         features=tuple(feature_columns),
-        targets=tuple(schema.targets),
+        targets=requested_targets(entry, config),
         stride=config.stride,
     )
     starts = window_starts(frame[SEGMENT_COLUMN].to_numpy(), parts, spec)

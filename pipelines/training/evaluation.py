@@ -142,7 +142,9 @@ def mase_scales(prepared: PrepareResult) -> tuple[_Scales, list[str]]:
     return _Scales(scaled=result[0], original=result[1]), notes
 
 
-def _predict(model: keras.Model, windowed: WindowedData, part: str, batch_size: int) -> np.ndarray:
+def predict_part(
+    model: keras.Model, windowed: WindowedData, part: str, batch_size: int
+) -> np.ndarray:
     """Scaled forecasts of every window of a part, in time order."""
     dataset = windowed.dataset(part, batch_size=batch_size).map(lambda inputs, _: inputs)
     return np.asarray(model.predict(dataset, verbose=0), dtype="float64")
@@ -157,7 +159,7 @@ def evaluate_model(
     scales: _Scales,
     batch_size: int,
 ) -> Evaluation:
-    forecast = _predict(model, windowed, part, batch_size)
+    forecast = predict_part(model, windowed, part, batch_size)
     forecast_original = prepared.scaler.inverse_transform(
         forecast, actual.series_ids, prepared.spec.targets
     )

@@ -68,3 +68,32 @@ def test_log_returns_reject_non_positive_prices():
     frame = frame_at(["2024-01-01", "2024-01-02"], close=[10.0, 0.0])
     with pytest.raises(DataValidationError, match=r"column 'close': non-positive price 0\.0"):
         add_log_returns(frame, ["close"], ValidationReport(origin="test"))
+
+
+def test_a_log_return_can_be_the_target(tmp_path):
+    from pipelines.data.prepare import run as prepare_data
+    from pipelines.data.settings import DataConfig
+
+    dates = pd.bdate_range("2024-01-01", periods=60)
+    rows = []
+    for name, start in (("AAA", 10.0), ("BBB", 50.0)):
+        closes = start * np.exp(np.cumsum(np.full(60, 0.01)))
+        for date, close in zip(dates, closes, strict=True):
+            rows.append((date.strftime("%Y-%m-%d"), close, close, close, close, 1000, name))
+    path = tmp_path / "prices.csv"
+    pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "volume", "Name"]).to_csv(
+        path, index=False
+    )
+    prepared = prepare_data(
+        DataConfig(
+            dataset="stocks-5yr",
+            source=str(path),
+            targets=("close_log_return",),
+            log_returns=True,
+            input_width=5,
+            horizon=2,
+        )
+    )
+    assert prepared.spec.targets == ("close_log_return",)
+    assert "close" in prepared.spec.features and "close_log_return" in prepared.spec.features
+    np.testing.assert_allclose(prepared.frame["close_log_return"], 0.01, rtol=1e-9)

@@ -1,0 +1,291 @@
+"""Stocks, honestly: do the models beat the random walk on the S&P 500 (stocks-5yr)?
+
+Every ticker of the catalog's `stocks-5yr` (505 S&P 500 members, daily, 2013-02-08 to
+2018-02-07) is split by date: training until 2016-08-07, validation until 2017-02-06, and the
+last twelve months (2017-02-07 on) for the test. The models are trained once on all tickers
+(one scaler per ticker, the train path of `pipelines.training.train`) on two targets:
+
+- `prices`: the next closes (`close`) from the last `--input-width` days of open, high, low,
+  close and volume; the random walk forecasts the last close (the zoo's `last`).
+- `returns`: the next daily log returns of the close (`close_log_return`, the `log_returns`
+  feature), from the same columns plus their log returns; the random walk of prices forecasts
+  a zero return (`zero`), and `last` (yesterday's return again) is shown too.
+
+For every model, on the test windows, in original units:
+
+- MAE and MASE (each ticker's error scaled by its in-sample naive error on its training rows,
+  averaged over tickers);
+- the share of tickers on which the model's MAE is below the random walk's, with a two-sided
+  sign test against one half;
+- directional accuracy: how often the sign of the forecast change (prices: against the last
+  close; returns: the return itself) matches the actual one, over every ticker, window and step
+  with a non-zero actual move and a non-zero forecast, with a one-sided binomial test against
+  50%. Windows of one day share the market's move, so the tests treat correlated outcomes as
+  independent and their p-values are too small, if anything; read them as a screen.
+
+Output: a table per target and one JSON line `{"results": [...]}`.
+
+Usage:
+    python benchmarks/stocks.py [--models linear,lstm,gru] [--epochs 5] [--input-width 20]
+        [--horizon 1] [--seed 42] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+from pipelines.config.loading import config_from_dict
+from pipelines.data.catalog import get_entry
+from pipelines.data.prepare import run as prepare_data
+from pipelines.training.evaluation import mase_scales, predict_part, target_windows
+from pipelines.training.train import train_model, windowed_data
+
+DATASET = "stocks-5yr"
+SPLIT = "2016-08-08,2017-02-07"
+"""Validation from 2016-08-08, test from 2017-02-07: the last twelve months."""
+RANDOM_WALK = {"prices": "last", "returns": "zero"}
+TARGETS = {"prices": "close", "returns": "close_log_return"}
+HPARAMS = {"prices": {"units": 32, "normalization": "revin"}, "returns": {"units": 32}}
+"""RevIN for price levels, which drift out of the training range; none for returns (mean ~0)."""
+QUICK_TICKERS = 12
+
+
+@dataclass
+class Result:
+    """One model on one target, over every ticker's test windows."""
+
+    target: str
+    model: str
+    mae: float
+    mase: float
+    tickers: int
+    share_beating_random_walk: float | None
+    share_p_value: float | None
+    directional_accuracy: float | None
+    direction_calls: int
+    direction_p_value: float | None
+    train_seconds: float
+
+
+@dataclass
+class TestForecasts:
+    """Test windows of one target in original units, with what the tests need."""
+
+    series_index: np.ndarray  # (windows,) ticker of each window
+    actual: np.ndarray  # (windows, horizon)
+    last_value: np.ndarray  # (windows,) the target's last input value
+    scales: np.ndarray  # (tickers,) in-sample naive MAE per ticker
+    tickers: int
+
+
+def run_config(target: str, args: argparse.Namespace, source: str | None, model: str):
+    from models.hyperparameters import HYPERPARAMETERS
+
+    hparams = {k: v for k, v in HPARAMS[target].items() if k in HYPERPARAMETERS[model]}
+    if args.quick:
+        hparams["units"] = 8 if "units" in hparams else None
+        hparams = {k: v for k, v in hparams.items() if v is not None}
+    return config_from_dict(
+        {
+            "data": {
+                "dataset": DATASET,
+                "source": source,
+                "targets": [TARGETS[target]],
+                "log_returns": target == "returns",
+                "input_width": args.input_width,
+                "horizon": args.horizon,
+                "split": SPLIT,
+            },
+            "model": {"name": model, "hparams": hparams},
+            "training": {"epochs": args.epochs, "batch_size": 256, "seed": args.seed},
+        }
+    )
+
+
+def per_ticker_mae(errors: np.ndarray, series_index: np.ndarray, tickers: int) -> np.ndarray:
+    """Mean absolute error per ticker from (windows, horizon) errors."""
+    totals = np.bincount(series_index, np.abs(errors).sum(axis=1), minlength=tickers)
+    counts = np.bincount(series_index, minlength=tickers) * errors.shape[1]
+    return totals / np.maximum(counts, 1)
+
+
+def directional_accuracy(
+    forecast_moves: np.ndarray, actual_moves: np.ndarray, tolerance: np.ndarray | float = 0.0
+) -> tuple[float | None, int, float | None]:
+    """Share of matching signs where both moves are non-zero, the count, and the one-sided
+    binomial p-value against 50%. A forecast move within `tolerance` of zero is no call (the
+    random walk's forecast comes back from float32 scaled units a few ulps off the last close).
+    """
+    called = (np.abs(forecast_moves) > tolerance) & (actual_moves != 0)
+    calls = int(called.sum())
+    if not calls:
+        return None, 0, None
+    hits = int((np.sign(forecast_moves[called]) == np.sign(actual_moves[called])).sum())
+    return hits / calls, calls, float(binomtest(hits, calls, 0.5, alternative="greater").pvalue)
+
+
+def score(
+    target: str,
+    model: str,
+    forecast: np.ndarray,
+    test: TestForecasts,
+    random_walk_mae: np.ndarray | None,
+    seconds: float,
+) -> Result:
+    """Every figure of one model on one target (see the module docstring)."""
+    ticker_mae = per_ticker_mae(forecast - test.actual, test.series_index, test.tickers)
+    scored = np.bincount(test.series_index, minlength=test.tickers) > 0
+    share = p_share = None
+    if random_walk_mae is not None:
+        wins = int((ticker_mae[scored] < random_walk_mae[scored]).sum())
+        share = wins / int(scored.sum())
+        p_share = float(binomtest(wins, int(scored.sum()), 0.5).pvalue)
+    if target == "prices":
+        last = test.last_value[:, np.newaxis]
+        forecast_moves, actual_moves, tolerance = forecast - last, test.actual - last, 1e-6 * last
+    else:
+        forecast_moves, actual_moves, tolerance = forecast, test.actual, 0.0
+    accuracy, calls, p_direction = directional_accuracy(forecast_moves, actual_moves, tolerance)
+    return Result(
+        target=target,
+        model=model,
+        mae=float(np.abs(forecast - test.actual).mean()),
+        mase=float((ticker_mae[scored] / test.scales[scored]).mean()),
+        tickers=int(scored.sum()),
+        share_beating_random_walk=share,
+        share_p_value=p_share,
+        directional_accuracy=accuracy,
+        direction_calls=calls,
+        direction_p_value=p_direction,
+        train_seconds=round(seconds, 1),
+    )
+
+
+def run_target(target: str, args: argparse.Namespace, source: str | None) -> list[Result]:
+    """Trains every model on one target and scores it beside the random walk."""
+    prepared = prepare_data(run_config(target, args, source, "last").data)
+    windowed = windowed_data(prepared)
+    actual = target_windows(prepared, windowed, "test")
+    scales, _ = mase_scales(prepared)
+    starts = windowed.starts["test"]
+    last_row = prepared.frame[TARGETS[target]].to_numpy("float64")[starts + args.input_width - 1]
+    test = TestForecasts(
+        series_index=actual.series_index,
+        actual=actual.original[..., 0],
+        last_value=last_row,
+        scales=np.asarray(scales.original).reshape(-1),
+        tickers=len(np.asarray(scales.original).reshape(-1)),
+    )
+    forecasts: dict[str, tuple[np.ndarray, float]] = {}
+    if target == "returns":
+        forecasts["zero"] = (np.zeros_like(test.actual), 0.0)
+    for model in ("last", *args.models):
+        config = run_config(target, args, source, model)
+        trained = train_model(config, prepared)
+        scaled = predict_part(trained.model, windowed, "test", config.training.batch_size)
+        original = prepared.scaler.inverse_transform(
+            scaled, actual.series_ids, prepared.spec.targets
+        )[..., 0]
+        forecasts[model] = (original, trained.training_seconds)
+        print(f"{target} {model}: trained in {trained.training_seconds:.0f} s", flush=True)
+    walk, _ = forecasts[RANDOM_WALK[target]]
+    walk_mae = per_ticker_mae(walk - test.actual, test.series_index, test.tickers)
+    return [
+        score(
+            target,
+            model,
+            forecast,
+            test,
+            None if model == RANDOM_WALK[target] else walk_mae,
+            seconds,
+        )
+        for model, (forecast, seconds) in forecasts.items()
+    ]
+
+
+def format_table(results: list[Result]) -> str:
+    def cell(value: float | None, pattern: str) -> str:
+        return "-" if value is None else pattern.format(value)
+
+    lines = [
+        "| target | model | MAE | MASE | tickers beating RW | sign-test p | direction | "
+        "calls | binomial p | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.target} | {r.model} | {r.mae:.5g} | {r.mase:.4f} | "
+            f"{cell(r.share_beating_random_walk, '{:.1%}')} | {cell(r.share_p_value, '{:.2g}')} | "
+            f"{cell(r.directional_accuracy, '{:.2%}')} | {r.direction_calls:,} | "
+            f"{cell(r.direction_p_value, '{:.2g}')} | {r.train_seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def quick_source(folder: Path) -> str:
+    """The first `QUICK_TICKERS` tickers of the catalog's file, for a smoke test."""
+    path = get_entry(DATASET).source["path"]
+    from pipelines.paths import REPOSITORY_ROOT
+
+    frame = pd.read_csv(REPOSITORY_ROOT / path)
+    names = sorted(frame["Name"].unique())[:QUICK_TICKERS]
+    target = folder / "stocks_quick.csv"
+    frame[frame["Name"].isin(names)].to_csv(target, index=False)
+    return str(target)
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models", type=lambda text: tuple(text.split(",")), default=("linear", "lstm", "gru")
+    )
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--input-width", type=int, default=20)
+    parser.add_argument("--horizon", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_TICKERS} tickers, 1 epoch, 8 units"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.epochs = 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        source = quick_source(Path(folder)) if args.quick else None
+        results = [
+            result
+            for target in ("prices", "returns")
+            for result in run_target(target, args, source)
+        ]
+    print()
+    print(
+        f"{DATASET}: split {SPLIT} (validation, test starts), L={args.input_width}, "
+        f"H={args.horizon}, {args.epochs} epochs, seed {args.seed}, "
+        f"{time.perf_counter() - started:.0f} s in all" + (" (quick)" if args.quick else "")
+    )
+    print(format_table(results))
+    print(json.dumps({"results": [asdict(result) for result in results]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
