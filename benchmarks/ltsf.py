@@ -251,6 +251,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: L=24, H=12, 1 epoch, 8 units"
     )
     args = parser.parse_args(argv)
+    from models.hyperparameters import MODEL_NAMES
+
+    unknown = [name for name in args.models if MODEL_ALIASES.get(name, name) not in MODEL_NAMES]
+    if unknown:
+        parser.error(
+            f"--models: expected {REPEAT!r} or zoo models {list(MODEL_NAMES)}, got {unknown}"
+        )
     if args.quick:
         args.input_width, args.horizons, args.epochs = (
             QUICK["input_width"],

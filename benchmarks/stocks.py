@@ -13,8 +13,9 @@ last twelve months (2017-02-07 on) for the test. The models are trained once on 
 
 For every model, on the test windows, in original units:
 
-- MAE and MASE (each ticker's error scaled by its in-sample naive error on its training rows,
-  averaged over tickers);
+- MAE and MASE: each ticker's MAE divided by the random walk's in-sample MAE on its training
+  rows (the naive error of the close for prices, the mean absolute return for returns),
+  averaged over tickers;
 - the share of tickers on which the model's MAE is below the random walk's, with a two-sided
   sign test against one half;
 - directional accuracy: how often the sign of the forecast change (prices: against the last
@@ -50,6 +51,7 @@ from scipy.stats import binomtest
 
 from pipelines.config.loading import config_from_dict
 from pipelines.data.catalog import get_entry
+from pipelines.data.contract import SERIES_COLUMN, TRAIN
 from pipelines.data.prepare import run as prepare_data
 from pipelines.training.evaluation import mase_scales, predict_part, target_windows
 from pipelines.training.train import train_model, windowed_data
@@ -175,20 +177,40 @@ def score(
     )
 
 
+def random_walk_scales(prepared, target: str) -> np.ndarray:
+    """Each ticker's in-sample MAE of the random walk on its training rows, in ticker order:
+    the naive error of the close for prices (as MASE's usual scale), the mean absolute return
+    for returns (the zero forecast's error), so a MASE below 1 means "better than the random
+    walk did in sample" for both targets."""
+    if target == "prices":
+        scales, notes = mase_scales(prepared)
+        if scales.original is None:
+            raise SystemExit(f"error: stocks: MASE undefined: {'; '.join(notes)}")
+        return np.asarray(scales.original, dtype="float64").reshape(-1)
+    training = prepared.frame.loc[prepared.parts == TRAIN]
+    by_ticker = training[TARGETS[target]].abs().groupby(training[SERIES_COLUMN].astype(str))
+    scales = by_ticker.mean().sort_index()
+    if not (scales > 0).all():
+        raise SystemExit(
+            f"error: stocks: tickers without returns: {list(scales[scales <= 0].index)}"
+        )
+    return scales.to_numpy(dtype="float64")
+
+
 def run_target(target: str, args: argparse.Namespace, source: str | None) -> list[Result]:
     """Trains every model on one target and scores it beside the random walk."""
     prepared = prepare_data(run_config(target, args, source, "last").data)
     windowed = windowed_data(prepared)
     actual = target_windows(prepared, windowed, "test")
-    scales, _ = mase_scales(prepared)
+    scales = random_walk_scales(prepared, target)
     starts = windowed.starts["test"]
     last_row = prepared.frame[TARGETS[target]].to_numpy("float64")[starts + args.input_width - 1]
     test = TestForecasts(
         series_index=actual.series_index,
         actual=actual.original[..., 0],
         last_value=last_row,
-        scales=np.asarray(scales.original).reshape(-1),
-        tickers=len(np.asarray(scales.original).reshape(-1)),
+        scales=scales,
+        tickers=len(scales),
     )
     forecasts: dict[str, tuple[np.ndarray, float]] = {}
     if target == "returns":
@@ -261,6 +283,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"{QUICK_TICKERS} tickers, 1 epoch, 8 units"
     )
     args = parser.parse_args(argv)
+    from models.hyperparameters import MODEL_NAMES
+
+    unknown = [name for name in args.models if name not in MODEL_NAMES]
+    if unknown:
+        parser.error(f"--models: expected zoo models {list(MODEL_NAMES)}, got {unknown}")
     if args.quick:
         args.epochs = 1
     return args

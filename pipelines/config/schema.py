@@ -287,7 +287,8 @@ class BacktestConfig(SettingsSection):
     Fold k's origin is the last time its model may see; it forecasts the `data.horizon` steps
     after it. With `fold_starts` each date is the first forecast time of a fold; otherwise the
     last of `folds` origins leaves exactly one horizon at the end of the data and the origins
-    before it are `step` steps apart.
+    before it are `step` steps apart (`folds` and `step` are then not used). `training_rows`
+    sizes a sliding window only.
     """
 
     section = "backtest"
@@ -302,7 +303,7 @@ class BacktestConfig(SettingsSection):
         description="expanding (all rows up to the origin) or sliding (the last training_rows)",
     )
     training_rows: int | None = Field(
-        None, description="steps of a sliding window (default: those before the first origin)"
+        None, description="steps of a sliding window (default: those up to the first origin)"
     )
     refit: int = Field(
         1, description="train again every k folds; 0: train once on the first fold, then forecast"

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models import zoo
 from pipelines.config.schema import BacktestConfig, RunConfig
 from pipelines.data.contract import (
     SEGMENT_COLUMN,
@@ -38,15 +39,16 @@ from pipelines.data.contract import (
     DataValidationError,
     epoch_nanoseconds,
 )
-from pipelines.data.prepare import load_history, resolve_widths
+from pipelines.data.prepare import PrepareResult, load_history, resolve_widths
 from pipelines.data.prepare import run as prepare_data
 from pipelines.data.scaling import FittedScaler
+from pipelines.data.settings import DataConfig
 from pipelines.data.windows import WindowSpec
 from pipelines.settings import bad_value
 from pipelines.training import metrics as metric_functions
 from pipelines.training.compare import model_configs
 from pipelines.training.evaluation import BASELINES
-from pipelines.training.train import FittedModel, fit_model
+from pipelines.training.train import FittedModel, fit_model, model_shape
 
 SCORED_METRICS = ("mae", "mse", "rmse", "smape", "mape", "mase")
 """Metrics of every fold, each in scaled units and with `_original` in original units."""
@@ -102,7 +104,8 @@ class ModelBacktest:
     def aggregate(self) -> dict[str, float]:
         """`mean_<metric>` and `std_<metric>` (sample spread, 0 for one fold) over the folds."""
         result: dict[str, float] = {}
-        names = [name for name in self.scores[0].metrics] if self.scores else []
+        # A metric undefined in some fold (MASE of a constant history) averages the others.
+        names = dict.fromkeys(name for score in self.scores for name in score.metrics)
         for name in names:
             values = np.array(
                 [score.metrics[name] for score in self.scores if name in score.metrics]
@@ -172,13 +175,14 @@ def fold_origins(
     if settings.fold_starts is not None:
         starts = [parse_time(text, "backtest.fold_starts") for text in settings.fold_starts]
         origins = [int(np.searchsorted(timeline, start.value, side="left")) - 1 for start in starts]
+        last = len(timeline) - horizon - 1  # the last origin with one horizon after it
         for start, origin in zip(starts, origins, strict=True):
-            if origin < minimum or origin >= len(timeline) - 1:
+            if origin < minimum or origin > last:
                 raise bad_value(
                     "backtest.fold_starts",
                     f"expected dates after {_utc(timeline[min(minimum, len(timeline) - 1)])} and "
-                    f"up to {_utc(timeline[-1])} (the data, less one window of history), "
-                    f"got {start}",
+                    f"up to {_utc(timeline[max(last + 1, 0)])} (the data, less one window of "
+                    f"history before and one horizon after), got {start}",
                 )
         if sorted(set(origins)) != origins:
             raise bad_value(
@@ -228,7 +232,7 @@ class FoldWindows:
     inputs: np.ndarray  # (series, input_width, features), scaled
     actual_scaled: np.ndarray  # (series, horizon, targets)
     actual_original: np.ndarray
-    timestamps: np.ndarray  # (series, horizon) forecast times
+    timestamps: np.ndarray  # (series, horizon) forecast times, UTC epoch nanoseconds
     mase_scale_scaled: np.ndarray | None  # (series, 1, targets)
     mase_scale_original: np.ndarray | None
     skipped: int
@@ -291,7 +295,7 @@ def fold_windows(
         inputs=inputs.reshape(len(ends), width, len(spec.features)),
         actual_scaled=actual_scaled.astype("float64").reshape(shape),
         actual_original=flat_targets[list(spec.targets)].to_numpy("float64").reshape(shape),
-        timestamps=full[TIMESTAMP_COLUMN].to_numpy()[target_rows],
+        timestamps=epoch_nanoseconds(full[TIMESTAMP_COLUMN])[target_rows],
         mase_scale_scaled=scales[0],
         mase_scale_original=scales[1],
         skipped=skipped,
@@ -349,7 +353,9 @@ def forecast_rows(
             "fold": fold.index,
             "origin": fold.origin,
             SERIES_COLUMN: np.repeat(windows.series_ids, repeat),
-            TIMESTAMP_COLUMN: np.repeat(windows.timestamps.ravel(), target_count),
+            TIMESTAMP_COLUMN: pd.to_datetime(
+                np.repeat(windows.timestamps.ravel(), target_count), utc=True
+            ),
             "step": np.tile(np.repeat(np.arange(1, horizon + 1), target_count), count),
             "target": np.tile(np.asarray(targets), count * horizon),
             "forecast": forecast_original.ravel(),
@@ -371,6 +377,43 @@ def backtest_models(config: RunConfig) -> dict[str, RunConfig]:
     return model_configs(with_baselines)
 
 
+def _fold_data(data: DataConfig, fold: Fold, settings: BacktestConfig) -> PrepareResult:
+    """The fold's prepared data: the source cut at its origin (and sliding-window start)."""
+    try:
+        return prepare_data(data, as_of=fold.origin, since=fold.training_start)
+    except DataValidationError as error:
+        raise _fold_error(fold, settings, error) from None
+
+
+def _fold_error(fold: Fold, settings: BacktestConfig, error: Exception) -> DataValidationError:
+    """A fold too short to train on, with the settings that decide its size."""
+    return DataValidationError(
+        f"backtest fold {fold.index} (origin {fold.origin}): {error}; the fold's rows are "
+        f"split {1 - settings.validation_fraction:g}/{settings.validation_fraction:g} by "
+        f"backtest.validation_fraction ({settings.window} window"
+        + (f" of backtest.training_rows {settings.training_rows}" if fold.training_start else "")
+        + "): use later origins, more training rows or a smaller data.input_width or horizon"
+    )
+
+
+def _unbuildable_baselines(
+    configs: dict[str, RunConfig], config: RunConfig, spec: WindowSpec, notes: list[str]
+) -> list[str]:
+    """The baselines added beside the models that cannot be built for this window (`repeat`
+    needs an input window at least one season long); each is noted."""
+    dropped = []
+    for name in BASELINES:
+        if name not in configs or name in config.model.models:
+            continue
+        try:
+            zoo.build_model(name, model_shape(spec), **configs[name].model.hparams_for())
+        except ValueError as error:
+            notes.append(f"baseline {name!r} left out: {error}")
+            warnings.warn(notes[-1], stacklevel=3)
+            dropped.append(name)
+    return dropped
+
+
 def run_backtest(config: RunConfig) -> BacktestResult:
     """Runs every fold for every model (see the module docstring); no MLflow.
 
@@ -379,6 +422,12 @@ def run_backtest(config: RunConfig) -> BacktestResult:
         ConfigError: folds that do not fit the data, or bad hyper-parameters.
     """
     settings = config.backtest
+    if config.data.policy == "as_published":
+        raise bad_value(
+            "data.policy",
+            "expected validate: a backtest places folds on a sorted, duplicate-free timeline, "
+            "which the as_published policy does not promise, got 'as_published'",
+        )
     input_width, horizon = resolve_widths(config.data)
     full = load_history(config.data)
     timeline = np.unique(epoch_nanoseconds(full.frame[TIMESTAMP_COLUMN]))
@@ -393,19 +442,15 @@ def run_backtest(config: RunConfig) -> BacktestResult:
     notes: list[str] = []
     for fold in folds:
         if fold.refit:
-            prepared = prepare_data(fold_data, as_of=fold.origin, since=fold.training_start)
+            prepared = _fold_data(fold_data, fold, settings)
             scaler, spec = prepared.scaler, prepared.spec
-            for name, model_config in list(configs.items()):
+            for name in _unbuildable_baselines(configs, config, spec, notes):
+                del configs[name], results[name]
+            for name, model_config in configs.items():
                 try:
                     fitted[name] = fit_model(model_config, prepared)
-                except ValueError as error:
-                    if name not in BASELINES or name in config.model.models:
-                        raise
-                    # `repeat` needs a window at least one horizon long; it is left out.
-                    notes.append(f"baseline {name!r} left out: {error}")
-                    warnings.warn(notes[-1], stacklevel=2)
-                    del configs[name], results[name]
-                    continue
+                except DataValidationError as error:
+                    raise _fold_error(fold, settings, error) from None
                 results[name].hparams = fitted[name].hparams
         assert scaler is not None and spec is not None
         history = load_history(config.data, as_of=fold.origin).frame

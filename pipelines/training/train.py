@@ -175,7 +175,8 @@ def fit_model(
 
     Raises:
         DataValidationError: no training or no validation window.
-        ConfigError: hyper-parameters that do not fit the model.
+        ValueError: the model cannot be built for this shape (e.g. a season longer than the
+            input window).
     """
     keras.utils.set_random_seed(config.training.seed)
     windowed = windowed or windowed_data(prepared)

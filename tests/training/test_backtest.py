@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.config.loading import config_from_dict
 from pipelines.config.schema import BacktestConfig
-from pipelines.data.contract import SERIES_COLUMN
+from pipelines.data.contract import SERIES_COLUMN, DataValidationError
 from pipelines.settings import ConfigError
 from pipelines.training import backtest
 from pipelines.training.backtest import fold_origins, plan_folds, run_backtest
@@ -235,3 +235,77 @@ def test_refit_never_trains_once_and_sliding_windows_start_late(
     positions = (smallest - pd.Series(OFFSETS)) / pd.Series(SLOPES)
     # One fold: origin at row 115 (one horizon before the end), 40 rows up to it.
     assert positions.to_dict() == {"a": 115 - 40 + 1, "b": 115 - 40 + 1}
+
+
+def test_a_fold_start_within_the_last_horizon_is_an_error() -> None:
+    timeline = np.array([day(i).value for i in range(100)])
+    # Origin 97 would leave 2 of the 5 steps to score.
+    with pytest.raises(ConfigError, match=r"up to 2024-04-05.*got 2024-04-08"):
+        fold_origins(timeline, BacktestConfig(fold_starts=("2024-04-08",)), 8, 5)
+    assert fold_origins(timeline, BacktestConfig(fold_starts=("2024-04-05",)), 8, 5) == [94]
+
+
+def test_the_as_published_policy_is_refused(tmp_path: Path) -> None:
+    config = ramp_config(ramp_file(tmp_path / "ramps.csv"), ["linear"])
+    data = config.data.model_copy(update={"policy": "as_published", "series_column": None})
+    with pytest.raises(ConfigError, match=r"data\.policy': expected validate"):
+        run_backtest(config.model_copy(update={"data": data}))
+
+
+def test_a_fold_too_short_to_train_names_the_backtest_settings(tmp_path: Path) -> None:
+    config = ramp_config(
+        ramp_file(tmp_path / "ramps.csv"),
+        ["linear"],
+        folds=1,
+        window="sliding",
+        training_rows=14,
+    )
+    with pytest.raises(DataValidationError, match=r"backtest fold 0 .*backtest.training_rows 14"):
+        run_backtest(config)
+
+
+def test_two_targets_pooled_scaling_and_the_repeat_baseline_left_out(tmp_path: Path) -> None:
+    path = ramp_file(tmp_path / "ramps.csv")
+    frame = pd.read_csv(path)
+    frame["double"] = 2 * frame["value"]
+    frame.to_csv(path, index=False)
+    config = ramp_config(path, ["linear"], folds=2)
+    data = config.data.model_copy(
+        update={
+            "targets": ("value", "double"),
+            "per_series_scaling": False,
+            "input_width": 3,  # shorter than the horizon: `repeat` cannot be built
+        }
+    )
+    with pytest.warns(UserWarning, match="baseline 'repeat' left out"):
+        result = run_backtest(config.model_copy(update={"data": data}))
+    assert sorted(result.models) == ["last", "linear"]
+    steps = np.arange(1, HORIZON + 1)
+    value_mae = (steps.mean() * 1 + steps.mean() * 2) / 2
+    for score in result.models["last"].scores:
+        # `double` misses twice as much as `value`; the metric averages both targets.
+        assert score.metrics["mae_original"] == pytest.approx(1.5 * value_mae, rel=1e-5)
+    forecasts = result.models["last"].forecast_frame()
+    assert set(forecasts["target"]) == {"value", "double"}
+    assert str(forecasts["timestamp"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_series_the_first_fit_never_saw_is_not_scored_without_a_refit(tmp_path: Path) -> None:
+    path = ramp_file(tmp_path / "ramps.csv")
+    frame = pd.read_csv(path)
+    late = frame[frame["name"] == "a"].tail(12).assign(name="c")
+    pd.concat([frame, late]).to_csv(path, index=False)
+    config = ramp_config(path, ["linear"], folds=3, step=1, refit=0)
+    config = config.model_copy(update={"data": config.data.model_copy(update={"input_width": 4})})
+    result = run_backtest(config)
+    # `c` starts at row 108: up to the first origin (113) it has 6 rows, fewer than one window
+    # (4 + 4), so the first fit drops it and its scaler never knows it; without a refit `c` is
+    # never scored, and the notes count it.
+    assert [score.series for score in result.models["linear"].scores] == [2, 2, 2]
+    assert any("not scored" in note for note in result.notes)
+    # Refitted at every fold, `c` has a window's rows by the last origin (115) and is scored.
+    every_fold = config.model_copy(
+        update={"backtest": config.backtest.model_copy(update={"refit": 1})}
+    )
+    scores = run_backtest(every_fold).models["linear"].scores
+    assert [score.series for score in scores] == [2, 2, 3]
