@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from pipelines.paths import REPOSITORY_ROOT
 
@@ -425,6 +426,13 @@ def test_stocks_helpers_compute_known_answers(monkeypatch) -> None:
     # The tiny move is no call and the zero actual move is left out: 2 hits of 3 calls.
     assert (accuracy, calls) == (2 / 3, 3)
     assert p_value == pytest.approx(0.5)  # P(X >= 2) for X ~ Binomial(3, 0.5)
+    # By day: day 1 has 2 hits of 2 calls, day 2 one of 2, day 3 none of 1 (the zero actual
+    # move of day 3's second window is no call).
+    forecast = np.array([[1.0], [1.0], [1.0], [-1.0], [1.0], [1.0]])
+    actual = np.array([[2.0], [3.0], [1.0], [1.0], [-1.0], [0.0]])
+    days = np.array([1, 1, 2, 2, 3, 3])
+    expected = scipy.stats.ttest_1samp([1.0, 0.5, 0.0], 0.5, alternative="greater").pvalue
+    assert stocks.day_clustered_p_value(forecast, actual, 0.0, days) == pytest.approx(expected)
     errors = np.array([[1.0, -3.0], [2.0, 2.0], [-4.0, 0.0]])
     mae = stocks.per_ticker_mae(errors, np.array([0, 1, 0]), 3)
     np.testing.assert_allclose(mae, [2.0, 2.0, 0.0])

@@ -235,7 +235,7 @@ class FoldWindows:
     timestamps: np.ndarray  # (series, horizon) forecast times, UTC epoch nanoseconds
     mase_scale_scaled: np.ndarray | None  # (series, 1, targets)
     mase_scale_original: np.ndarray | None
-    skipped: int
+    skipped: list[str]  # series of the history that could not be scored
 
 
 def fold_windows(
@@ -280,7 +280,7 @@ def fold_windows(
     )
     keep &= inside
     ends, firsts, positions = ends[keep], firsts[keep], positions[keep]
-    skipped = int(len(np.unique(series)) - len(ends))
+    skipped = sorted(set(np.unique(series)) - set(series[ends]))
 
     ids = series[ends]
     input_rows = firsts[:, np.newaxis] + np.arange(width)
@@ -461,7 +461,11 @@ def run_backtest(config: RunConfig) -> BacktestResult:
                 f"{input_width} gap-free rows up to the origin and {horizon} after it"
             )
         if windows.skipped:
-            notes.append(f"fold {fold.index}: {windows.skipped} series not scored")
+            listed = ", ".join(windows.skipped[:5]) + (" ..." if len(windows.skipped) > 5 else "")
+            notes.append(
+                f"fold {fold.index}: {len(windows.skipped)} series not scored "
+                f"(too short before the origin or after it, or unknown to the scaler): {listed}"
+            )
         for name in configs:
             model = fitted[name]
             forecast = np.asarray(model.model.predict(windows.inputs, verbose=0), "float64")
