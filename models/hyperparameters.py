@@ -104,6 +104,18 @@ _PEEPHOLE_HPARAMS = {
     "peepholes": HyperParameter(PEEPHOLE_GATES, _peepholes, "gates that see the cell state"),
     "coupled_input_forget": HyperParameter(False, _boolean, "input gate = 1 - forget (CIFG)"),
 }
+_READING_HPARAMS = {
+    "channel_independent": HyperParameter(
+        False,
+        _boolean,
+        "each target channel read alone from its own history, through shared weights",
+    ),
+    "segment_length": HyperParameter(
+        None,
+        _optional_positive_int,
+        "steps embedded together as one recurrent step (default: 1, every step)",
+    ),
+}
 _TEACHER_FORCING = {
     "teacher_forcing": HyperParameter(False, _boolean, "feed true targets back in training"),
 }
@@ -136,9 +148,9 @@ HYPERPARAMETERS: dict[str, dict[str, HyperParameter]] = {
         "dropout": HyperParameter(0.0, _rate, "dropout rate before the head"),
         **_NORMALIZATION_HPARAMS,
     },
-    "lstm": _RECURRENT_HPARAMS,
-    "gru": _RECURRENT_HPARAMS,
-    "peephole": {**_RECURRENT_HPARAMS, **_PEEPHOLE_HPARAMS},
+    "lstm": {**_RECURRENT_HPARAMS, **_READING_HPARAMS},
+    "gru": {**_RECURRENT_HPARAMS, **_READING_HPARAMS},
+    "peephole": {**_RECURRENT_HPARAMS, **_PEEPHOLE_HPARAMS, **_READING_HPARAMS},
     "lstm-ar": {**_RECURRENT_HPARAMS, **_TEACHER_FORCING},
     "gru-ar": {**_RECURRENT_HPARAMS, **_TEACHER_FORCING},
     "peephole-ar": {**_RECURRENT_HPARAMS, **_PEEPHOLE_HPARAMS, **_TEACHER_FORCING},

@@ -36,6 +36,7 @@ from keras import layers as keras_layers
 
 from models.autoregressive import AutoregressiveForecaster, recurrent_layer
 from models.baselines import LastValueForecast, MeanForecast, SeasonalForecast
+from models.channels import TargetChannels
 from models.hyperparameters import (
     AUTOREGRESSIVE_NAMES,
     BASELINE_NAMES,
@@ -187,16 +188,28 @@ def _cell_options(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _segments(shape: ModelShape, segment_length: int | None) -> int:
+    """How many recurrent steps read the window: one per segment of `segment_length` steps."""
+    length = segment_length or 1
+    if shape.input_width % length:
+        raise ValueError(
+            f"hyper-parameter 'segment_length': expected a divisor of the input width "
+            f"{shape.input_width}, got {length}"
+        )
+    return shape.input_width // length
+
+
 def _build_recurrent(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
     cell_options = _cell_options(name, hparams)
-    layer_count = hparams["layers"]
+    layer_count, units = hparams["layers"], hparams["units"]
+    segment_length = hparams["segment_length"]
+    segments = _segments(shape, segment_length)
 
-    def core(features: Any) -> Any:
-        hidden = features
+    def cell_stack(hidden: Any) -> Any:
         for index in range(layer_count):
             hidden = recurrent_layer(
                 name,
-                hparams["units"],
+                units,
                 hparams["dropout"],
                 hparams["recurrent_dropout"],
                 cell_options,
@@ -205,7 +218,65 @@ def _build_recurrent(name: str, shape: ModelShape, **hparams: Any) -> keras.Mode
             )(hidden)
         return hidden
 
-    return _direct_model(name, shape, core, hparams["normalization"], hparams["affine"])
+    def embed(hidden: Any) -> Any:
+        # Segment recurrence (after SegRNN): each segment of steps becomes one embedded step,
+        # so the cell runs input_width / segment_length times instead of input_width.
+        if segment_length is None:
+            return hidden
+        return keras_layers.Dense(units, activation="relu", name="segment_embedding")(hidden)
+
+    if not hparams["channel_independent"]:
+
+        def core(features: Any) -> Any:
+            if segment_length is not None:
+                features = keras_layers.Reshape(
+                    (segments, segment_length * shape.n_features), name="segments"
+                )(features)
+            return cell_stack(embed(features))
+
+        return _direct_model(name, shape, core, hparams["normalization"], hparams["affine"])
+    return _channel_independent_model(name, shape, cell_stack, embed, segments, hparams)
+
+
+def _channel_independent_model(
+    name: str,
+    shape: ModelShape,
+    cell_stack: Callable[[Any], Any],
+    embed: Callable[[Any], Any],
+    segments: int,
+    hparams: dict[str, Any],
+) -> keras.Model:
+    """Each target channel is read alone, from its own history, by one shared network:
+    (B, L, F) -> targets (B, L, T) -> (B, T, segments, steps) -> per channel: embed, cells,
+    Dense(horizon) -> (B, T, H) -> (B, H, T). Its size does not grow with the channels."""
+    targets = len(shape.target_indices)
+    normalization = hparams["normalization"]
+    inputs = keras.Input(shape=shape.input_shape, name="inputs")
+    features = inputs
+    if normalization != "none":
+        features, location, scale = WindowNormalization(
+            normalization,
+            affine=hparams["affine"] and normalization == "revin",
+            name="normalization",
+        )(inputs)
+    channels = TargetChannels(shape.target_indices, name="target_channels")(features)
+    hidden = keras_layers.Permute((2, 1), name="channels_first")(channels)
+    hidden = keras_layers.Reshape(
+        (targets, segments, shape.input_width // segments), name="segments"
+    )(hidden)
+    hidden = embed(hidden)
+    per_channel = keras.Model(
+        channel_input := keras.Input(shape=hidden.shape[2:], name="channel"),
+        keras_layers.Dense(shape.horizon, name="head")(cell_stack(channel_input)),
+        name="channel_network",
+    )
+    outputs = keras_layers.TimeDistributed(per_channel, name="per_channel")(hidden)
+    outputs = keras_layers.Permute((2, 1), name="forecast")(outputs)
+    if normalization != "none":
+        outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
+            [outputs, location, scale]
+        )
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _build_autoregressive(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:

@@ -439,7 +439,8 @@ def test_unknown_hyperparameter_lists_valid_ones() -> None:
         build_model("lstm", SHAPES[0], unit=8)
     assert str(error.value) == (
         "model 'lstm': unknown hyper-parameter 'unit' (did you mean 'units'?); valid: units, "
-        "layers, dropout, recurrent_dropout, normalization, affine"
+        "layers, dropout, recurrent_dropout, normalization, affine, channel_independent, "
+        "segment_length"
     )
 
 
@@ -527,6 +528,8 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
         "peepholes": ("forget",),
         "coupled_input_forget": True,
         "teacher_forcing": True,
+        "channel_independent": True,
+        "segment_length": 4,
     }
     for name, table in HYPERPARAMETERS.items():
         base = {"normalization": "revin"} if "affine" in table else {}
@@ -539,3 +542,34 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
                 build_model(name, shape, **hparams).get_config(), sort_keys=True, default=str
             )
             assert config != default_config, f"{name}: {key} does not reach the model"
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "peephole"])
+def test_channel_independent_models_read_each_channel_alone(name: str) -> None:
+    """A channel's forecast depends on its own history only, and the model is the same size
+    whatever the number of channels (the weights are shared)."""
+    shape = ModelShape(input_width=12, horizon=4, n_features=3, target_indices=(2, 0))
+    keras.utils.set_random_seed(1)
+    model = build_model(name, shape, units=5, channel_independent=True, segment_length=3)
+    window = np.random.default_rng(0).normal(size=(2, 12, 3)).astype("float32")
+    changed = window.copy()
+    changed[..., 2] += 10.0  # only channel 2, the first target
+    before, after = model.predict(window, verbose=0), model.predict(changed, verbose=0)
+    np.testing.assert_array_equal(before[..., 1], after[..., 1])  # target channel 0: same
+    assert not np.allclose(before[..., 0], after[..., 0])
+    # Channel 1 is no target: with channels read alone it is never read.
+    changed = window.copy()
+    changed[..., 1] -= 5.0
+    np.testing.assert_array_equal(model.predict(changed, verbose=0), before)
+    one_channel = ModelShape(input_width=12, horizon=4, n_features=1, target_indices=(0,))
+    alone = build_model(name, one_channel, units=5, channel_independent=True, segment_length=3)
+    assert alone.count_params() == model.count_params()
+
+
+def test_segments_shorten_the_recurrence_and_must_divide_the_window() -> None:
+    shape = ModelShape(input_width=12, horizon=4, n_features=2, target_indices=(0,))
+    model = build_model("gru", shape, units=5, segment_length=4)
+    assert model.get_layer("gru_0").input.shape[1] == 3  # 12 steps read as 3 segments
+    assert model.get_layer("segment_embedding").units == 5
+    with pytest.raises(ValueError, match="'segment_length': expected a divisor of the input"):
+        build_model("gru", shape, segment_length=5)

@@ -67,6 +67,7 @@ def test_models_package_is_shipped_whole_without_tests() -> None:
         "models/__init__.py",
         "models/autoregressive.py",
         "models/baselines.py",
+        "models/channels.py",
         "models/hyperparameters.py",
         "models/normalization.py",
         "models/peephole.py",
