@@ -52,6 +52,18 @@ def _require_columns(table: SourceTable, columns: Sequence[str], role: str) -> N
             )
 
 
+def _require_header_and_time(table: SourceTable, schema: TableSchema) -> None:
+    """A header, and the time column(s) the schema names."""
+    if table.frame.shape[1] == 0:
+        raise DataValidationError(f"{table.origin}: the file is empty (no header, no rows)")
+    if schema.timestamp_parts:
+        _require_columns(table, list(schema.timestamp_parts.values()), "timestamp")
+    elif schema.timestamp_column is not None:
+        _require_columns(table, [schema.timestamp_column], "timestamp")
+    else:
+        raise DataValidationError("parameter timestamp_column: no timestamp column was given")
+
+
 def _resolve_value_columns(
     table: SourceTable, schema: TableSchema
 ) -> tuple[tuple[str, ...], list[str]]:
@@ -249,14 +261,7 @@ def validate_table(
     """
     report = ValidationReport(origin=table.origin, notes=list(table.notes))
     frame = table.frame
-    if frame.shape[1] == 0:
-        raise DataValidationError(f"{table.origin}: the file is empty (no header, no rows)")
-    if schema.timestamp_parts:
-        _require_columns(table, list(schema.timestamp_parts.values()), "timestamp")
-    elif schema.timestamp_column is not None:
-        _require_columns(table, [schema.timestamp_column], "timestamp")
-    else:
-        raise DataValidationError("parameter timestamp_column: no timestamp column was given")
+    _require_header_and_time(table, schema)
     if schema.series_column is not None:
         _require_columns(table, [schema.series_column], "series")
     value_columns, ignored = _resolve_value_columns(table, schema)
@@ -313,14 +318,7 @@ def read_as_published(table: SourceTable, schema: TableSchema) -> ValidatedFrame
         DataValidationError: naming the source, column and first offending rows.
     """
     frame = table.frame
-    if frame.shape[1] == 0:
-        raise DataValidationError(f"{table.origin}: the file is empty (no header, no rows)")
-    if schema.timestamp_parts:
-        _require_columns(table, list(schema.timestamp_parts.values()), "timestamp")
-    elif schema.timestamp_column is not None:
-        _require_columns(table, [schema.timestamp_column], "timestamp")
-    else:
-        raise DataValidationError("parameter timestamp_column: no timestamp column was given")
+    _require_header_and_time(table, schema)
     if schema.series_column is not None:
         raise DataValidationError(
             f"parameter series_column: the as_published policy reads one series in file order, "
