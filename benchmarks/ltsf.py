@@ -25,7 +25,8 @@ seconds, and the MSE against the repeat baseline's), then one JSON line
 
 Usage:
     python benchmarks/ltsf.py --data FILE [--split 0.7,0.1,0.2|ett-hour|ett-minute]
-        [--features M|S] [--target OT] [--input-width 96] [--horizons 96,192,336,720]
+        [--preset best] [--features M|S] [--target OT] [--input-width 96]
+        [--horizons 96,192,336,720]
         [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42]
         [--set model.hparams.units=128 ...] [--log-mlflow] [--quick]
 """
@@ -60,7 +61,55 @@ MODEL_ALIASES = {REPEAT: "last"}
 DEFAULT_MODELS = (REPEAT, "linear", "lstm", "gru", "peephole")
 DEFAULT_HPARAMS = {"normalization": "revin"}
 """Reversible instance normalisation for every model that takes it (baselines do not)."""
-QUICK = {"input_width": 24, "horizons": (12,), "epochs": 1, "units": 8}
+QUICK = {"input_width": 24, "horizons": (12,), "epochs": 1, "units": 8, "segment_length": 12}
+DEFAULTS = {"input_width": 96, "models": DEFAULT_MODELS, "epochs": 10}
+"""Settings without a preset; a preset replaces them, and an option given replaces both."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Named settings of the harness: widths, models, hyper-parameters and training.
+
+    Attributes:
+        input_width: the input window L.
+        models: the models run unless `--models` is given.
+        epochs: most epochs unless `--epochs` is given.
+        hparams: hyper-parameters of every model that takes them.
+        model_hparams: hyper-parameters of one model, over `hparams`.
+        training: `training.*` settings (batch size, learning rate and schedule, patience).
+    """
+
+    input_width: int
+    models: tuple[str, ...]
+    epochs: int
+    hparams: dict[str, Any]
+    model_hparams: dict[str, dict[str, Any]]
+    training: dict[str, Any]
+
+
+PRESETS = {
+    "best": Preset(
+        input_width=720,
+        models=("gru",),
+        epochs=10,
+        hparams={
+            "channel_independent": True,
+            "segment_length": 72,
+            "decoder": "parallel",
+            "channel_embedding": True,
+            "units": 128,
+            "head_dropout": 0.3,
+        },
+        model_hparams={"peephole": {"dropout": 0.2}},
+        training={
+            "batch_size": 256,
+            "learning_rate": 1e-3,
+            "lr_schedule": "cosine",
+            "patience": 3,
+        },
+    ),
+}
+"""`--preset best`: chosen on Weather's validation part only (benchmarks/README.md says how)."""
 
 
 @dataclass
@@ -108,8 +157,16 @@ def run_config(
     else:
         value_columns, targets = all_channels, all_channels
     hparams = dict(DEFAULT_HPARAMS)
+    training: dict[str, Any] = {"epochs": args.epochs, "seed": args.seed}
+    if args.preset is not None:
+        preset = PRESETS[args.preset]
+        hparams.update(preset.hparams)
+        hparams.update(preset.model_hparams.get(model, {}))
+        training.update(preset.training)
     if args.quick:
         hparams["units"] = QUICK["units"]
+        if "segment_length" in hparams:
+            hparams["segment_length"] = QUICK["segment_length"]
     document = {
         "data": {
             "dataset": None,
@@ -125,7 +182,7 @@ def run_config(
             "stride": 1,
         },
         "model": {"name": MODEL_ALIASES.get(model, model), "hparams": _accepted(model, hparams)},
-        "training": {"epochs": args.epochs, "seed": args.seed},
+        "training": training,
     }
     return config_from_dict(document, overrides, origin="benchmarks/ltsf.py")
 
@@ -235,12 +292,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="0.7,0.1,0.2", help="fractions, ett-hour, ett-minute")
     parser.add_argument("--features", choices=("M", "S"), default="M")
     parser.add_argument("--target", default="OT", help="the channel of --features S")
-    parser.add_argument("--input-width", type=int, default=96)
-    parser.add_argument("--horizons", type=_integers, default=(96, 192, 336, 720))
     parser.add_argument(
-        "--models", type=lambda text: tuple(text.split(",")), default=DEFAULT_MODELS
+        "--preset", choices=sorted(PRESETS), help="named settings (see PRESETS); options win"
     )
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--input-width", type=int, help="input window L (default 96)")
+    parser.add_argument("--horizons", type=_integers, default=(96, 192, 336, 720))
+    parser.add_argument("--models", type=lambda text: tuple(text.split(",")))
+    parser.add_argument("--epochs", type=int, help="most epochs (default 10)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config key"
@@ -251,6 +309,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: L=24, H=12, 1 epoch, 8 units"
     )
     args = parser.parse_args(argv)
+    base = DEFAULTS if args.preset is None else asdict(PRESETS[args.preset])
+    for key in DEFAULTS:
+        if getattr(args, key) is None:
+            setattr(args, key, base[key])
     from models.hyperparameters import MODEL_NAMES
 
     unknown = [name for name in args.models if MODEL_ALIASES.get(name, name) not in MODEL_NAMES]
@@ -284,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"LTSF protocol: {args.data}, split {args.split}, features {args.features}, "
-        f"L={args.input_width}, seed {args.seed}, {time.perf_counter() - started:.0f} s in all"
-        + (" (quick)" if args.quick else "")
+        f"preset {args.preset}, L={args.input_width}, seed {args.seed}, "
+        f"{time.perf_counter() - started:.0f} s in all" + (" (quick)" if args.quick else "")
     )
     print(format_table(results))
     print(json.dumps({"results": [asdict(result) for result in results]}))

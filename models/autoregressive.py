@@ -41,11 +41,13 @@ def recurrent_layer(
     cell_options: Mapping[str, Any],
     return_sequences: bool,
     name: str,
+    return_state: bool = False,
 ) -> keras.layers.Layer:
     arguments = {
         "dropout": dropout,
         "recurrent_dropout": recurrent_dropout,
         "return_sequences": return_sequences,
+        "return_state": return_state,
         "name": name,
     }
     if cell_type == "lstm":

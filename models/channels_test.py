@@ -1,4 +1,5 @@
-"""`TargetChannels` against NumPy indexing, and its `.keras` round trip."""
+"""`TargetChannels`, `FoldIntoBatch` and `UnfoldFromBatch` against NumPy, and a `.keras` round
+trip."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from models.channels import TargetChannels
+from models.channels import FoldIntoBatch, TargetChannels, UnfoldFromBatch
 
 
 def test_keeps_the_target_channels_in_their_order() -> None:
@@ -28,3 +29,13 @@ def test_round_trips_through_a_keras_file(tmp_path: Path) -> None:
 def test_rejects_negative_indices() -> None:
     with pytest.raises(ValueError, match="expected indices >= 0"):
         TargetChannels((-1,))
+
+
+def test_fold_and_unfold_match_numpy_reshapes_and_invert_each_other() -> None:
+    window = np.arange(2.0 * 3 * 4, dtype="float32").reshape(2, 3, 4)
+    folded = keras.ops.convert_to_numpy(FoldIntoBatch()(window))
+    np.testing.assert_array_equal(folded, window.reshape(6, 4))  # row b * 3 + g
+    unfolded = keras.ops.convert_to_numpy(UnfoldFromBatch(3)(folded))
+    np.testing.assert_array_equal(unfolded, window)
+    with pytest.raises(ValueError, match="parameter groups: expected an integer >= 1"):
+        UnfoldFromBatch(0)

@@ -23,6 +23,7 @@ RECURRENT_NAMES = ("lstm", "gru", "peephole")
 AUTOREGRESSIVE_NAMES = ("lstm-ar", "gru-ar", "peephole-ar")
 MODEL_NAMES = BASELINE_NAMES + DIRECT_NAMES + RECURRENT_NAMES + AUTOREGRESSIVE_NAMES
 NORMALIZATIONS = ("none", "last", "revin")
+DECODERS = ("dense", "parallel")
 CELL_TYPES = RECURRENT_NAMES
 FAMILIES = {
     "baseline": BASELINE_NAMES,
@@ -115,6 +116,16 @@ _READING_HPARAMS = {
         _optional_positive_int,
         "steps embedded together as one recurrent step (default: 1, every step)",
     ),
+    "decoder": HyperParameter(
+        "dense",
+        _choice(DECODERS),
+        "dense: one Dense head from the last state; parallel: every horizon segment decoded "
+        "at once from the final state and a position embedding",
+    ),
+    "channel_embedding": HyperParameter(
+        False, _boolean, "a learned channel embedding in the parallel decoder's queries"
+    ),
+    "head_dropout": HyperParameter(0.0, _rate, "dropout rate before the head"),
 }
 _TEACHER_FORCING = {
     "teacher_forcing": HyperParameter(False, _boolean, "feed true targets back in training"),

@@ -11,8 +11,9 @@ Families (`MODEL_NAMES`):
 
 - baselines `last`, `repeat`, `mean`: exact naive forecasts with no trainable weights.
 - `linear`, `dense`, `conv`: direct multi-step heads on the last steps of the window.
-- `lstm`, `gru`, `peephole`: single-shot recurrent models; the last hidden state goes through a
-  Dense head to all `horizon * T` outputs at once.
+- `lstm`, `gru`, `peephole`: single-shot recurrent models; by default the last hidden state
+  goes through a Dense head to all `horizon * T` outputs at once. Options read channels alone,
+  read the window in segments and decode the horizon segments in parallel (`models.recurrent`).
 - `lstm-ar`, `gru-ar`, `peephole-ar`: autoregressive recurrent models; the cell warms up over the
   window, then predicts one step at a time and feeds each prediction back.
 
@@ -34,9 +35,8 @@ from typing import Any
 import keras
 from keras import layers as keras_layers
 
-from models.autoregressive import AutoregressiveForecaster, recurrent_layer
+from models.autoregressive import AutoregressiveForecaster
 from models.baselines import LastValueForecast, MeanForecast, SeasonalForecast
-from models.channels import TargetChannels
 from models.hyperparameters import (
     AUTOREGRESSIVE_NAMES,
     BASELINE_NAMES,
@@ -49,6 +49,7 @@ from models.hyperparameters import (
     resolve_hyperparameters,
 )
 from models.normalization import WindowDenormalization, WindowNormalization
+from models.recurrent import build_recurrent
 from models.shape import ModelShape
 
 __all__ = [
@@ -188,95 +189,8 @@ def _cell_options(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _segments(shape: ModelShape, segment_length: int | None) -> int:
-    """How many recurrent steps read the window: one per segment of `segment_length` steps."""
-    length = segment_length or 1
-    if shape.input_width % length:
-        raise ValueError(
-            f"hyper-parameter 'segment_length': expected a divisor of the input width "
-            f"{shape.input_width}, got {length}"
-        )
-    return shape.input_width // length
-
-
 def _build_recurrent(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
-    cell_options = _cell_options(name, hparams)
-    layer_count, units = hparams["layers"], hparams["units"]
-    segment_length = hparams["segment_length"]
-    segments = _segments(shape, segment_length)
-
-    def cell_stack(hidden: Any) -> Any:
-        for index in range(layer_count):
-            hidden = recurrent_layer(
-                name,
-                units,
-                hparams["dropout"],
-                hparams["recurrent_dropout"],
-                cell_options,
-                return_sequences=index < layer_count - 1,
-                name=f"{name}_{index}",
-            )(hidden)
-        return hidden
-
-    def embed(hidden: Any) -> Any:
-        # Segment recurrence (after SegRNN): each segment of steps becomes one embedded step,
-        # so the cell runs input_width / segment_length times instead of input_width.
-        if segment_length is None:
-            return hidden
-        return keras_layers.Dense(units, activation="relu", name="segment_embedding")(hidden)
-
-    if not hparams["channel_independent"]:
-
-        def core(features: Any) -> Any:
-            if segment_length is not None:
-                features = keras_layers.Reshape(
-                    (segments, segment_length * shape.n_features), name="segments"
-                )(features)
-            return cell_stack(embed(features))
-
-        return _direct_model(name, shape, core, hparams["normalization"], hparams["affine"])
-    return _channel_independent_model(name, shape, cell_stack, embed, segments, hparams)
-
-
-def _channel_independent_model(
-    name: str,
-    shape: ModelShape,
-    cell_stack: Callable[[Any], Any],
-    embed: Callable[[Any], Any],
-    segments: int,
-    hparams: dict[str, Any],
-) -> keras.Model:
-    """Each target channel is read alone, from its own history, by one shared network:
-    (B, L, F) -> targets (B, L, T) -> (B, T, segments, steps) -> per channel: embed, cells,
-    Dense(horizon) -> (B, T, H) -> (B, H, T). Its size does not grow with the channels."""
-    targets = len(shape.target_indices)
-    normalization = hparams["normalization"]
-    inputs = keras.Input(shape=shape.input_shape, name="inputs")
-    features = inputs
-    if normalization != "none":
-        features, location, scale = WindowNormalization(
-            normalization,
-            affine=hparams["affine"] and normalization == "revin",
-            name="normalization",
-        )(inputs)
-    channels = TargetChannels(shape.target_indices, name="target_channels")(features)
-    hidden = keras_layers.Permute((2, 1), name="channels_first")(channels)
-    hidden = keras_layers.Reshape(
-        (targets, segments, shape.input_width // segments), name="segments"
-    )(hidden)
-    hidden = embed(hidden)
-    per_channel = keras.Model(
-        channel_input := keras.Input(shape=hidden.shape[2:], name="channel"),
-        keras_layers.Dense(shape.horizon, name="head")(cell_stack(channel_input)),
-        name="channel_network",
-    )
-    outputs = keras_layers.TimeDistributed(per_channel, name="per_channel")(hidden)
-    outputs = keras_layers.Permute((2, 1), name="forecast")(outputs)
-    if normalization != "none":
-        outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
-            [outputs, location, scale]
-        )
-    return keras.Model(inputs, outputs, name=name)
+    return build_recurrent(name, shape, _cell_options(name, hparams), **hparams)
 
 
 def _build_autoregressive(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
@@ -344,7 +258,7 @@ def build_model(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
 
 def compile_model(
     model: keras.Model,
-    learning_rate: float = 1e-3,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
     loss: str | keras.losses.Loss = "mse",
     metrics: Sequence[Any] = ("mae",),
     jit_compile: bool | str = "auto",
@@ -353,7 +267,7 @@ def compile_model(
 
     Args:
         model: a model from `build_model`.
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate, or a Keras schedule of it.
         loss: a Keras loss name or object.
         metrics: Keras metrics to track beside the loss.
         jit_compile: passed to `Model.compile`; "auto" leaves XLA off on CPU-only machines,
@@ -362,16 +276,18 @@ def compile_model(
     Returns:
         The same model, compiled.
     """
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float):
-        raise ValueError(
-            f"parameter learning_rate: expected a positive number, got {learning_rate!r}"
-        )
-    if not learning_rate > 0:
-        raise ValueError(
-            f"parameter learning_rate: expected a positive number, got {learning_rate!r}"
-        )
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        if (
+            isinstance(learning_rate, bool)
+            or not isinstance(learning_rate, int | float)
+            or not learning_rate > 0
+        ):
+            raise ValueError(
+                f"parameter learning_rate: expected a positive number, got {learning_rate!r}"
+            )
+        learning_rate = float(learning_rate)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=loss,
         metrics=list(metrics),
         jit_compile=jit_compile,

@@ -392,7 +392,21 @@ ROUND_TRIP_CASES = {
     "repeat": {"season": 3},
     "dense": {"layers": 2, "normalization": "last"},
     "lstm": {"normalization": "revin"},
-    "peephole": {"peepholes": ("forget", "output"), "coupled_input_forget": True},
+    "gru": {
+        "layers": 2,
+        "channel_independent": True,
+        "segment_length": 5,
+        "decoder": "parallel",
+        "channel_embedding": True,
+        "head_dropout": 0.1,
+        "normalization": "revin",
+    },
+    "peephole": {
+        "peepholes": ("forget", "output"),
+        "coupled_input_forget": True,
+        "segment_length": 1,
+        "decoder": "parallel",
+    },
     "lstm-ar": {"normalization": "revin", "layers": 2, "teacher_forcing": True},
     "peephole-ar": {"peepholes": "output"},
 }
@@ -440,7 +454,7 @@ def test_unknown_hyperparameter_lists_valid_ones() -> None:
     assert str(error.value) == (
         "model 'lstm': unknown hyper-parameter 'unit' (did you mean 'units'?); valid: units, "
         "layers, dropout, recurrent_dropout, normalization, affine, channel_independent, "
-        "segment_length"
+        "segment_length, decoder, channel_embedding, head_dropout"
     )
 
 
@@ -530,14 +544,28 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
         "teacher_forcing": True,
         "channel_independent": True,
         "segment_length": 4,
+        "decoder": "parallel",
+        "channel_embedding": True,
+        "head_dropout": 0.25,
+    }
+    # What a value needs beside it, in the default model and the changed one alike.
+    needs = {
+        "decoder": {"segment_length": 4},
+        "channel_embedding": {
+            "channel_independent": True,
+            "segment_length": 4,
+            "decoder": "parallel",
+        },
     }
     for name, table in HYPERPARAMETERS.items():
         base = {"normalization": "revin"} if "affine" in table else {}
-        default_config = json.dumps(
-            build_model(name, shape, **base).get_config(), sort_keys=True, default=str
-        )
         for key in table:
-            hparams = {**base, key: changed[key]}
+            default_config = json.dumps(
+                build_model(name, shape, **base, **needs.get(key, {})).get_config(),
+                sort_keys=True,
+                default=str,
+            )
+            hparams = {**base, **needs.get(key, {}), key: changed[key]}
             config = json.dumps(
                 build_model(name, shape, **hparams).get_config(), sort_keys=True, default=str
             )
@@ -573,3 +601,78 @@ def test_segments_shorten_the_recurrence_and_must_divide_the_window() -> None:
     assert model.get_layer("segment_embedding").units == 5
     with pytest.raises(ValueError, match="'segment_length': expected a divisor of the input"):
         build_model("gru", shape, segment_length=5)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "peephole"])
+def test_parallel_decoder_matches_a_hand_assembled_one(name: str) -> None:
+    """Channels alone, 12 steps read as 3 segments of 4, a horizon of 10 decoded as 3 segments
+    of 4 (the last 2 steps cropped): every segment is one step of the same cell from the final
+    state, fed [position embedding, channel embedding], then the shared head."""
+    shape = ModelShape(input_width=12, horizon=10, n_features=3, target_indices=(2, 0))
+    hparams = {"segment_length": 4, "decoder": "parallel", "channel_embedding": True}
+    model = build_model(name, shape, units=6, channel_independent=True, **hparams)
+    for index, weight in enumerate(model.weights):  # off the initial zeros and ones
+        weight.assign(np.random.default_rng(index).normal(scale=0.4, size=weight.shape))
+    window = random_inputs(shape, batch=2)
+
+    embedding = model.get_layer("segment_embedding")
+    encoder = model.get_layer(f"{name}_0")
+    queries = model.get_layer("segment_queries")
+    position = keras.ops.convert_to_numpy(queries.position_embedding)
+    channel = keras.ops.convert_to_numpy(queries.channel_embedding)
+    head = model.get_layer("head")
+    expected = np.zeros((2, 10, 2), "float32")
+    for row in range(2):
+        for target, feature in enumerate(shape.target_indices):
+            segments = window[row, :, feature].reshape(1, 3, 4)
+            _, *states = encoder(embedding(segments))
+            steps = []
+            for segment in range(3):
+                query = np.concatenate([position[segment], channel[target]])[None, None]
+                decoded, *_ = encoder(query, initial_state=states)
+                steps.append(keras.ops.convert_to_numpy(head(decoded))[0])
+            expected[row, :, target] = np.concatenate(steps)[:10]
+    np.testing.assert_allclose(predict(model, window), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_channel_embedding_tells_identical_channels_apart() -> None:
+    shape = ModelShape(input_width=8, horizon=4, n_features=2, target_indices=(0, 1))
+    window = np.repeat(random_inputs(ModelShape(8, 4, 1, (0,))), 2, axis=2)  # twin channels
+    hparams = {"channel_independent": True, "segment_length": 4, "decoder": "parallel"}
+    plain = predict(build_model("gru", shape, units=4, **hparams), window)
+    np.testing.assert_array_equal(plain[..., 0], plain[..., 1])
+    embedded = predict(
+        build_model("gru", shape, units=4, channel_embedding=True, **hparams), window
+    )
+    assert not np.allclose(embedded[..., 0], embedded[..., 1])
+
+
+@pytest.mark.parametrize(
+    ("hparams", "message"),
+    [
+        ({"decoder": "parallel"}, "'decoder': 'parallel' decodes the horizon in segments"),
+        (
+            {"segment_length": 4, "decoder": "parallel", "channel_embedding": True},
+            "'channel_embedding': expected it only with channel_independent=True",
+        ),
+        (
+            {"channel_independent": True, "segment_length": 4, "channel_embedding": True},
+            "'channel_embedding': expected it only with channel_independent=True",
+        ),
+        (
+            {
+                "units": 1,
+                "channel_independent": True,
+                "segment_length": 4,
+                "decoder": "parallel",
+                "channel_embedding": True,
+            },
+            "'channel_embedding': the query splits units .* expected units >= 2, got 1",
+        ),
+        ({"decoder": "sideways"}, "'decoder': expected one of \\['dense', 'parallel'\\]"),
+    ],
+)
+def test_decoder_options_that_do_not_fit_are_named(hparams: dict, message: str) -> None:
+    shape = ModelShape(input_width=8, horizon=4, n_features=2, target_indices=(0,))
+    with pytest.raises(ValueError, match=f"model 'gru': hyper-parameter {message}"):
+        build_model("gru", shape, **hparams)

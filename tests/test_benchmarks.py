@@ -410,6 +410,49 @@ def test_ltsf_quick_scores_every_model_and_horizon_by_the_protocol(tmp_path) -> 
     assert lstm.data.params["data.policy"] == "as_published"
 
 
+def test_ltsf_preset_sets_every_model_and_options_given_win(tmp_path, monkeypatch) -> None:
+    from tests.data.test_as_published import ltsf_file
+
+    ltsf = load_benchmark("ltsf.py", monkeypatch)
+    path = tmp_path / "tiny.csv"
+    ltsf_file(path, 50)
+    args = ltsf.parse_arguments(
+        ["--data", str(path), "--preset", "best", "--models", "gru,peephole"]
+    )
+    assert (args.input_width, args.epochs) == (720, 10)
+    gru = ltsf.run_config(args, "gru", 96, {})
+    assert gru.data.input_width == 720 and gru.data.horizon == 96
+    assert gru.model.hparams_for() == {
+        **gru.model.hparams_for(),
+        "normalization": "revin",
+        "channel_independent": True,
+        "segment_length": 72,
+        "decoder": "parallel",
+        "channel_embedding": True,
+        "units": 128,
+        "head_dropout": 0.3,
+        "dropout": 0.0,
+    }
+    training = gru.training
+    assert (training.batch_size, training.learning_rate, training.lr_schedule) == (
+        256,
+        1e-3,
+        "cosine",
+    )
+    assert (training.patience, training.epochs) == (3, 10)
+    assert ltsf.run_config(args, "peephole", 96, {}).model.hparams_for()["dropout"] == 0.2
+    # An option or --set given wins over the preset; without a preset the old defaults hold.
+    args = ltsf.parse_arguments(
+        ["--data", str(path), "--preset", "best", "--input-width", "336", "--epochs", "2"]
+    )
+    assert (args.input_width, args.epochs, args.models) == (336, 2, ("gru",))
+    overridden = ltsf.run_config(args, "gru", 96, {"training.batch_size": "32"})
+    assert overridden.training.batch_size == 32 and overridden.data.input_width == 336
+    plain = ltsf.parse_arguments(["--data", str(path)])
+    assert (plain.input_width, plain.epochs, plain.models) == (96, 10, ltsf.DEFAULT_MODELS)
+    assert ltsf.run_config(plain, "gru", 96, {}).training.lr_schedule == "constant"
+
+
 def test_ltsf_rejects_a_file_without_the_date_column(tmp_path, monkeypatch, capsys) -> None:
     ltsf = load_benchmark("ltsf.py", monkeypatch)
     path = tmp_path / "wrong.csv"

@@ -38,7 +38,11 @@ def series_frame(days: int, seed: int) -> pd.DataFrame:
 
 
 def untrained_forecaster(frame: pd.DataFrame) -> tuple[object, FittedScaler]:
-    """An untrained LSTM(4) for `SPEC` and a per-series scaler fitted on `frame`'s train part."""
+    """An untrained LSTM(4) for `SPEC` and a per-series scaler fitted on `frame`'s train part.
+
+    The LSTM reads the window in segments, channels alone, and decodes the horizon in parallel
+    with a channel embedding, so that serving, Spark and the fresh-process load run every
+    custom layer of those options (the horizon, 3, is one cropped segment of 4)."""
     scaler = fit_scaler(frame, assign_parts(frame, SplitSpec()), SPEC.features, per_series=True)
     shape = ModelShape(
         input_width=SPEC.input_width,
@@ -46,7 +50,14 @@ def untrained_forecaster(frame: pd.DataFrame) -> tuple[object, FittedScaler]:
         n_features=len(SPEC.features),
         target_indices=(SPEC.features.index("level"),),
     )
-    return build_model("lstm", shape, units=4), scaler
+    hparams = {
+        "channel_independent": True,
+        "segment_length": 4,
+        "decoder": "parallel",
+        "channel_embedding": True,
+        "normalization": "revin",
+    }
+    return build_model("lstm", shape, units=4, **hparams), scaler
 
 
 def save_untrained_forecaster(path: Path, frame: pd.DataFrame) -> Path:

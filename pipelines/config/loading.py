@@ -86,8 +86,10 @@ def load_config(
         ConfigError: the file cannot be read, or a key is unknown, or a value is bad.
 
     Example:
-        >>> load_config(overrides={"epochs": "3", "training.learning_rate": "1e-2"}).training
-        TrainingConfig(epochs=3, batch_size=64, learning_rate=0.01, patience=5, seed=42, loss='mse')
+        >>> config = load_config(overrides={"epochs": "3", "training.learning_rate": "1e-2"})
+        >>> training = config.training
+        >>> training.epochs, training.learning_rate, training.batch_size
+        (3, 0.01, 64)
     """
     document: Any = None
     origin = None

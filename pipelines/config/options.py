@@ -31,6 +31,7 @@ TRAINING_OPTIONS = (
     "patience",
     "seed",
     "loss",
+    "lr_schedule",
     "experiment_name",
     "registered_model_name",
     "run_name",

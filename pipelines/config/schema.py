@@ -4,7 +4,7 @@
 |------------|----------------------------------------------------------|-----------------------|
 | `data`     | source, cleaning, split, scaling, windows (`DataConfig`) | every entry point     |
 | `model`    | the model to train, the models to compare, hparams       | train, compare, main  |
-| `training` | epochs, batch size, learning rate, patience, seed, loss  | train, compare, main  |
+| `training` | epochs, batch, learning rate and schedule, patience, ... | train, compare, main  |
 | `tracking` | MLflow experiment, registered model, run name            | train, compare, main  |
 | `prepare`  | where `prepare` writes its files; whether it logs a run  | prepare               |
 | `forecast` | model URI, as_of, output folder, series, lock, replace   | forecast, main        |
@@ -38,6 +38,8 @@ from pipelines.settings import (
 
 LOSSES = ("mse", "mae", "huber", "log_cosh")
 """Keras loss names that `training.loss` accepts."""
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+"""How the learning rate moves during training (`training.lr_schedule`)."""
 DEFAULT_COMPARE_MODELS = ("last", "repeat", "linear", "lstm", "gru", "peephole")
 DEFAULT_FORECAST_OUTPUT = str(DATA_DIRECTORY / "forecasts")
 MAX_SEED = 2**32 - 1
@@ -82,6 +84,7 @@ FLAT_PARAMETERS: dict[str, str] = {
     "patience": "training.patience",
     "seed": "training.seed",
     "loss": "training.loss",
+    "lr_schedule": "training.lr_schedule",
     "experiment_name": "tracking.experiment_name",
     "registered_model_name": "tracking.registered_model_name",
     "run_name": "tracking.run_name",
@@ -197,6 +200,11 @@ class TrainingConfig(SettingsSection):
     )
     seed: int = Field(42, description="seed of Python, NumPy and Keras")
     loss: str = Field("mse", description="Keras loss: " + ", ".join(LOSSES))
+    lr_schedule: str = Field(
+        "constant",
+        description="constant; cosine: decays to 0 over `epochs` (Keras CosineDecay); plateau: "
+        "halved after max(1, patience // 2) epochs without a better validation loss",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
@@ -216,6 +224,7 @@ class TrainingConfig(SettingsSection):
             f"an integer in [0, {MAX_SEED}]",
         )
         require_choice("training.loss", self.loss, LOSSES)
+        require_choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         return self
 
 

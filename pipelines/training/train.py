@@ -9,6 +9,7 @@ test windows (`pipelines.training.evaluation`). Logging the result is
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +18,7 @@ import keras
 import numpy as np
 
 from models import zoo
-from pipelines.config.schema import (
-    RunConfig,
-)
+from pipelines.config.schema import RunConfig, TrainingConfig
 from pipelines.data.contract import PART_NAMES, DataValidationError
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
@@ -183,7 +182,12 @@ def fit_model(
     _require_windows(prepared, windowed, ("train", "validation"))
     hparams = config.model.hparams_for()
     model = zoo.build_model(config.model.name, model_shape(prepared.spec), **hparams)
-    zoo.compile_model(model, learning_rate=config.training.learning_rate, loss=config.training.loss)
+    steps_per_epoch = math.ceil(len(windowed.starts["train"]) / config.training.batch_size)
+    zoo.compile_model(
+        model,
+        learning_rate=learning_rate_schedule(config.training, steps_per_epoch),
+        loss=config.training.loss,
+    )
     fit = _fit(model, windowed, config)
     return FittedModel(
         model=model,
@@ -193,6 +197,34 @@ def fit_model(
         seconds=fit.seconds,
         samples_per_second=fit.samples_per_second,
     )
+
+
+def learning_rate_schedule(
+    training: TrainingConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """Adam's learning rate: the configured constant, or a cosine decay from it to 0 over every
+    step of `training.epochs` epochs (`plateau` is a callback, see `_callbacks`)."""
+    if training.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            training.learning_rate, decay_steps=max(1, training.epochs * steps_per_epoch)
+        )
+    return training.learning_rate
+
+
+def _callbacks(training: TrainingConfig) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=training.patience, restore_best_weights=True
+        )
+    ]
+    if training.lr_schedule == "plateau":
+        # Halving before early stopping gives up: half its patience, at least one epoch.
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=max(1, training.patience // 2)
+            )
+        )
+    return callbacks
 
 
 def _require_windows(
@@ -228,15 +260,12 @@ def _fit(model: keras.Model, windowed: WindowedData, config: RunConfig) -> _Fit:
     if not model.trainable_weights:
         return _Fit(history={}, best_epoch=None, seconds=0.0, samples_per_second=0.0)
     training = config.training
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=training.patience, restore_best_weights=True
-    )
     started = time.perf_counter()
     history = model.fit(
         windowed.dataset("train", batch_size=training.batch_size, shuffle=True, seed=training.seed),
         validation_data=windowed.dataset("validation", batch_size=training.batch_size),
         epochs=training.epochs,
-        callbacks=[early_stopping],
+        callbacks=_callbacks(training),
         shuffle=False,  # the dataset shuffles itself, seeded; Keras cannot shuffle a dataset
         verbose=2,  # one line per epoch: readable in `mlflow run` logs, unlike progress bars
     )

@@ -63,7 +63,13 @@ def test_defaults():
     assert config.data.horizon is None and config.data.input_width is None
     assert config.model == ModelConfig(name="lstm", hparams={}, models=DEFAULT_COMPARE_MODELS)
     assert config.training == TrainingConfig(
-        epochs=20, batch_size=64, learning_rate=1e-3, patience=5, seed=42, loss="mse"
+        epochs=20,
+        batch_size=64,
+        learning_rate=1e-3,
+        patience=5,
+        seed=42,
+        loss="mse",
+        lr_schedule="constant",
     )
     assert config.tracking == TrackingConfig(
         experiment_name="forecaster", registered_model_name="forecaster", run_name=None

@@ -111,8 +111,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         from models.zoo import ModelShape, build_model
 
         spec = prepared.spec
+        # A segment model with parallel decoding, so the entry point runs the newest layers.
         keras_model = build_model(
-            "dense",
+            "gru",
             ModelShape(
                 input_width=INPUT_WIDTH,
                 horizon=HORIZON,
@@ -120,6 +121,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
                 target_indices=(spec.features.index("value"),),
             ),
             units=4,
+            channel_independent=True,
+            segment_length=INPUT_WIDTH,
+            decoder="parallel",
+            channel_embedding=True,
         )
         with mlflow.start_run(experiment_id=training):
             mlflow.log_text(dump_yaml(config), "config.yaml")
@@ -128,7 +133,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
                 prepared.scaler,
                 spec,
                 frequency=prepared.summary["frequency"],
-                model_name="dense",
+                model_name="gru",
                 input_example=prepared.frame,
                 registered_model_name=MODEL_NAME,
             )
@@ -194,7 +199,7 @@ def test_forecast_equals_the_model_on_the_same_history(
     assert (written["as_of"] == LAST_DAY).all()
     assert set(written["model_name"]) == {MODEL_NAME}
     assert set(written["model_version"]) == {"1"}
-    assert set(written["model_type"]) == {"dense"}
+    assert set(written["model_type"]) == {"gru"}
 
     schema = pq.read_schema(path)
     assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]"

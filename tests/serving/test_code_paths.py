@@ -57,7 +57,7 @@ def _models_files() -> list[str]:
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained LSTM(4) over three daily series, saved as a pyfunc model folder."""
+    """An untrained segment LSTM(4) over three daily series, saved as a pyfunc model folder."""
     frame = series_frame(days=60, seed=0)
     return save_untrained_forecaster(tmp_path_factory.mktemp("code-paths") / "model", frame)
 
@@ -68,9 +68,11 @@ def test_models_package_is_shipped_whole_without_tests() -> None:
         "models/autoregressive.py",
         "models/baselines.py",
         "models/channels.py",
+        "models/decoding.py",
         "models/hyperparameters.py",
         "models/normalization.py",
         "models/peephole.py",
+        "models/recurrent.py",
         "models/shape.py",
         "models/zoo.py",
     ]

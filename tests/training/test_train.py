@@ -159,3 +159,41 @@ def test_a_config_error_exits_2_before_any_run(
     assert error_lines[0].startswith("error: config key 'training.epochs'")
     experiments = tracking.search_experiments()
     assert not tracking.search_runs([experiment.experiment_id for experiment in experiments])
+
+
+def test_cosine_schedule_decays_to_zero_over_every_step_of_the_epochs(
+    prepared: PrepareResult,
+) -> None:
+    config = tiny_config(lr_schedule="cosine", learning_rate="0.01", patience="5")
+    fitted = train.fit_model(config, prepared)
+    optimizer = fitted.model.optimizer
+    steps_per_epoch = int(np.ceil(len(train.windowed_data(prepared).starts["train"]) / 64))
+    assert int(optimizer.iterations) == 2 * steps_per_epoch  # both epochs ran
+    # Keras' CosineDecay at step t of T: lr * (1 + cos(pi * t / T)) / 2: half at T/2, 0 at T.
+    assert float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+    schedule = train.learning_rate_schedule(config.training, steps_per_epoch)
+    assert float(schedule(steps_per_epoch)) == pytest.approx(0.005, rel=1e-6)
+
+
+def test_plateau_schedule_halves_the_rate_after_an_epoch_without_a_better_loss(
+    prepared: PrepareResult,
+) -> None:
+    # patience 2 -> halved after max(1, 2 // 2) = 1 epoch without a better validation loss
+    # (Keras' ReduceLROnPlateau: better means lower by more than 1e-4).
+    config = tiny_config(lr_schedule="plateau", learning_rate="0.5", patience="2", epochs="5")
+    history = train.fit_model(config, prepared).history
+    rates, losses = history["learning_rate"], history["val_loss"]
+    expected, best = [0.5], np.inf
+    for loss in losses[:-1]:
+        improved = loss < best - 1e-4
+        best = min(best, loss)
+        expected.append(expected[-1] if improved else expected[-1] / 2)
+    assert rates == pytest.approx(expected, rel=1e-6)
+    assert train.learning_rate_schedule(config.training, 10) == 0.5
+
+
+def test_unknown_schedule_is_named() -> None:
+    from pipelines.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"training\.lr_schedule.*expected one of constant"):
+        tiny_config(lr_schedule="linear")

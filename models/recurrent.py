@@ -1,0 +1,177 @@
+"""The single-shot recurrent models `lstm`, `gru` and `peephole`: how they read a window and
+how they decode the horizon.
+
+Reading (after SegRNN, Lin et al. 2023):
+- all channels in one state (default), or each target channel alone through shared weights
+  (`channel_independent`): the channels are folded into the batch, so the model has the same
+  size for 1 channel as for 21;
+- step by step (default), or in segments of `segment_length` steps, each embedded by a Dense
+  layer into one recurrent step (720 steps read as 15 segments of 48).
+
+Decoding:
+- `dense`: the last hidden state goes through one Dense layer to the whole horizon;
+- `parallel`: the horizon is cut into segments of `segment_length` steps and every segment is
+  decoded at once by one more step of the same cells, started from the encoder's final states
+  and fed a learned position embedding (and, with `channel_embedding`, a learned embedding of the
+  channel); a Dense layer turns each decoded state into its segment's steps
+  (`models.decoding`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+from keras import layers as keras_layers
+
+from models.autoregressive import recurrent_layer
+from models.channels import FoldIntoBatch, TargetChannels, UnfoldFromBatch
+from models.decoding import RepeatRows, SegmentQueries
+from models.normalization import WindowDenormalization, WindowNormalization
+from models.shape import ModelShape
+
+
+def build_recurrent(
+    name: str, shape: ModelShape, cell_options: Mapping[str, Any], **hparams: Any
+) -> keras.Model:
+    """Builds `lstm`, `gru` or `peephole` from resolved hyper-parameters (see the module)."""
+    _check_decoding(hparams)
+    segment_length = hparams["segment_length"]
+    independent = hparams["channel_independent"]
+    normalization = hparams["normalization"]
+    inputs = keras.Input(shape=shape.input_shape, name="inputs")
+    features = inputs
+    if normalization != "none":
+        features, location, scale = WindowNormalization(
+            normalization,
+            affine=hparams["affine"] and normalization == "revin",
+            name="normalization",
+        )(inputs)
+
+    hidden = _read(features, shape, segment_length, independent)
+    if segment_length is not None:
+        hidden = keras_layers.Dense(hparams["units"], activation="relu", name="segment_embedding")(
+            hidden
+        )
+    cells = [
+        recurrent_layer(
+            name,
+            hparams["units"],
+            hparams["dropout"],
+            hparams["recurrent_dropout"],
+            cell_options,
+            return_sequences=index < hparams["layers"] - 1,
+            return_state=hparams["decoder"] == "parallel",
+            name=f"{name}_{index}",
+        )
+        for index in range(hparams["layers"])
+    ]
+    # Per row (a window, or one channel of a window): the horizon's steps x the values per step.
+    per_step = 1 if independent else shape.n_targets
+    if hparams["decoder"] == "dense":
+        outputs = _dense_decoder(hidden, cells, shape, per_step, hparams["head_dropout"])
+    else:
+        outputs = _parallel_decoder(hidden, cells, shape, per_step, hparams)
+    if independent:
+        outputs = UnfoldFromBatch(shape.n_targets, name="channels_from_batch")(outputs)
+        outputs = keras_layers.Permute((2, 1), name="forecast")(outputs)
+    else:
+        outputs = keras_layers.Reshape(shape.output_shape, name="forecast")(outputs)
+    if normalization != "none":
+        outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
+            [outputs, location, scale]
+        )
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _check_decoding(hparams: Mapping[str, Any]) -> None:
+    if hparams["decoder"] == "parallel" and hparams["segment_length"] is None:
+        raise ValueError(
+            "hyper-parameter 'decoder': 'parallel' decodes the horizon in segments of "
+            "segment_length steps; set 'segment_length'"
+        )
+    if hparams["channel_embedding"] and not (
+        hparams["channel_independent"] and hparams["decoder"] == "parallel"
+    ):
+        raise ValueError(
+            "hyper-parameter 'channel_embedding': expected it only with channel_independent=True "
+            "and decoder='parallel', whose segment queries it is part of"
+        )
+    if hparams["channel_embedding"] and hparams["units"] < 2:
+        raise ValueError(
+            "hyper-parameter 'channel_embedding': the query splits units between position and "
+            f"channel; expected units >= 2, got {hparams['units']}"
+        )
+
+
+def segment_count(shape: ModelShape, segment_length: int | None) -> int:
+    """How many recurrent steps read the window: one per segment of `segment_length` steps."""
+    length = segment_length or 1
+    if shape.input_width % length:
+        raise ValueError(
+            f"hyper-parameter 'segment_length': expected a divisor of the input width "
+            f"{shape.input_width}, got {length}"
+        )
+    return shape.input_width // length
+
+
+def _read(features: Any, shape: ModelShape, segment_length: int | None, independent: bool) -> Any:
+    """(B, L, F) -> the sequence the cells read: (B, steps, F * length), or, with channels read
+    alone, (B * T, steps, length)."""
+    segments = segment_count(shape, segment_length)
+    width = shape.input_width // segments
+    if not independent:
+        if segment_length is None:
+            return features
+        return keras_layers.Reshape((segments, width * shape.n_features), name="segments")(features)
+    channels = TargetChannels(shape.target_indices, name="target_channels")(features)
+    channels = keras_layers.Permute((2, 1), name="channels_first")(channels)
+    rows = FoldIntoBatch(name="channels_into_batch")(channels)
+    return keras_layers.Reshape((segments, width), name="segments")(rows)
+
+
+def _dense_decoder(
+    hidden: Any, cells: list[Any], shape: ModelShape, per_step: int, head_dropout: float
+) -> Any:
+    for cell in cells:
+        hidden = cell(hidden)
+    if head_dropout:
+        hidden = keras_layers.Dropout(head_dropout, name="head_dropout")(hidden)
+    return keras_layers.Dense(shape.horizon * per_step, name="head")(hidden)
+
+
+def _parallel_decoder(
+    hidden: Any, cells: list[Any], shape: ModelShape, per_step: int, hparams: Mapping[str, Any]
+) -> Any:
+    """Encodes, then decodes every horizon segment from the final states in one step each:
+    rows (N, ...) -> (N, horizon * per_step)."""
+    states = []
+    for cell in cells:
+        hidden, *cell_states = cell(hidden)
+        states.append(cell_states)
+    segment_length, units = hparams["segment_length"], hparams["units"]
+    segments = math.ceil(shape.horizon / segment_length)
+    channel_dim = units // 2 if hparams["channel_embedding"] else 0
+    queries = SegmentQueries(
+        segments,
+        position_dim=units - channel_dim,
+        channels=shape.n_targets if hparams["channel_independent"] else 1,
+        channel_dim=channel_dim,
+        name="segment_queries",
+    )(hidden)
+    repeat = RepeatRows(segments, name="states_per_segment")
+    decoded = queries
+    for cell, cell_states in zip(cells, states, strict=True):
+        decoded, *_ = cell(decoded, initial_state=[repeat(state) for state in cell_states])
+    if hparams["head_dropout"]:
+        decoded = keras_layers.Dropout(hparams["head_dropout"], name="head_dropout")(decoded)
+    steps = keras_layers.Dense(segment_length * per_step, name="head")(decoded)
+    steps = UnfoldFromBatch(segments, name="horizon_segments")(steps)
+    steps = keras_layers.Reshape((segments * segment_length, per_step), name="segment_steps")(steps)
+    if segments * segment_length > shape.horizon:
+        steps = keras_layers.Cropping1D(
+            (0, segments * segment_length - shape.horizon), name="horizon"
+        )(steps)
+    return keras_layers.Flatten(name="horizon_steps")(steps)
