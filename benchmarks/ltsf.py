@@ -19,13 +19,18 @@ metrics serve `train`; this script only chooses the settings and prints the figu
 is the LTSF papers' "Repeat" baseline, which repeats the last value (the zoo's `last`).
 Settings are chosen on validation data; the test figures are for reporting.
 
+`--preset best` runs the settings chosen for the long-input recurrent models (PRESETS: L=720,
+channels alone, segments of 72, parallel decoding, cosine learning rate); options and `--set`
+given beside it win. `--ablate` runs the preset, then each of its options turned off alone
+(ABLATIONS), for every model and horizon.
+
 Output: a table (model x horizon: test MSE / MAE, validation MSE, test windows, training
 seconds, and the MSE against the repeat baseline's), then one JSON line
 `{"results": [{"model", "horizon", "mse", "mae", "windows", "train_seconds", ...}, ...]}`.
 
 Usage:
     python benchmarks/ltsf.py --data FILE [--split 0.7,0.1,0.2|ett-hour|ett-minute]
-        [--preset best] [--features M|S] [--target OT] [--input-width 96]
+        [--preset best [--ablate]] [--features M|S] [--target OT] [--input-width 96]
         [--horizons 96,192,336,720]
         [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42]
         [--set model.hparams.units=128 ...] [--log-mlflow] [--quick]
@@ -111,6 +116,20 @@ PRESETS = {
 }
 """`--preset best`: chosen on Weather's validation part only (benchmarks/README.md says how)."""
 
+ABLATIONS: dict[str, dict[str, str]] = {
+    "preset": {},
+    "channels mixed": {
+        "model.hparams.channel_independent": "false",
+        "model.hparams.channel_embedding": "false",
+    },
+    "dense decoder": {"model.hparams.decoder": "dense", "model.hparams.channel_embedding": "false"},
+    "no channel embedding": {"model.hparams.channel_embedding": "false"},
+    "no head dropout": {"model.hparams.head_dropout": "0"},
+    "constant learning rate": {"training.lr_schedule": "constant"},
+    "L=96, segments of 24": {"data.input_width": "96", "model.hparams.segment_length": "24"},
+}
+"""`--ablate`: the preset, then each option turned off alone (config keys -> values)."""
+
 
 @dataclass
 class Result:
@@ -126,6 +145,7 @@ class Result:
     validation_mae: float
     epochs: int
     parameters: int
+    variant: str = ""
 
 
 def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
@@ -195,38 +215,48 @@ def _accepted(model: str, hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_benchmark(args: argparse.Namespace) -> list[Result]:
-    """Trains and scores every model at every horizon; logs to MLflow with `--log-mlflow`."""
+    """Trains and scores every model (and, with `--ablate`, every variant of the preset) at
+    every horizon; logs to MLflow with `--log-mlflow`."""
     overrides = parse_assignments(args.set)
+    variants = ABLATIONS if args.ablate else {"": {}}
     results: list[Result] = []
     for horizon in args.horizons:
-        prepared = None
+        prepared_by_width: dict[int, Any] = {}
         for model in args.models:
-            config = run_config(args, model, horizon, overrides)
-            if prepared is None:
-                prepared = prepare_data(config.data)
-            trained = train_model(config, prepared)
-            test, validation = trained.evaluations["test"], trained.evaluations["validation"]
-            result = Result(
-                model=model,
-                horizon=horizon,
-                mse=test.overall["mse"],
-                mae=test.overall["mae"],
-                windows=trained.window_counts["test"],
-                train_seconds=round(trained.training_seconds, 1),
-                validation_mse=validation.overall["mse"],
-                validation_mae=validation.overall["mae"],
-                epochs=len(trained.history.get("loss", [])),
-                parameters=int(trained.model.count_params()),
-            )
-            results.append(result)
-            print(
-                f"{model} H={horizon}: test MSE {result.mse:.4f} MAE {result.mae:.4f} "
-                f"({result.windows} windows, {result.train_seconds:.0f} s)",
-                flush=True,
-            )
-            if args.log_mlflow:
-                _log_result(args, config, result)
+            for variant, changes in variants.items():
+                config = run_config(args, model, horizon, {**overrides, **changes})
+                width = config.data.input_width
+                if width not in prepared_by_width:
+                    prepared_by_width[width] = prepare_data(config.data)
+                result = _scored(model, horizon, variant, config, prepared_by_width[width])
+                results.append(result)
+                print(
+                    f"{model}{f' ({variant})' if variant else ''} H={horizon}: test MSE "
+                    f"{result.mse:.4f} MAE {result.mae:.4f} ({result.windows} windows, "
+                    f"{result.train_seconds:.0f} s)",
+                    flush=True,
+                )
+                if args.log_mlflow:
+                    _log_result(args, config, result)
     return results
+
+
+def _scored(model: str, horizon: int, variant: str, config: RunConfig, prepared: Any) -> Result:
+    trained = train_model(config, prepared)
+    test, validation = trained.evaluations["test"], trained.evaluations["validation"]
+    return Result(
+        model=model,
+        horizon=horizon,
+        mse=test.overall["mse"],
+        mae=test.overall["mae"],
+        windows=trained.window_counts["test"],
+        train_seconds=round(trained.training_seconds, 1),
+        validation_mse=validation.overall["mse"],
+        validation_mae=validation.overall["mae"],
+        epochs=len(trained.history.get("loss", [])),
+        parameters=int(trained.model.count_params()),
+        variant=variant,
+    )
 
 
 def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> None:
@@ -244,7 +274,8 @@ def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> 
                 "horizons": ",".join(map(str, args.horizons)),
             }
         )
-    with mlflow.start_run(run_name=f"{result.model} H={result.horizon}", nested=True):
+    name = f"{result.model} H={result.horizon}" + (f" {result.variant}" if result.variant else "")
+    with mlflow.start_run(run_name=name, nested=True):
         mlflow.log_params({key: value for key, value in flatten(config).items() if value != ""})
         mlflow.log_metrics(
             {
@@ -269,8 +300,9 @@ def format_table(results: list[Result]) -> str:
     ]
     for r in sorted(results, key=lambda r: (r.horizon, r.model != REPEAT, r.model)):
         ratio = f"{r.mse / repeat[r.horizon]:.3f}x" if r.horizon in repeat else "-"
+        label = f"{r.model} ({r.variant})" if r.variant else r.model
         lines.append(
-            f"| {r.model} | {r.horizon} | {r.mse:.4f} | {r.mae:.4f} | {r.validation_mse:.4f} | "
+            f"| {label} | {r.horizon} | {r.mse:.4f} | {r.mae:.4f} | {r.validation_mse:.4f} | "
             f"{ratio} | {r.windows:,} | {r.epochs} | {r.parameters:,} | {r.train_seconds:.0f} |"
         )
     return "\n".join(lines)
@@ -295,6 +327,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--preset", choices=sorted(PRESETS), help="named settings (see PRESETS); options win"
     )
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="with --preset: run the preset, then each option turned off alone (ABLATIONS)",
+    )
     parser.add_argument("--input-width", type=int, help="input window L (default 96)")
     parser.add_argument("--horizons", type=_integers, default=(96, 192, 336, 720))
     parser.add_argument("--models", type=lambda text: tuple(text.split(",")))
@@ -309,6 +346,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: L=24, H=12, 1 epoch, 8 units"
     )
     args = parser.parse_args(argv)
+    if args.ablate and args.preset is None:
+        parser.error("--ablate: expected a --preset whose options it turns off one at a time")
     base = DEFAULTS if args.preset is None else asdict(PRESETS[args.preset])
     for key in DEFAULTS:
         if getattr(args, key) is None:

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
+from pipelines.config.loading import flatten
 from pipelines.paths import REPOSITORY_ROOT
 
 
@@ -448,6 +449,15 @@ def test_ltsf_preset_sets_every_model_and_options_given_win(tmp_path, monkeypatc
     assert (args.input_width, args.epochs, args.models) == (336, 2, ("gru",))
     overridden = ltsf.run_config(args, "gru", 96, {"training.batch_size": "32"})
     assert overridden.training.batch_size == 32 and overridden.data.input_width == 336
+    # Each ablation is a valid run that differs from the preset only where it says.
+    args = ltsf.parse_arguments(["--data", str(path), "--preset", "best", "--ablate"])
+    preset = flatten(ltsf.run_config(args, "gru", 96, {}))
+    for variant, changes in ltsf.ABLATIONS.items():
+        changed = flatten(ltsf.run_config(args, "gru", 96, changes))
+        differing = {key for key in preset if preset[key] != changed[key]}
+        assert differing == {key for key in changes if preset[key] != changes[key]}, variant
+    with pytest.raises(SystemExit):
+        ltsf.parse_arguments(["--data", str(path), "--ablate"])
     plain = ltsf.parse_arguments(["--data", str(path)])
     assert (plain.input_width, plain.epochs, plain.models) == (96, 10, ltsf.DEFAULT_MODELS)
     assert ltsf.run_config(plain, "gru", 96, {}).training.lr_schedule == "constant"
