@@ -8,8 +8,6 @@ from typing import Any
 
 import keras
 
-from models.shape import require_positive
-
 
 @keras.saving.register_keras_serializable(package="forecaster")
 class TargetChannels(keras.layers.Layer):
@@ -70,7 +68,9 @@ class UnfoldFromBatch(keras.layers.Layer):
 
     def __init__(self, groups: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.groups = require_positive("groups", groups)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"parameter groups: expected an integer >= 1, got {groups!r}")
+        self.groups = groups
 
     def call(self, inputs: Any) -> Any:
         return keras.ops.reshape(inputs, (-1, self.groups, *inputs.shape[1:]))

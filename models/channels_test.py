@@ -37,5 +37,5 @@ def test_fold_and_unfold_match_numpy_reshapes_and_invert_each_other() -> None:
     np.testing.assert_array_equal(folded, window.reshape(6, 4))  # row b * 3 + g
     unfolded = keras.ops.convert_to_numpy(UnfoldFromBatch(3)(folded))
     np.testing.assert_array_equal(unfolded, window)
-    with pytest.raises(ValueError, match="parameter groups: expected a positive integer"):
+    with pytest.raises(ValueError, match="parameter groups: expected an integer >= 1"):
         UnfoldFromBatch(0)
