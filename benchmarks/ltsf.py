@@ -22,17 +22,18 @@ Settings are chosen on validation data; the test figures are for reporting.
 `--preset best` runs the settings chosen for the long-input recurrent models (PRESETS: L=720,
 channels alone, segments of 72, parallel decoding, cosine learning rate); options and `--set`
 given beside it win. `--ablate` runs the preset, then each of its options turned off alone
-(ABLATIONS), for every model and horizon.
+(ABLATIONS), for every model and horizon. `--seeds 42,43,44` runs everything once per seed.
 
-Output: a table (model x horizon: test MSE / MAE, validation MSE, test windows, training
-seconds, and the MSE against the repeat baseline's), then one JSON line
-`{"results": [{"model", "horizon", "mse", "mae", "windows", "train_seconds", ...}, ...]}`.
+Output: a table (model x horizon x seed: test MSE / MAE, validation MSE, test windows, training
+seconds, and the MSE against the repeat baseline's); with several seeds, their mean and sample
+standard deviation per model and horizon; then one JSON line
+`{"results": [{"model", "horizon", "seed", "mse", "mae", ...}, ...], "over_seeds": [...]}`.
 
 Usage:
     python benchmarks/ltsf.py --data FILE [--split 0.7,0.1,0.2|ett-hour|ett-minute]
         [--preset best [--ablate]] [--features M|S] [--target OT] [--input-width 96]
         [--horizons 96,192,336,720]
-        [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42]
+        [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42 | --seeds 42,43,44]
         [--set model.hparams.units=128 ...] [--log-mlflow] [--quick]
 """
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -146,6 +148,7 @@ class Result:
     epochs: int
     parameters: int
     variant: str = ""
+    seed: int = 42
 
 
 def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
@@ -164,9 +167,14 @@ def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
 
 
 def run_config(
-    args: argparse.Namespace, model: str, horizon: int, overrides: dict[str, str]
+    args: argparse.Namespace,
+    model: str,
+    horizon: int,
+    overrides: dict[str, str],
+    seed: int | None = None,
 ) -> RunConfig:
-    """The run configuration of one model at one horizon under the protocol."""
+    """The run configuration of one model at one horizon under the protocol (seeded with
+    `seed`, by default the first of `--seeds`)."""
     all_channels = channels(args.data)
     if args.features == "S":
         if args.target not in all_channels:
@@ -177,7 +185,10 @@ def run_config(
     else:
         value_columns, targets = all_channels, all_channels
     hparams = dict(DEFAULT_HPARAMS)
-    training: dict[str, Any] = {"epochs": args.epochs, "seed": args.seed}
+    training: dict[str, Any] = {
+        "epochs": args.epochs,
+        "seed": args.seeds[0] if seed is None else seed,
+    }
     if args.preset is not None:
         preset = PRESETS[args.preset]
         hparams.update(preset.hparams)
@@ -224,20 +235,22 @@ def run_benchmark(args: argparse.Namespace) -> list[Result]:
         prepared_by_width: dict[int, Any] = {}
         for model in args.models:
             for variant, changes in variants.items():
-                config = run_config(args, model, horizon, {**overrides, **changes})
-                width = config.data.input_width
-                if width not in prepared_by_width:
-                    prepared_by_width[width] = prepare_data(config.data)
-                result = _scored(model, horizon, variant, config, prepared_by_width[width])
-                results.append(result)
-                print(
-                    f"{model}{f' ({variant})' if variant else ''} H={horizon}: test MSE "
-                    f"{result.mse:.4f} MAE {result.mae:.4f} ({result.windows} windows, "
-                    f"{result.train_seconds:.0f} s)",
-                    flush=True,
-                )
-                if args.log_mlflow:
-                    _log_result(args, config, result)
+                for seed in args.seeds:
+                    config = run_config(args, model, horizon, {**overrides, **changes}, seed)
+                    width = config.data.input_width
+                    if width not in prepared_by_width:
+                        prepared_by_width[width] = prepare_data(config.data)
+                    result = _scored(model, horizon, variant, config, prepared_by_width[width])
+                    results.append(result)
+                    print(
+                        f"{model}{f' ({variant})' if variant else ''} H={horizon} seed {seed}: "
+                        f"test MSE {result.mse:.4f} MAE {result.mae:.4f} val MSE "
+                        f"{result.validation_mse:.4f} ({result.windows} windows, "
+                        f"{result.epochs} epochs, {result.train_seconds:.0f} s)",
+                        flush=True,
+                    )
+                    if args.log_mlflow:
+                        _log_result(args, config, result)
     return results
 
 
@@ -256,6 +269,7 @@ def _scored(model: str, horizon: int, variant: str, config: RunConfig, prepared:
         epochs=len(trained.history.get("loss", [])),
         parameters=int(trained.model.count_params()),
         variant=variant,
+        seed=config.training.seed,
     )
 
 
@@ -275,6 +289,8 @@ def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> 
             }
         )
     name = f"{result.model} H={result.horizon}" + (f" {result.variant}" if result.variant else "")
+    if len(args.seeds) > 1:
+        name += f" seed {result.seed}"
     with mlflow.start_run(run_name=name, nested=True):
         mlflow.log_params({key: value for key, value in flatten(config).items() if value != ""})
         mlflow.log_metrics(
@@ -294,16 +310,60 @@ def format_table(results: list[Result]) -> str:
     """Model x horizon, with each model's test MSE against the repeat baseline's."""
     repeat = {r.horizon: r.mse for r in results if r.model == REPEAT}
     lines = [
-        "| model | H | test MSE | test MAE | val MSE | vs repeat | windows | epochs | params "
-        "| train s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | H | seed | test MSE | test MAE | val MSE | vs repeat | windows | epochs "
+        "| params | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r.horizon, r.model != REPEAT, r.model)):
         ratio = f"{r.mse / repeat[r.horizon]:.3f}x" if r.horizon in repeat else "-"
-        label = f"{r.model} ({r.variant})" if r.variant else r.model
         lines.append(
-            f"| {label} | {r.horizon} | {r.mse:.4f} | {r.mae:.4f} | {r.validation_mse:.4f} | "
-            f"{ratio} | {r.windows:,} | {r.epochs} | {r.parameters:,} | {r.train_seconds:.0f} |"
+            f"| {_label(r)} | {r.horizon} | {r.seed} | {r.mse:.4f} | {r.mae:.4f} | "
+            f"{r.validation_mse:.4f} | {ratio} | {r.windows:,} | {r.epochs} | {r.parameters:,} "
+            f"| {r.train_seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _label(result: Result) -> str:
+    return f"{result.model} ({result.variant})" if result.variant else result.model
+
+
+def seed_summary(results: list[Result]) -> list[dict[str, Any]]:
+    """Per model, variant and horizon: the mean and sample standard deviation over seeds of
+    the test and validation MSE, the test MAE and the training seconds."""
+    groups: dict[tuple[str, str, int], list[Result]] = {}
+    for result in results:
+        groups.setdefault((result.model, result.variant, result.horizon), []).append(result)
+    summary = []
+    for (model, variant, horizon), group in groups.items():
+        row: dict[str, Any] = {
+            "model": model,
+            "variant": variant,
+            "horizon": horizon,
+            "seeds": [r.seed for r in group],
+        }
+        for key in ("mse", "mae", "validation_mse", "train_seconds"):
+            values = [getattr(r, key) for r in group]
+            row[key] = statistics.fmean(values)
+            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary.append(row)
+    return summary
+
+
+def format_seed_summary(summary: list[dict[str, Any]]) -> str:
+    """`seed_summary` as a table: mean ± sample standard deviation over the seeds."""
+    lines = [
+        "| model | H | seeds | test MSE | test MAE | val MSE | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(summary, key=lambda row: (row["horizon"], row["model"], row["variant"])):
+        label = f"{row['model']} ({row['variant']})" if row["variant"] else row["model"]
+        seeds = ",".join(map(str, row["seeds"]))
+        lines.append(
+            f"| {label} | {row['horizon']} | {seeds} | {row['mse']:.4f} ± {row['mse_std']:.4f} "
+            f"| {row['mae']:.4f} ± {row['mae_std']:.4f} | {row['validation_mse']:.4f} ± "
+            f"{row['validation_mse_std']:.4f} | {row['train_seconds']:.0f} ± "
+            f"{row['train_seconds_std']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -336,7 +396,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--horizons", type=_integers, default=(96, 192, 336, 720))
     parser.add_argument("--models", type=lambda text: tuple(text.split(",")))
     parser.add_argument("--epochs", type=int, help="most epochs (default 10)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, help="one seed (default 42); same as --seeds SEED")
+    parser.add_argument(
+        "--seeds", type=_integers, help="several seeds, e.g. 42,43,44: each run once per seed"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config key"
     )
@@ -348,6 +411,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.ablate and args.preset is None:
         parser.error("--ablate: expected a --preset whose options it turns off one at a time")
+    if args.seed is not None and args.seeds is not None:
+        parser.error("--seed and --seeds: expected one of them, got both")
+    if args.seeds is None:
+        args.seeds = (42 if args.seed is None else args.seed,)
+    if len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds: expected distinct seeds, got {args.seeds}")
     base = DEFAULTS if args.preset is None else asdict(PRESETS[args.preset])
     for key in DEFAULTS:
         if getattr(args, key) is None:
@@ -385,11 +454,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"LTSF protocol: {args.data}, split {args.split}, features {args.features}, "
-        f"preset {args.preset}, L={args.input_width}, seed {args.seed}, "
+        f"preset {args.preset}, L={args.input_width}, seeds {','.join(map(str, args.seeds))}, "
         f"{time.perf_counter() - started:.0f} s in all" + (" (quick)" if args.quick else "")
     )
     print(format_table(results))
-    print(json.dumps({"results": [asdict(result) for result in results]}))
+    summary = seed_summary(results)
+    if len(args.seeds) > 1:
+        print()
+        print(f"Mean ± sample standard deviation over seeds {list(args.seeds)}:")
+        print(format_seed_summary(summary))
+    print(json.dumps({"results": [asdict(result) for result in results], "over_seeds": summary}))
     return 0
 
 

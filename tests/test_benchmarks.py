@@ -394,9 +394,9 @@ def test_ltsf_quick_scores_every_model_and_horizon_by_the_protocol(tmp_path) -> 
     assert results[0]["mse"] == pytest.approx(expected_mse, rel=1e-5)
     assert results[0]["mae"] == pytest.approx(expected_mae, rel=1e-5)
     for entry in results:
-        row = line_starting(lines, f"| {entry['model']} | 12 |").split("|")
-        assert number(row[3].strip()) == pytest.approx(entry["mse"], abs=5e-5)
-        assert number(row[6].strip()) == pytest.approx(entry["mse"] / results[0]["mse"], abs=5e-4)
+        row = line_starting(lines, f"| {entry['model']} | 12 | 42 |").split("|")
+        assert number(row[4].strip()) == pytest.approx(entry["mse"], abs=5e-5)
+        assert number(row[7].strip()) == pytest.approx(entry["mse"] / results[0]["mse"], abs=5e-4)
     assert results[2]["train_seconds"] > 0 and results[2]["parameters"] > 0
 
     import mlflow
@@ -461,6 +461,42 @@ def test_ltsf_preset_sets_every_model_and_options_given_win(tmp_path, monkeypatc
     plain = ltsf.parse_arguments(["--data", str(path)])
     assert (plain.input_width, plain.epochs, plain.models) == (96, 10, ltsf.DEFAULT_MODELS)
     assert ltsf.run_config(plain, "gru", 96, {}).training.lr_schedule == "constant"
+
+
+def test_ltsf_seeds_seed_each_run_and_summarise_mean_and_spread(tmp_path, monkeypatch) -> None:
+    from tests.data.test_as_published import ltsf_file
+
+    ltsf = load_benchmark("ltsf.py", monkeypatch)
+    path = tmp_path / "tiny.csv"
+    ltsf_file(path, 50)
+    args = ltsf.parse_arguments(["--data", str(path), "--seeds", "7,8,9"])
+    assert args.seeds == (7, 8, 9)
+    assert ltsf.run_config(args, "gru", 96, {}, seed=8).training.seed == 8
+    assert ltsf.run_config(args, "gru", 96, {}).training.seed == 7
+    assert ltsf.parse_arguments(["--data", str(path), "--seed", "5"]).seeds == (5,)
+    assert ltsf.parse_arguments(["--data", str(path)]).seeds == (42,)
+    for wrong in (["--seed", "1", "--seeds", "2,3"], ["--seeds", "2,2"]):
+        with pytest.raises(SystemExit):
+            ltsf.parse_arguments(["--data", str(path), *wrong])
+
+    def result(seed: int, mse: float, variant: str = "") -> object:
+        return ltsf.Result(
+            "gru", 96, mse, mse / 2, 10, 100.0 + seed, mse + 1, 0.0, 3, 9, variant, seed
+        )
+
+    summary = ltsf.seed_summary(
+        [result(1, 0.10), result(2, 0.14), result(3, 0.12), result(1, 0.5, "dense decoder")]
+    )
+    three, one = summary
+    assert three["seeds"] == [1, 2, 3] and one["seeds"] == [1]
+    assert three["mse"] == pytest.approx(0.12) and three["mse_std"] == pytest.approx(0.02)
+    assert three["mae"] == pytest.approx(0.06) and three["mae_std"] == pytest.approx(0.01)
+    assert three["validation_mse"] == pytest.approx(1.12)
+    assert three["train_seconds"] == pytest.approx(102.0) and three["train_seconds_std"] == 1.0
+    assert (one["variant"], one["mse"], one["mse_std"]) == ("dense decoder", 0.5, 0.0)
+    table = ltsf.format_seed_summary(summary)
+    assert "| gru | 96 | 1,2,3 | 0.1200 ± 0.0200 | 0.0600 ± 0.0100 |" in table
+    assert "| gru (dense decoder) | 96 | 1 | 0.5000 ± 0.0000 |" in table
 
 
 def test_ltsf_rejects_a_file_without_the_date_column(tmp_path, monkeypatch, capsys) -> None:
