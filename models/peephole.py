@@ -31,6 +31,10 @@ from typing import Any
 import keras
 from keras import ops
 
+# The backend's time loop that `keras.layers.RNN.inner_loop` runs; Keras has no public name for
+# it, and the pinned Keras version is tested (models/peephole_test.py).
+from keras.src.backend import rnn as rnn_loop
+
 PEEPHOLE_GATES = ("input", "forget", "output")
 AUTO_UNROLL_MAX_STEPS = 48
 """Longest sequence that `PeepholeLSTM(unroll=None)` unrolls (see `PeepholeLSTM`'s `unroll`)."""
@@ -237,7 +241,27 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
 
     def call(self, inputs: Any, states: Any, training: bool = False) -> tuple[Any, list[Any]]:
         """One step: `inputs` `(batch, features)`, `states` `[h, c]` -> `(h, [h, c])`."""
+        return self.step(inputs, states, self.peephole_weights(), training=training)
+
+    def peephole_weights(self) -> tuple[Any, Any, Any]:
+        """The input, forget and output gates' peephole vectors, `None` where a gate has none."""
+        return (
+            self.input_gate_peephole_weights,
+            self.forget_gate_peephole_weights,
+            self.output_gate_peephole_weights,
+        )
+
+    def step(
+        self,
+        inputs: Any,
+        states: Any,
+        peepholes: tuple[Any, Any, Any],
+        training: bool = False,
+    ) -> tuple[Any, list[Any]]:
+        """`call` with the peephole vectors given: `peephole_weights()`, or those broadcast to
+        `(batch, units)` once per sequence by `PeepholeLSTM` (see its `inner_loop`)."""
         previous_output, previous_cell = states[0], states[1]
+        input_peephole, forget_peephole, output_peephole = peepholes
         if training and 0.0 < self.dropout < 1.0:
             inputs = inputs * self.get_dropout_mask(inputs)
         if training and 0.0 < self.recurrent_dropout < 1.0:
@@ -248,7 +272,9 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         # add (this) 0.83; one matmul of [x, h] by [kernel; recurrent_kernel] stacked once per
         # sequence outside the loop 0.79; i and f peepholes as one 2U-wide op 0.59-0.76; i and
         # f peepholes folded into the matmul as diagonal blocks of [x, h, c] 0.69. Prediction
-        # was within noise for all of them. At 144 steps: this 0.80, stacked 0.75.
+        # was within noise for all of them. At 144 steps: this 0.80, stacked 0.75. Later (same
+        # setting, batch-loop timing): `x W + b` for all steps in one matmul before the loop
+        # 0.77-0.82 at 24 steps against 0.88-1.01 for this, 0.47 against 0.73 at 144.
         z = ops.matmul(inputs, self.kernel) + ops.matmul(previous_output, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
@@ -257,18 +283,18 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
             z_forget, z_cell, z_output = ops.split(z, 3, axis=1)
         else:
             z_input, z_forget, z_cell, z_output = ops.split(z, 4, axis=1)
-        if self.forget_gate_peephole_weights is not None:
-            z_forget = z_forget + self.forget_gate_peephole_weights * previous_cell
+        if forget_peephole is not None:
+            z_forget = z_forget + forget_peephole * previous_cell
         forget_gate = self.recurrent_activation(z_forget)
         if self.coupled_input_forget:
             input_gate = 1.0 - forget_gate
         else:
-            if self.input_gate_peephole_weights is not None:
-                z_input = z_input + self.input_gate_peephole_weights * previous_cell
+            if input_peephole is not None:
+                z_input = z_input + input_peephole * previous_cell
             input_gate = self.recurrent_activation(z_input)
         cell = forget_gate * previous_cell + input_gate * self.activation(z_cell)
-        if self.output_gate_peephole_weights is not None:
-            z_output = z_output + self.output_gate_peephole_weights * cell
+        if output_peephole is not None:
+            z_output = z_output + output_peephole * cell
         output = self.recurrent_activation(z_output) * self.activation(cell)
         return output, [output, cell]
 
@@ -414,10 +440,41 @@ class PeepholeLSTM(keras.layers.RNN):
     def inner_loop(
         self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
     ) -> Any:
+        """`keras.layers.RNN`'s time loop, with the peephole vectors broadcast once per sequence.
+
+        A `(units,)` vector times the `(batch, units)` cell state costs, in every step's
+        gradient, a reduction over the batch and the shape ops of broadcasting; a vector
+        broadcast to `(batch, units)` before the loop costs a plain product per step and one
+        reduction after the loop. Training samples/s against keras LSTM (2 cores, batch 256,
+        19 features, 32 units, batch-loop timing, medians of 3-5, run to run spread about 0.1):
+        24 steps 1.16x against 0.97x through `call`, 144 steps 0.86-0.99x against 0.78-0.81x.
+        """
         if self.unroll_policy is None:
             steps = sequences.shape[1]
             self.unroll = steps is not None and steps <= AUTO_UNROLL_MAX_STEPS
-        return super().inner_loop(sequences, initial_state, mask, training=training)
+        cell = self.cell
+        if not keras.tree.is_nested(initial_state):
+            initial_state = [initial_state]
+        state_shape = ops.shape(initial_state[1])
+        peepholes = tuple(
+            None if weight is None else ops.broadcast_to(weight, state_shape)
+            for weight in cell.peephole_weights()
+        )
+
+        def step(inputs: Any, states: Any) -> tuple[Any, list[Any]]:
+            return cell.step(inputs, states, peepholes, training=training)
+
+        return rnn_loop(
+            step,
+            sequences,
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
 
     def call(
         self,

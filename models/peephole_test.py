@@ -472,3 +472,60 @@ def test_jit_compiled_prediction_equals_default_prediction(steps: int) -> None:
     expected = model.predict(sequences, verbose=0)
     model.compile(jit_compile=True)
     np.testing.assert_allclose(model.predict(sequences, verbose=0), expected, atol=1e-5)
+
+
+def outputs_and_gradients(
+    layer: keras.layers.Layer, sequences: tf.Tensor, mask: tf.Tensor | None, training: bool
+) -> list[np.ndarray]:
+    """Outputs, final states and the gradients of their weighted sum (inputs, then weights)."""
+    with tf.GradientTape() as tape:
+        tape.watch(sequences)
+        results = layer(sequences, mask=mask, training=training)
+        loss = sum(
+            tf.reduce_sum(tensor * np.linspace(-1.0, 1.0, tensor.shape[-1])) for tensor in results
+        )
+    gradients = tape.gradient(loss, [sequences, *layer.trainable_weights])
+    return [tensor.numpy() for tensor in [*results, *gradients]]
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.parametrize("coupled_input_forget", [False, True])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("masked", [False, True])
+def test_layer_loop_matches_the_cell_step_by_step(
+    unroll: bool, coupled_input_forget: bool, dropout: float, masked: bool
+) -> None:
+    # PeepholeLSTM runs its own loop with the peepholes broadcast once per sequence;
+    # keras.layers.RNN around the cell goes through PeepholeLSTMCell.call step by step. With the
+    # same seed both draw the same dropout masks, so outputs and gradients must agree with
+    # dropout on too.
+    arguments = {
+        "coupled_input_forget": coupled_input_forget,
+        "dropout": dropout,
+        "recurrent_dropout": dropout,
+        "seed": 3,
+    }
+    layer = PeepholeLSTM(
+        UNITS, return_sequences=True, return_state=True, unroll=unroll, **arguments
+    )
+    stepwise = keras.layers.RNN(
+        PeepholeLSTMCell(UNITS, **arguments),
+        return_sequences=True,
+        return_state=True,
+        unroll=unroll,
+    )
+    sequences = tf.constant(random_sequences(seed=26, steps=STEPS + 2))
+    layer(sequences)
+    stepwise(sequences)
+    randomise(layer, seed=27)
+    stepwise.set_weights(layer.get_weights())
+    mask = None
+    if masked:
+        lengths = np.array([STEPS + 2, STEPS - 1, 2])
+        mask = tf.constant(np.arange(STEPS + 2)[None, :] < lengths[:, None])
+    training = dropout > 0.0
+    ours = outputs_and_gradients(layer, sequences, mask, training)
+    theirs = outputs_and_gradients(stepwise, sequences, mask, training)
+    assert len(ours) == 3 + 1 + len(layer.trainable_weights)
+    for our, their in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(our, their, atol=1e-5)
