@@ -30,10 +30,7 @@ from typing import Any
 
 import keras
 from keras import ops
-
-# The backend's time loop that `keras.layers.RNN.inner_loop` runs; Keras has no public name for
-# it, and the pinned Keras version is tested (models/peephole_test.py).
-from keras.src.backend import rnn as rnn_loop
+from keras.src.backend import rnn as rnn_loop  # keras.layers.RNN's loop; no public name
 
 PEEPHOLE_GATES = ("input", "forget", "output")
 AUTO_UNROLL_MAX_STEPS = 48
@@ -258,8 +255,7 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         peepholes: tuple[Any, Any, Any],
         training: bool = False,
     ) -> tuple[Any, list[Any]]:
-        """`call` with the peephole vectors given: `peephole_weights()`, or those broadcast to
-        `(batch, units)` once per sequence by `PeepholeLSTM` (see its `inner_loop`)."""
+        """`call` with `peephole_weights()` given, or them broadcast to `(batch, units)`."""
         previous_output, previous_cell = states[0], states[1]
         input_peephole, forget_peephole, output_peephole = peepholes
         if training and 0.0 < self.dropout < 1.0:
@@ -272,9 +268,8 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         # add (this) 0.83; one matmul of [x, h] by [kernel; recurrent_kernel] stacked once per
         # sequence outside the loop 0.79; i and f peepholes as one 2U-wide op 0.59-0.76; i and
         # f peepholes folded into the matmul as diagonal blocks of [x, h, c] 0.69. Prediction
-        # was within noise for all of them. At 144 steps: this 0.80, stacked 0.75. Later (same
-        # setting, batch-loop timing): `x W + b` for all steps in one matmul before the loop
-        # 0.77-0.82 at 24 steps against 0.88-1.01 for this, 0.47 against 0.73 at 144.
+        # was within noise for all of them. At 144 steps: this 0.80, stacked 0.75. `x W + b` for
+        # all steps before the loop was slower still (benchmarks/README.md).
         z = ops.matmul(inputs, self.kernel) + ops.matmul(previous_output, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
@@ -440,14 +435,11 @@ class PeepholeLSTM(keras.layers.RNN):
     def inner_loop(
         self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
     ) -> Any:
-        """`keras.layers.RNN`'s time loop, with the peephole vectors broadcast once per sequence.
-
-        A `(units,)` vector times the `(batch, units)` cell state costs, in every step's
-        gradient, a reduction over the batch and the shape ops of broadcasting; a vector
-        broadcast to `(batch, units)` before the loop costs a plain product per step and one
-        reduction after the loop. Training samples/s against keras LSTM (2 cores, batch 256,
-        19 features, 32 units, batch-loop timing, medians of 3-5, run to run spread about 0.1):
-        24 steps 1.16x against 0.97x through `call`, 144 steps 0.86-0.99x against 0.78-0.81x.
+        """`keras.layers.RNN`'s time loop, with the peephole vectors broadcast once per sequence:
+        a `(units,)` vector times the `(batch, units)` cell state costs a batch reduction and
+        broadcast shape ops in every step's gradient; broadcast before the loop, it costs one
+        reduction after it (training 1.01x keras LSTM at 24 steps against 0.96x through `call`,
+        0.88x against 0.72x at 144: benchmarks/README.md).
         """
         if self.unroll_policy is None:
             steps = sequences.shape[1]
