@@ -70,6 +70,7 @@ DEFAULT_HPARAMS = {"normalization": "revin"}
 """Reversible instance normalisation for every model that takes it (baselines do not)."""
 QUICK = {"input_width": 24, "horizons": (12,), "epochs": 1, "units": 8, "segment_length": 12}
 DEFAULTS = {"input_width": 96, "models": DEFAULT_MODELS, "epochs": 10}
+DEFAULT_SEED = 42
 """Settings without a preset; a preset replaces them, and an option given replaces both."""
 
 
@@ -148,7 +149,7 @@ class Result:
     epochs: int
     parameters: int
     variant: str = ""
-    seed: int = 42
+    seed: int = DEFAULT_SEED
 
 
 def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
@@ -317,15 +318,15 @@ def format_table(results: list[Result]) -> str:
     for r in sorted(results, key=lambda r: (r.horizon, r.model != REPEAT, r.model)):
         ratio = f"{r.mse / repeat[r.horizon]:.3f}x" if r.horizon in repeat else "-"
         lines.append(
-            f"| {_label(r)} | {r.horizon} | {r.seed} | {r.mse:.4f} | {r.mae:.4f} | "
-            f"{r.validation_mse:.4f} | {ratio} | {r.windows:,} | {r.epochs} | {r.parameters:,} "
-            f"| {r.train_seconds:.0f} |"
+            f"| {_label(r.model, r.variant)} | {r.horizon} | {r.seed} | {r.mse:.4f} | "
+            f"{r.mae:.4f} | {r.validation_mse:.4f} | {ratio} | {r.windows:,} | {r.epochs} | "
+            f"{r.parameters:,} | {r.train_seconds:.0f} |"
         )
     return "\n".join(lines)
 
 
-def _label(result: Result) -> str:
-    return f"{result.model} ({result.variant})" if result.variant else result.model
+def _label(model: str, variant: str) -> str:
+    return f"{model} ({variant})" if variant else model
 
 
 def seed_summary(results: list[Result]) -> list[dict[str, Any]]:
@@ -357,13 +358,12 @@ def format_seed_summary(summary: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in sorted(summary, key=lambda row: (row["horizon"], row["model"], row["variant"])):
-        label = f"{row['model']} ({row['variant']})" if row["variant"] else row["model"]
         seeds = ",".join(map(str, row["seeds"]))
         lines.append(
-            f"| {label} | {row['horizon']} | {seeds} | {row['mse']:.4f} ± {row['mse_std']:.4f} "
-            f"| {row['mae']:.4f} ± {row['mae_std']:.4f} | {row['validation_mse']:.4f} ± "
-            f"{row['validation_mse_std']:.4f} | {row['train_seconds']:.0f} ± "
-            f"{row['train_seconds_std']:.0f} |"
+            f"| {_label(row['model'], row['variant'])} | {row['horizon']} | {seeds} | "
+            f"{row['mse']:.4f} ± {row['mse_std']:.4f} | {row['mae']:.4f} ± {row['mae_std']:.4f} "
+            f"| {row['validation_mse']:.4f} ± {row['validation_mse_std']:.4f} | "
+            f"{row['train_seconds']:.0f} ± {row['train_seconds_std']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -414,7 +414,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     if args.seed is not None and args.seeds is not None:
         parser.error("--seed and --seeds: expected one of them, got both")
     if args.seeds is None:
-        args.seeds = (42 if args.seed is None else args.seed,)
+        args.seeds = (DEFAULT_SEED if args.seed is None else args.seed,)
     if len(set(args.seeds)) < len(args.seeds):
         parser.error(f"--seeds: expected distinct seeds, got {args.seeds}")
     base = DEFAULTS if args.preset is None else asdict(PRESETS[args.preset])
