@@ -262,6 +262,7 @@ def compile_model(
     loss: str | keras.losses.Loss = "mse",
     metrics: Sequence[Any] = ("mae",),
     jit_compile: bool | str = "auto",
+    ema_momentum: float = 0.0,
 ) -> keras.Model:
     """Compiles a zoo model with Adam.
 
@@ -272,6 +273,9 @@ def compile_model(
         metrics: Keras metrics to track beside the loss.
         jit_compile: passed to `Model.compile`; "auto" leaves XLA off on CPU-only machines,
             where it made recurrent training slower (REFERENCE.md section 1).
+        ema_momentum: above 0, Adam also keeps an exponential moving average of the weights
+            with this momentum per step (`use_ema`); `fit` ends on the averaged weights, and
+            `keras.callbacks.SwapEMAWeights` evaluates with them during training.
 
     Returns:
         The same model, compiled.
@@ -287,7 +291,9 @@ def compile_model(
             )
         learning_rate = float(learning_rate)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=learning_rate, use_ema=ema_momentum > 0, ema_momentum=ema_momentum
+        ),
         loss=loss,
         metrics=list(metrics),
         jit_compile=jit_compile,

@@ -32,6 +32,7 @@ TRAINING_OPTIONS = (
     "seed",
     "loss",
     "lr_schedule",
+    "ema_momentum",
     "experiment_name",
     "registered_model_name",
     "run_name",

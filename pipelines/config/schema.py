@@ -85,6 +85,7 @@ FLAT_PARAMETERS: dict[str, str] = {
     "seed": "training.seed",
     "loss": "training.loss",
     "lr_schedule": "training.lr_schedule",
+    "ema_momentum": "training.ema_momentum",
     "experiment_name": "tracking.experiment_name",
     "registered_model_name": "tracking.registered_model_name",
     "run_name": "tracking.run_name",
@@ -205,6 +206,12 @@ class TrainingConfig(SettingsSection):
         description="constant; cosine: decays to 0 over `epochs` (Keras CosineDecay); plateau: "
         "halved after max(1, patience // 2) epochs without a better validation loss",
     )
+    ema_momentum: float = Field(
+        0.0,
+        description="0: off; else validation, early stopping and the kept model use an "
+        "exponential moving average of the weights over steps (Polyak averaging, Keras' "
+        "use_ema), this momentum per step",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
@@ -225,6 +232,12 @@ class TrainingConfig(SettingsSection):
         )
         require_choice("training.loss", self.loss, LOSSES)
         require_choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        require(
+            0 <= self.ema_momentum < 1,
+            "training.ema_momentum",
+            self.ema_momentum,
+            "a number in [0, 1): 0 is off, 0.99 averages over about 100 steps",
+        )
         return self
 
 

@@ -187,6 +187,7 @@ def fit_model(
         model,
         learning_rate=learning_rate_schedule(config.training, steps_per_epoch),
         loss=config.training.loss,
+        ema_momentum=config.training.ema_momentum,
     )
     fit = _fit(model, windowed, config)
     return FittedModel(
@@ -212,11 +213,16 @@ def learning_rate_schedule(
 
 
 def _callbacks(training: TrainingConfig) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = [
+    callbacks: list[keras.callbacks.Callback] = []
+    if training.ema_momentum > 0:
+        # Before early stopping, so that its epoch end sees, and keeps, the averaged weights
+        # that the validation loss was computed with.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=training.patience, restore_best_weights=True
         )
-    ]
+    )
     if training.lr_schedule == "plateau":
         # Halving before early stopping gives up: half its patience, at least one epoch.
         callbacks.append(

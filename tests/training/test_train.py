@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import mlflow
 import numpy as np
 import pytest
@@ -197,3 +198,49 @@ def test_unknown_schedule_is_named() -> None:
 
     with pytest.raises(ConfigError, match=r"training\.lr_schedule.*expected one of constant"):
         tiny_config(lr_schedule="linear")
+
+
+def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_best_epoch(
+    prepared: PrepareResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    momentum = 0.9
+    raw_weights_per_step: list[list[np.ndarray]] = []
+    steps_per_epoch: list[int] = []
+
+    class RawWeights(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+            raw_weights_per_step.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            steps_per_epoch.append(len(raw_weights_per_step))
+
+    callbacks = train._callbacks
+    monkeypatch.setattr(train, "_callbacks", lambda training: [RawWeights(), *callbacks(training)])
+    config = tiny_config(ema_momentum=str(momentum), learning_rate="0.05", epochs="3", patience="5")
+    fitted = train.fit_model(config, prepared)
+
+    # Keras' use_ema: the first step copies the weights, each later one mixes in 1 - momentum.
+    average = raw_weights_per_step[0]
+    averages_per_step = [average]
+    for raw in raw_weights_per_step[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, raw, strict=True)]
+        averages_per_step.append(average)
+    best = int(np.argmin(fitted.history["val_loss"]))
+    expected = averages_per_step[steps_per_epoch[best] - 1]
+    kept = [w.numpy() for w in fitted.model.trainable_weights]
+    for kept_weight, expected_weight in zip(kept, expected, strict=True):
+        np.testing.assert_allclose(kept_weight, expected_weight, rtol=1e-5, atol=1e-6)
+    raw_at_best = raw_weights_per_step[steps_per_epoch[best] - 1]
+    assert not np.allclose(kept[0], raw_at_best[0], rtol=1e-3)
+    # The validation loss of the best epoch was computed with these averaged weights.
+    validation = train.windowed_data(prepared).dataset("validation", batch_size=64)
+    loss = fitted.model.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(fitted.history["val_loss"][best], rel=1e-5)
+
+
+@pytest.mark.parametrize("momentum", ["1", "-0.1", "nan"])
+def test_weight_averaging_momentum_outside_0_1_is_named(momentum: str) -> None:
+    from pipelines.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"training\.ema_momentum.*expected a number in \[0, 1\)"):
+        tiny_config(ema_momentum=momentum)
