@@ -8,6 +8,8 @@ what makes recurrent models competitive on drifting data such as the Weather set
     outputs = core_model(normalized)                        # (batch, horizon, n_targets)
     outputs = WindowDenormalization(target_indices)([outputs, location, scale])
 
+`normalized_model` builds exactly that functional model around a forecasting function.
+
 `WindowNormalization` returns `location` and `scale` such that `inputs == normalized * scale +
 location` for every feature, with the learnable affine transform (if any) already folded in. The
 inverse layer therefore holds no weights of its own, and the gradient still reaches the affine
@@ -19,11 +21,13 @@ load from `.keras` files without `custom_objects` once this module is imported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 from keras import ops
+
+from models.shape import ModelShape
 
 NORMALIZATION_METHODS = ("last", "revin")
 
@@ -162,3 +166,33 @@ class WindowDenormalization(keras.layers.Layer):
         config = super().get_config()
         config.update({"target_indices": list(self.target_indices)})
         return config
+
+
+def normalized_model(
+    name: str,
+    shape: ModelShape,
+    forecast: Callable[[Any], Any],
+    normalization: str,
+    affine: bool,
+) -> keras.Model:
+    """Input -> [normalise] -> `forecast` -> [denormalise], as one functional model.
+
+    Args:
+        name: the model's name.
+        shape: input and output shapes and the target positions.
+        forecast: maps the (normalised) inputs `(batch, input_width, n_features)` to forecasts
+            `(batch, horizon, n_targets)` in the same units. It creates its layers when called,
+            after the normalisation layer, so that seeded weights are drawn in model order.
+        normalization: "none", or a method of `WindowNormalization`.
+        affine: RevIN's learnable affine transform (used with "revin" only).
+    """
+    inputs = keras.Input(shape=shape.input_shape, name="inputs")
+    if normalization == "none":
+        return keras.Model(inputs, forecast(inputs), name=name)
+    features, location, scale = WindowNormalization(
+        normalization, affine=affine and normalization == "revin", name="normalization"
+    )(inputs)
+    outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
+        [forecast(features), location, scale]
+    )
+    return keras.Model(inputs, outputs, name=name)

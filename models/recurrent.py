@@ -29,7 +29,7 @@ from keras import layers as keras_layers
 from models.autoregressive import recurrent_layer
 from models.channels import FoldIntoBatch, TargetChannels, UnfoldFromBatch
 from models.decoding import RepeatRows, SegmentQueries
-from models.normalization import WindowDenormalization, WindowNormalization
+from models.normalization import normalized_model
 from models.shape import ModelShape
 
 
@@ -40,50 +40,41 @@ def build_recurrent(
     _check_decoding(hparams)
     segment_length = hparams["segment_length"]
     independent = hparams["channel_independent"]
-    normalization = hparams["normalization"]
-    inputs = keras.Input(shape=shape.input_shape, name="inputs")
-    features = inputs
-    if normalization != "none":
-        features, location, scale = WindowNormalization(
-            normalization,
-            affine=hparams["affine"] and normalization == "revin",
-            name="normalization",
-        )(inputs)
 
-    hidden = _read(features, shape, segment_length, independent)
-    if segment_length is not None:
-        hidden = keras_layers.Dense(hparams["units"], activation="relu", name="segment_embedding")(
-            hidden
-        )
-    cells = [
-        recurrent_layer(
-            name,
-            hparams["units"],
-            hparams["dropout"],
-            hparams["recurrent_dropout"],
-            cell_options,
-            return_sequences=index < hparams["layers"] - 1,
-            return_state=hparams["decoder"] == "parallel",
-            name=f"{name}_{index}",
-        )
-        for index in range(hparams["layers"])
-    ]
-    # Per row (a window, or one channel of a window): the horizon's steps x the values per step.
-    per_step = 1 if independent else shape.n_targets
-    if hparams["decoder"] == "dense":
-        outputs = _dense_decoder(hidden, cells, shape, per_step, hparams["head_dropout"])
-    else:
-        outputs = _parallel_decoder(hidden, cells, shape, per_step, hparams)
-    if independent:
-        outputs = UnfoldFromBatch(shape.n_targets, name="channels_from_batch")(outputs)
-        outputs = keras_layers.Permute((2, 1), name="forecast")(outputs)
-    else:
-        outputs = keras_layers.Reshape(shape.output_shape, name="forecast")(outputs)
-    if normalization != "none":
-        outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
-            [outputs, location, scale]
-        )
-    return keras.Model(inputs, outputs, name=name)
+    def forecast(features: Any) -> Any:
+        hidden = _read(features, shape, segment_length, independent)
+        if segment_length is not None:
+            hidden = keras_layers.Dense(
+                hparams["units"], activation="relu", name="segment_embedding"
+            )(hidden)
+        cells = [
+            recurrent_layer(
+                name,
+                hparams["units"],
+                hparams["dropout"],
+                hparams["recurrent_dropout"],
+                cell_options,
+                return_sequences=index < hparams["layers"] - 1,
+                return_state=hparams["decoder"] == "parallel",
+                name=f"{name}_{index}",
+            )
+            for index in range(hparams["layers"])
+        ]
+        # Per row (a window, or one channel of a window): the horizon's steps x the values per
+        # step.
+        per_step = 1 if independent else shape.n_targets
+        if hparams["decoder"] == "dense":
+            outputs = _dense_decoder(hidden, cells, shape, per_step, hparams["head_dropout"])
+        else:
+            outputs = _parallel_decoder(hidden, cells, shape, per_step, hparams)
+        if independent:
+            outputs = UnfoldFromBatch(shape.n_targets, name="channels_from_batch")(outputs)
+            return keras_layers.Permute((2, 1), name="forecast")(outputs)
+        return keras_layers.Reshape(shape.output_shape, name="forecast")(outputs)
+
+    return normalized_model(
+        name, shape, forecast, hparams["normalization"], affine=hparams["affine"]
+    )
 
 
 def _check_decoding(hparams: Mapping[str, Any]) -> None:

@@ -48,7 +48,7 @@ from models.hyperparameters import (
     model_family,
     resolve_hyperparameters,
 )
-from models.normalization import WindowDenormalization, WindowNormalization
+from models.normalization import normalized_model
 from models.recurrent import build_recurrent
 from models.shape import ModelShape
 
@@ -77,20 +77,13 @@ def _direct_model(
     affine: bool,
 ) -> keras.Model:
     """Input -> [normalise] -> core -> Dense(horizon * T) -> reshape -> [denormalise]."""
-    inputs = keras.Input(shape=shape.input_shape, name="inputs")
-    features = inputs
-    if normalization != "none":
-        features, location, scale = WindowNormalization(
-            normalization, affine=affine and normalization == "revin", name="normalization"
-        )(inputs)
-    hidden = core(features)
-    outputs = keras_layers.Dense(shape.horizon * shape.n_targets, name="head")(hidden)
-    outputs = keras_layers.Reshape(shape.output_shape, name="forecast")(outputs)
-    if normalization != "none":
-        outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
-            [outputs, location, scale]
-        )
-    return keras.Model(inputs, outputs, name=name)
+
+    def forecast(features: Any) -> Any:
+        hidden = core(features)  # before the head: seeded weights are drawn in model order
+        outputs = keras_layers.Dense(shape.horizon * shape.n_targets, name="head")(hidden)
+        return keras_layers.Reshape(shape.output_shape, name="forecast")(outputs)
+
+    return normalized_model(name, shape, forecast, normalization, affine)
 
 
 def _last_steps(shape: ModelShape, steps: int, hparam: str) -> keras_layers.Layer:
