@@ -308,6 +308,11 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         return config
 
 
+def _from_cell(name: str) -> property:
+    """A read-only layer attribute that is the cell's, as `keras.layers.LSTM` exposes them."""
+    return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
+
+
 @keras.saving.register_keras_serializable(package="forecaster")
 class PeepholeLSTM(keras.layers.RNN):
     """Peephole LSTM layer: `keras.layers.LSTM` with peephole connections.
@@ -478,89 +483,27 @@ class PeepholeLSTM(keras.layers.RNN):
         """Runs the layer over `sequences` `(batch, steps, features)`."""
         return super().call(sequences, mask=mask, training=training, initial_state=initial_state)
 
-    @property
-    def units(self) -> int:
-        return self.cell.units
-
-    @property
-    def activation(self) -> Any:
-        return self.cell.activation
-
-    @property
-    def recurrent_activation(self) -> Any:
-        return self.cell.recurrent_activation
-
-    @property
-    def use_bias(self) -> bool:
-        return self.cell.use_bias
-
-    @property
-    def unit_forget_bias(self) -> bool:
-        return self.cell.unit_forget_bias
-
-    @property
-    def kernel_initializer(self) -> Any:
-        return self.cell.kernel_initializer
-
-    @property
-    def recurrent_initializer(self) -> Any:
-        return self.cell.recurrent_initializer
-
-    @property
-    def bias_initializer(self) -> Any:
-        return self.cell.bias_initializer
-
-    @property
-    def kernel_regularizer(self) -> Any:
-        return self.cell.kernel_regularizer
-
-    @property
-    def recurrent_regularizer(self) -> Any:
-        return self.cell.recurrent_regularizer
-
-    @property
-    def bias_regularizer(self) -> Any:
-        return self.cell.bias_regularizer
-
-    @property
-    def kernel_constraint(self) -> Any:
-        return self.cell.kernel_constraint
-
-    @property
-    def recurrent_constraint(self) -> Any:
-        return self.cell.recurrent_constraint
-
-    @property
-    def bias_constraint(self) -> Any:
-        return self.cell.bias_constraint
-
-    @property
-    def dropout(self) -> float:
-        return self.cell.dropout
-
-    @property
-    def recurrent_dropout(self) -> float:
-        return self.cell.recurrent_dropout
-
-    @property
-    def peepholes(self) -> tuple[str, ...]:
-        return self.cell.peepholes
-
-    @property
-    def peephole_initializer(self) -> Any:
-        return self.cell.peephole_initializer
-
-    @property
-    def peephole_regularizer(self) -> Any:
-        return self.cell.peephole_regularizer
-
-    @property
-    def peephole_constraint(self) -> Any:
-        return self.cell.peephole_constraint
-
-    @property
-    def coupled_input_forget(self) -> bool:
-        return self.cell.coupled_input_forget
+    units = _from_cell("units")
+    activation = _from_cell("activation")
+    recurrent_activation = _from_cell("recurrent_activation")
+    use_bias = _from_cell("use_bias")
+    unit_forget_bias = _from_cell("unit_forget_bias")
+    kernel_initializer = _from_cell("kernel_initializer")
+    recurrent_initializer = _from_cell("recurrent_initializer")
+    bias_initializer = _from_cell("bias_initializer")
+    kernel_regularizer = _from_cell("kernel_regularizer")
+    recurrent_regularizer = _from_cell("recurrent_regularizer")
+    bias_regularizer = _from_cell("bias_regularizer")
+    kernel_constraint = _from_cell("kernel_constraint")
+    recurrent_constraint = _from_cell("recurrent_constraint")
+    bias_constraint = _from_cell("bias_constraint")
+    dropout = _from_cell("dropout")
+    recurrent_dropout = _from_cell("recurrent_dropout")
+    peepholes = _from_cell("peepholes")
+    peephole_initializer = _from_cell("peephole_initializer")
+    peephole_regularizer = _from_cell("peephole_regularizer")
+    peephole_constraint = _from_cell("peephole_constraint")
+    coupled_input_forget = _from_cell("coupled_input_forget")
 
     def get_config(self) -> dict[str, Any]:
         """Every constructor argument, serialised (the cell is rebuilt from them)."""
