@@ -239,16 +239,20 @@ def small_model() -> keras.Model:
 
 
 def test_keras_file_round_trip(tmp_path: Path) -> None:
-    model = small_model()
-    sequences = random_sequences(seed=11)
+    loaded = saved_and_loaded(small_model(), random_sequences(seed=11), tmp_path)
+    assert loaded.layers[1].coupled_input_forget
+    assert loaded.layers[0].peepholes == ("forget", "output")
+
+
+def saved_and_loaded(model: keras.Model, sequences: np.ndarray, tmp_path: Path) -> keras.Model:
+    """Saves `model` to a `.keras` file and loads it back; asserts equal predictions."""
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(
         loaded.predict(sequences, verbose=0), model.predict(sequences, verbose=0)
     )
-    assert loaded.layers[1].coupled_input_forget
-    assert loaded.layers[0].peepholes == ("forget", "output")
+    return loaded
 
 
 def load_in_fresh_process(path: Path, sequences: np.ndarray, imports: str) -> np.ndarray:
