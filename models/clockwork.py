@@ -14,7 +14,9 @@ multiplied by a fixed 0/1 mask in every step and start at zero, so they get no g
 exactly zero through training (`recurrent_kernel_mask`).
 
 The states are `[h, clock]`: the clock is the step count modulo the least common multiple of the
-periods (exact in float32, however long a stateful stream runs). Masked steps leave both states
+periods, so it stays exact however long a stateful stream runs (a cycle longer than the compute
+dtype counts exactly, e.g. 256 in bfloat16, is refused). With `go_backwards` the clock starts at
+the last step of the sequence, the first one read. Masked steps leave both states
 unchanged, as in every Keras RNN: the clock only counts the steps that are read.
 """
 
@@ -32,6 +34,8 @@ from models.cell_layer import CellLayer
 
 DEFAULT_PERIODS = (1, 2, 4, 8, 16)
 """Koutnik et al.'s exponential clock periods."""
+EXACT_INTEGERS = {"float16": 2**11, "bfloat16": 2**8, "float64": 2**53}
+"""Largest count each float dtype holds exactly (float32: 2**24), for the clock state."""
 
 
 def _periods(periods: Iterable[int], units: int) -> tuple[int, ...]:
@@ -82,40 +86,80 @@ class ClockworkRNNCell(keras.layers.SimpleRNNCell):
 
     def __init__(self, units: int, periods: Iterable[int] = DEFAULT_PERIODS, **kwargs: Any):
         checked = _periods(periods, units)
+        for name in ("dropout", "recurrent_dropout"):
+            rate = kwargs.get(name, 0.0)
+            # SimpleRNNCell would clamp a bad rate silently; 1.0 would then drop nothing.
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, "
+                    f"expected a float in [0, 1), got {rate!r}."
+                )
         super().__init__(units, **kwargs)
         self.periods = checked
         self.clock_cycle = math.lcm(*self.periods)
         self.state_size = [self.units, 1]
+        self._mask = recurrent_kernel_mask(self.periods, self.units)
+        self._unit_periods = unit_periods(self.periods, self.units)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        """Creates `kernel`, `recurrent_kernel` (masked blocks zero) and `bias`."""
-        super().build(input_shape)
-        mask = recurrent_kernel_mask(self.periods, self.units)
-        self.recurrent_kernel.assign(self.recurrent_kernel * mask)
-        self._mask = ops.convert_to_tensor(mask, dtype=self.recurrent_kernel.dtype)
-        self._unit_periods = ops.convert_to_tensor(
-            unit_periods(self.periods, self.units), dtype=self.compute_dtype
+        """Creates `kernel`, `recurrent_kernel` (initialised with the masked blocks at zero) and
+        `bias`."""
+        exact = EXACT_INTEGERS.get(self.compute_dtype, 2**24)
+        if self.clock_cycle > exact:
+            raise ValueError(
+                f"periods {self.periods}: the clock counts up to their least common multiple "
+                f"{self.clock_cycle}, more than {self.compute_dtype} counts exactly ({exact})"
+            )
+        mask, initializer = self._mask, self.recurrent_initializer
+
+        def masked_initializer(shape: Any, dtype: Any = None, **kwargs: Any) -> Any:
+            return initializer(shape, dtype=dtype, **kwargs) * ops.cast(mask, dtype)
+
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], self.units),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units),
+            name="recurrent_kernel",
+            initializer=masked_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(self.units,),
+                name="bias",
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
 
     def call(self, inputs: Any, states: Any, training: bool = False) -> tuple[Any, list[Any]]:
         """One step: `inputs` `(batch, features)`, `states` `[h, clock]` -> `(h, [h, clock])`."""
         previous_output, clock = states[0], states[1]
-        if training and 0.0 < self.dropout < 1.0:
+        if training and self.dropout > 0:
             inputs = inputs * self.get_dropout_mask(inputs)
         recurrent_input = previous_output
-        if training and 0.0 < self.recurrent_dropout < 1.0:
+        if training and self.recurrent_dropout > 0:
             recurrent_input = previous_output * self.get_recurrent_dropout_mask(previous_output)
+        # The mask in every step, not only at initialisation: the masked blocks get no gradient,
+        # so no optimizer moves them off zero.
+        mask = ops.convert_to_tensor(self._mask, dtype=self.recurrent_kernel.dtype)
         z = ops.matmul(inputs, self.kernel) + ops.matmul(
-            recurrent_input, self.recurrent_kernel * ops.cast(self._mask, inputs.dtype)
+            recurrent_input, self.recurrent_kernel * mask
         )
         if self.use_bias:
             z = z + self.bias
-        candidate = self.activation(z) if self.activation is not None else z
+        candidate = self.activation(z)
         # (batch, 1) clock against (units,) periods: which units tick at this step.
-        ticks = ops.equal(ops.mod(clock, ops.cast(self._unit_periods, clock.dtype)), 0)
-        output = ops.where(ticks, candidate, previous_output)
-        next_clock = ops.mod(clock + 1, self.clock_cycle)
-        return output, [output, next_clock]
+        periods = ops.convert_to_tensor(self._unit_periods, dtype=clock.dtype)
+        output = ops.where(ops.equal(ops.mod(clock, periods), 0), candidate, previous_output)
+        return output, [output, ops.mod(clock + 1, self.clock_cycle)]
 
     def get_initial_state(self, batch_size: int | None = None) -> list[Any]:
         """Zero output, clock at step 0."""

@@ -21,13 +21,17 @@ UNITS = 6  # two units per module
 
 
 def numpy_clockwork(
-    sequences: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray
+    sequences: np.ndarray,
+    kernel: np.ndarray,
+    recurrent: np.ndarray,
+    bias: np.ndarray,
+    periods: tuple[int, ...] = PERIODS,
 ) -> np.ndarray:
     """Koutnik et al.'s equations, unit by unit, step by step: outputs `(batch, steps, units)`."""
     batch, steps, _ = sequences.shape
     units = recurrent.shape[0]
-    module_size = units // len(PERIODS)
-    period = [PERIODS[unit // module_size] for unit in range(units)]
+    module_size = units // len(periods)
+    period = [periods[unit // module_size] for unit in range(units)]
     output = np.zeros((batch, units))
     outputs = []
     for t in range(steps):
@@ -42,9 +46,11 @@ def numpy_clockwork(
     return np.stack(outputs, axis=1)
 
 
-def random_layer(seed: int, **arguments: object) -> tuple[ClockworkRNN, dict[str, np.ndarray]]:
+def random_layer(
+    seed: int, periods: tuple[int, ...] = PERIODS, **arguments: object
+) -> tuple[ClockworkRNN, dict[str, np.ndarray]]:
     """A built layer whose weights are random everywhere, masked blocks included."""
-    layer = ClockworkRNN(UNITS, periods=PERIODS, **arguments)
+    layer = ClockworkRNN(UNITS, periods=periods, **arguments)
     layer.build((BATCH if arguments.get("stateful") else None, None, FEATURES))
     rng = np.random.default_rng(seed)
     values = {}
@@ -59,12 +65,21 @@ def random_sequences(seed: int, steps: int = STEPS, dtype: str = "float32") -> n
     return np.random.default_rng(seed).normal(size=(BATCH, steps, FEATURES)).astype(dtype)
 
 
-@pytest.mark.parametrize("unroll", [False, True])
-def test_matches_numpy_reference_even_with_weights_in_the_masked_blocks(unroll: bool) -> None:
-    layer, weights = random_layer(seed=1, return_sequences=True, unroll=unroll)
+@pytest.mark.parametrize(
+    ("periods", "unroll"), [(PERIODS, False), (PERIODS, True), ((3, 1, 2), False)]
+)
+def test_matches_numpy_reference_even_with_weights_in_the_masked_blocks(
+    periods: tuple[int, ...], unroll: bool
+) -> None:
+    # (3, 1, 2): unsorted, and a cycle of 6 longer than the largest period.
+    layer, weights = random_layer(seed=1, periods=periods, return_sequences=True, unroll=unroll)
     sequences = random_sequences(seed=2)
     expected = numpy_clockwork(
-        sequences.astype("float64"), weights["kernel"], weights["recurrent_kernel"], weights["bias"]
+        sequences.astype("float64"),
+        weights["kernel"],
+        weights["recurrent_kernel"],
+        weights["bias"],
+        periods,
     )
     np.testing.assert_allclose(layer(sequences), expected, atol=1e-5)
 
@@ -99,6 +114,17 @@ def test_masked_weights_start_at_zero_and_stay_zero_through_training() -> None:
     after = recurrent.numpy()
     np.testing.assert_array_equal(after[blocked], 0.0)
     assert not np.allclose(after[~blocked], before[~blocked])
+
+
+def test_a_model_built_by_its_first_fit_keeps_the_masked_blocks_at_zero() -> None:
+    keras.utils.set_random_seed(17)
+    model = keras.Sequential([ClockworkRNN(UNITS, periods=PERIODS), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    sequences = random_sequences(18)
+    model.fit(sequences, np.ones((BATCH, 1)), epochs=1, verbose=0)
+    blocked = recurrent_kernel_mask(PERIODS, UNITS) == 0
+    np.testing.assert_array_equal(model.layers[0].cell.recurrent_kernel.numpy()[blocked], 0.0)
+    assert model.predict(sequences, verbose=0).shape == (BATCH, 1)
 
 
 def test_gradients_match_finite_differences_in_float64() -> None:
@@ -188,8 +214,14 @@ def test_stateful_halves_equal_one_full_call() -> None:
         ({"units": 4, "periods": ()}, "non-empty sequence of positive integers"),
         ({"units": 4, "periods": (1, 0)}, "non-empty sequence of positive integers"),
         ({"units": 0, "periods": (1,)}, "expected a positive integer, got 0"),
+        ({"units": 4, "periods": (1,), "dropout": 1.0}, r"`dropout`, expected a float in \[0, 1\)"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(arguments: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ClockworkRNN(**arguments)
+
+
+def test_a_clock_cycle_longer_than_the_dtype_counts_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"least common multiple 272, more than bfloat16"):
+        ClockworkRNN(2, periods=(16, 17), dtype="bfloat16")(random_sequences(19))

@@ -40,6 +40,13 @@ def _positive(name: str, value: Any) -> int:
     return value
 
 
+def _fresh(initializer: keras.initializers.Initializer) -> keras.initializers.Initializer:
+    """A new instance of `initializer`: an unseeded Keras initializer draws one seed when it is
+    made and gives the same values at every call, so each weight needs its own instance (or
+    every layer of the stack would start with the same weights)."""
+    return initializer.__class__.from_config(initializer.get_config())
+
+
 @keras.saving.register_keras_serializable(package="forecaster")
 class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
     """Cell class for `DepthGatedLSTM`: one step of the whole stack.
@@ -76,10 +83,10 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         self.units = _positive("units", units)
         self.layers = _positive("layers", layers)
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate <= 1.0:
+            if not 0.0 <= rate < 1.0:
                 raise ValueError(
                     f"Received an invalid value for argument `{name}`, "
-                    f"expected a float between 0 and 1, got {rate!r}."
+                    f"expected a float in [0, 1), got {rate!r}."
                 )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
@@ -97,7 +104,7 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         units = self.units
 
         def bias_initializer(_shape: Any, *args: Any, **kwargs: Any) -> Any:
-            blocks = [self.bias_initializer((units,), *args, **kwargs) for _ in range(4)]
+            blocks = [_fresh(self.bias_initializer)((units,), *args, **kwargs) for _ in range(4)]
             blocks[1] = ops.ones((units,), dtype=kwargs.get("dtype"))
             return ops.concatenate(blocks)
 
@@ -108,12 +115,12 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
                 "kernel": self.add_weight(
                     shape=(features, 4 * units),
                     name=f"layer_{layer}_kernel",
-                    initializer=self.kernel_initializer,
+                    initializer=_fresh(self.kernel_initializer),
                 ),
                 "recurrent_kernel": self.add_weight(
                     shape=(units, 4 * units),
                     name=f"layer_{layer}_recurrent_kernel",
-                    initializer=self.recurrent_initializer,
+                    initializer=_fresh(self.recurrent_initializer),
                 ),
                 "bias": self.add_weight(
                     shape=(4 * units,), name=f"layer_{layer}_bias", initializer=bias_initializer
@@ -123,30 +130,29 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
                 weights["depth_kernel"] = self.add_weight(
                     shape=(units, units),
                     name=f"layer_{layer}_depth_kernel",
-                    initializer=self.kernel_initializer,
+                    initializer=_fresh(self.kernel_initializer),
                 )
                 for name in ("depth_cell_weights", "depth_lower_weights"):
                     weights[name] = self.add_weight(
                         shape=(units,),
                         name=f"layer_{layer}_{name}",
-                        initializer=self.depth_initializer,
+                        initializer=_fresh(self.depth_initializer),
                     )
                 weights["depth_bias"] = self.add_weight(
                     shape=(units,), name=f"layer_{layer}_depth_bias", initializer="zeros"
                 )
             self.stack.append(weights)
-        self.built = True
 
     def call(self, inputs: Any, states: Any, training: bool = False) -> tuple[Any, list[Any]]:
         """One step of the stack: `inputs` `(batch, features)` -> `(h^N, [h^1, c^1, ...])`."""
-        if training and 0.0 < self.dropout < 1.0:
+        if training and self.dropout > 0:
             inputs = inputs * self.get_dropout_mask(inputs)
         new_states: list[Any] = []
         lower_cell = None
         layer_input = inputs
         for layer, weights in enumerate(self.stack):
             previous_output, previous_cell = states[2 * layer], states[2 * layer + 1]
-            if training and 0.0 < self.recurrent_dropout < 1.0:
+            if training and self.recurrent_dropout > 0:
                 previous_output = previous_output * self.get_recurrent_dropout_mask(previous_output)
             z = (
                 ops.matmul(layer_input, weights["kernel"])

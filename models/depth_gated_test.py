@@ -96,6 +96,18 @@ def test_one_layer_is_keras_lstm() -> None:
     np.testing.assert_allclose(layer(sequences), lstm(sequences), atol=1e-6)
 
 
+def test_every_weight_starts_from_its_own_draw() -> None:
+    layer = DepthGatedLSTM(UNITS, layers=3, depth_initializer="random_normal")
+    layer.build((None, None, FEATURES))
+    weights = {weight.name: weight.numpy() for weight in layer.weights}
+    assert not np.allclose(weights["layer_1_recurrent_kernel"], weights["layer_2_recurrent_kernel"])
+    assert not np.allclose(weights["layer_1_kernel"], weights["layer_2_kernel"])
+    assert not np.allclose(weights["layer_1_depth_kernel"], weights["layer_2_depth_kernel"])
+    assert not np.allclose(
+        weights["layer_1_depth_cell_weights"], weights["layer_1_depth_lower_weights"]
+    )
+
+
 def test_forget_gate_bias_starts_at_one() -> None:
     layer = DepthGatedLSTM(UNITS, layers=2)
     layer.build((None, None, FEATURES))
@@ -159,7 +171,7 @@ def test_keras_file_round_trip(tmp_path: Path) -> None:
     [
         ({"units": 0}, "`units`, expected a positive integer, got 0"),
         ({"units": 4, "layers": 0}, "`layers`, expected a positive integer, got 0"),
-        ({"units": 4, "dropout": 1.5}, "`dropout`, expected a float between 0 and 1"),
+        ({"units": 4, "dropout": 1.0}, r"`dropout`, expected a float in \[0, 1\), got 1.0"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(arguments: dict, message: str) -> None:
