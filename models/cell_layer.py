@@ -12,14 +12,29 @@ from typing import Any
 import keras
 
 
+def positive_integer_argument(name: str, value: Any) -> int:
+    """`value`, or Keras' style of error for a cell argument that must be a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, "
+            f"expected a positive integer, got {value!r}."
+        )
+    return value
+
+
+def dropout_rate_argument(name: str, rate: float) -> float:
+    """`rate`, or an error unless it is in [0, 1): Keras' cells would clamp a bad rate
+    silently, and a rate of 1.0 would then drop nothing."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, "
+            f"expected a float in [0, 1), got {rate!r}."
+        )
+    return rate
+
+
 class CellLayer(keras.layers.RNN):
     """`keras.layers.RNN` with the cell's arguments in the layer's configuration."""
-
-    def call(
-        self, sequences: Any, initial_state: Any = None, mask: Any = None, training: bool = False
-    ) -> Any:
-        """Runs the cell over `sequences` `(batch, steps, features)`."""
-        return super().call(sequences, mask=mask, training=training, initial_state=initial_state)
 
     def get_config(self) -> dict[str, Any]:
         """The layer's and the cell's constructor arguments, flat (the cell is rebuilt from

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from models.cell_layer import CellLayer
+from models.cell_layer import CellLayer, dropout_rate_argument, positive_integer_argument
 
 DEFAULT_PERIODS = (1, 2, 4, 8, 16)
 """Koutnik et al.'s exponential clock periods."""
@@ -47,11 +47,7 @@ def _periods(periods: Iterable[int], units: int) -> tuple[int, ...]:
             "Received an invalid value for argument `periods`, expected a non-empty sequence of "
             f"positive integers, got {periods!r}."
         )
-    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-        raise ValueError(
-            "Received an invalid value for argument `units`, "
-            f"expected a positive integer, got {units!r}."
-        )
+    positive_integer_argument("units", units)
     if units % len(values):
         raise ValueError(
             f"Received units={units} for {len(values)} periods {values}: the units are split into "
@@ -87,13 +83,7 @@ class ClockworkRNNCell(keras.layers.SimpleRNNCell):
     def __init__(self, units: int, periods: Iterable[int] = DEFAULT_PERIODS, **kwargs: Any):
         checked = _periods(periods, units)
         for name in ("dropout", "recurrent_dropout"):
-            rate = kwargs.get(name, 0.0)
-            # SimpleRNNCell would clamp a bad rate silently; 1.0 would then drop nothing.
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(
-                    f"Received an invalid value for argument `{name}`, "
-                    f"expected a float in [0, 1), got {rate!r}."
-                )
+            dropout_rate_argument(name, kwargs.get(name, 0.0))
         super().__init__(units, **kwargs)
         self.periods = checked
         self.clock_cycle = math.lcm(*self.periods)

@@ -28,16 +28,7 @@ from keras.src.layers.rnn.dropout_rnn_cell import (
     DropoutRNNCell,
 )  # Keras' mask cache; no public name
 
-from models.cell_layer import CellLayer
-
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, "
-            f"expected a positive integer, got {value!r}."
-        )
-    return value
+from models.cell_layer import CellLayer, dropout_rate_argument, positive_integer_argument
 
 
 def _fresh(initializer: keras.initializers.Initializer) -> keras.initializers.Initializer:
@@ -80,20 +71,14 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units = _positive("units", units)
-        self.layers = _positive("layers", layers)
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(
-                    f"Received an invalid value for argument `{name}`, "
-                    f"expected a float in [0, 1), got {rate!r}."
-                )
+        self.units = positive_integer_argument("units", units)
+        self.layers = positive_integer_argument("layers", layers)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.depth_initializer = keras.initializers.get(depth_initializer)
-        self.dropout = dropout
-        self.recurrent_dropout = recurrent_dropout
+        self.dropout = dropout_rate_argument("dropout", dropout)
+        self.recurrent_dropout = dropout_rate_argument("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.state_size = [units] * (2 * layers)

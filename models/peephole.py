@@ -32,6 +32,8 @@ import keras
 from keras import ops
 from keras.src.backend import rnn as rnn_loop  # keras.layers.RNN's loop; no public name
 
+from models.cell_layer import positive_integer_argument
+
 PEEPHOLE_GATES = ("input", "forget", "output")
 AUTO_UNROLL_MAX_STEPS = 48
 """Longest sequence that `PeepholeLSTM(unroll=None)` unrolls (see `PeepholeLSTM`'s `unroll`)."""
@@ -129,11 +131,7 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         coupled_input_forget: bool = False,
         **kwargs: Any,
     ) -> None:
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(
-                "Received an invalid value for argument `units`, "
-                f"expected a positive integer, got {units!r}."
-            )
+        positive_integer_argument("units", units)
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(
