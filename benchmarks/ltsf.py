@@ -22,7 +22,8 @@ Settings are chosen on validation data; the test figures are for reporting.
 `--preset best` runs the settings chosen for the long-input recurrent models (PRESETS: L=720,
 channels alone, segments of 72, parallel decoding, cosine learning rate); options and `--set`
 given beside it win. `--ablate` runs the preset, then each of its options turned off alone
-(ABLATIONS), for every model and horizon. `--seeds 42,43,44` runs everything once per seed.
+(ABLATIONS), for every model and horizon; `--variants` picks some of them. `--seeds 42,43,44`
+runs everything once per seed.
 
 Output: a table (model x horizon x seed: test MSE / MAE, validation MSE, test windows, training
 seconds, and the MSE against the repeat baseline's); with several seeds, their mean and sample
@@ -31,7 +32,8 @@ standard deviation per model and horizon; then one JSON line
 
 Usage:
     python benchmarks/ltsf.py --data FILE [--split 0.7,0.1,0.2|ett-hour|ett-minute]
-        [--preset best [--ablate]] [--features M|S] [--target OT] [--input-width 96]
+        [--preset best [--ablate [--variants "channels mixed,..."]]]
+        [--features M|S] [--target OT] [--input-width 96]
         [--horizons 96,192,336,720]
         [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42 | --seeds 42,43,44]
         [--set model.hparams.units=128 ...] [--log-mlflow] [--quick]
@@ -230,7 +232,9 @@ def run_benchmark(args: argparse.Namespace) -> list[Result]:
     """Trains and scores every model (and, with `--ablate`, every variant of the preset) at
     every horizon; logs to MLflow with `--log-mlflow`."""
     overrides = parse_assignments(args.set)
-    variants = ABLATIONS if args.ablate else {"": {}}
+    variants = (
+        {name: ABLATIONS[name] for name in args.variants} if args.ablate else {"": {}}
+    )
     results: list[Result] = []
     for horizon in args.horizons:
         prepared_by_width: dict[int, Any] = {}
@@ -392,6 +396,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="with --preset: run the preset, then each option turned off alone (ABLATIONS)",
     )
+    parser.add_argument(
+        "--variants",
+        type=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
+        help="with --ablate: only these ABLATIONS, comma-separated (default: all of them)",
+    )
     parser.add_argument("--input-width", type=int, help="input window L (default 96)")
     parser.add_argument("--horizons", type=_integers, default=(96, 192, 336, 720))
     parser.add_argument("--models", type=lambda text: tuple(text.split(",")))
@@ -411,6 +420,16 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.ablate and args.preset is None:
         parser.error("--ablate: expected a --preset whose options it turns off one at a time")
+    if args.variants is not None:
+        if not args.ablate:
+            parser.error("--variants: expected --ablate, whose variants it picks")
+        unknown_variants = [name for name in args.variants if name not in ABLATIONS]
+        if unknown_variants or not args.variants:
+            parser.error(
+                f"--variants: expected names from {list(ABLATIONS)}, got {list(args.variants)}"
+            )
+    else:
+        args.variants = tuple(ABLATIONS)
     if args.seed is not None and args.seeds is not None:
         parser.error("--seed and --seeds: expected one of them, got both")
     if args.seeds is None:

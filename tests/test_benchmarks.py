@@ -456,8 +456,18 @@ def test_ltsf_preset_sets_every_model_and_options_given_win(tmp_path, monkeypatc
         changed = flatten(ltsf.run_config(args, "gru", 96, changes))
         differing = {key for key in preset if preset[key] != changed[key]}
         assert differing == {key for key in changes if preset[key] != changes[key]}, variant
-    with pytest.raises(SystemExit):
-        ltsf.parse_arguments(["--data", str(path), "--ablate"])
+    assert args.variants == tuple(ltsf.ABLATIONS)
+    picked = ["--data", str(path), "--preset", "best", "--ablate"]
+    chosen = ltsf.parse_arguments([*picked, "--variants", "no head dropout,channels mixed"])
+    assert chosen.variants == ("no head dropout", "channels mixed")
+    for wrong in (
+        [*picked, "--variants", "no dropout"],
+        [*picked, "--variants", ","],
+        ["--data", str(path), "--preset", "best", "--variants", "channels mixed"],
+        ["--data", str(path), "--ablate"],
+    ):
+        with pytest.raises(SystemExit):
+            ltsf.parse_arguments(wrong)
     plain = ltsf.parse_arguments(["--data", str(path)])
     assert (plain.input_width, plain.epochs, plain.models) == (96, 10, ltsf.DEFAULT_MODELS)
     assert ltsf.run_config(plain, "gru", 96, {}).training.lr_schedule == "constant"
