@@ -232,9 +232,7 @@ def run_benchmark(args: argparse.Namespace) -> list[Result]:
     """Trains and scores every model (and, with `--ablate`, every variant of the preset) at
     every horizon; logs to MLflow with `--log-mlflow`."""
     overrides = parse_assignments(args.set)
-    variants = (
-        {name: ABLATIONS[name] for name in args.variants} if args.ablate else {"": {}}
-    )
+    variants = {name: ABLATIONS[name] for name in args.variants} if args.ablate else {"": {}}
     results: list[Result] = []
     for horizon in args.horizons:
         prepared_by_width: dict[int, Any] = {}
