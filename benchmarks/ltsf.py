@@ -131,7 +131,7 @@ ABLATIONS: dict[str, dict[str, str]] = {
     "no channel embedding": {"model.hparams.channel_embedding": "false"},
     "no head dropout": {"model.hparams.head_dropout": "0"},
     "constant learning rate": {"training.lr_schedule": "constant"},
-    "L=96, segments of 24": {"data.input_width": "96", "model.hparams.segment_length": "24"},
+    "L=96 in segments of 24": {"data.input_width": "96", "model.hparams.segment_length": "24"},
 }
 """`--ablate`: the preset, then each option turned off alone (config keys -> values)."""
 

@@ -457,6 +457,7 @@ def test_ltsf_preset_sets_every_model_and_options_given_win(tmp_path, monkeypatc
         differing = {key for key in preset if preset[key] != changed[key]}
         assert differing == {key for key in changes if preset[key] != changes[key]}, variant
     assert args.variants == tuple(ltsf.ABLATIONS)
+    assert all("," not in name for name in ltsf.ABLATIONS)  # --variants splits on commas
     picked = ["--data", str(path), "--preset", "best", "--ablate"]
     chosen = ltsf.parse_arguments([*picked, "--variants", "no head dropout,channels mixed"])
     assert chosen.variants == ("no head dropout", "channels mixed")
