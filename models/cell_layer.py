@@ -1,4 +1,5 @@
-"""A `keras.layers.RNN` around one cell whose constructor arguments are the layer's own.
+"""What the recurrent layers of `models/` share: a `keras.layers.RNN` around one cell whose
+constructor arguments are the layer's own, their argument checks, and fresh initializers.
 
 `ClockworkRNN` and `DepthGatedLSTM` take their cell's arguments directly, as `keras.layers.LSTM`
 does, and save them flat in their configuration, so a saved layer is rebuilt by calling the
@@ -10,6 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+
+
+def fresh_initializer(
+    initializer: keras.initializers.Initializer,
+) -> keras.initializers.Initializer:
+    """A new instance of `initializer`: an unseeded Keras initializer draws one seed when it is
+    made and gives the same values at every call, so each weight (or block of a weight) needs
+    its own instance, or equal-shaped ones start identical."""
+    return initializer.__class__.from_config(initializer.get_config())
 
 
 def positive_integer_argument(name: str, value: Any) -> int:

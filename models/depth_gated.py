@@ -28,14 +28,12 @@ from keras.src.layers.rnn.dropout_rnn_cell import (
     DropoutRNNCell,
 )  # Keras' mask cache; no public name
 
-from models.cell_layer import CellLayer, dropout_rate_argument, positive_integer_argument
-
-
-def _fresh(initializer: keras.initializers.Initializer) -> keras.initializers.Initializer:
-    """A new instance of `initializer`: an unseeded Keras initializer draws one seed when it is
-    made and gives the same values at every call, so each weight needs its own instance (or
-    every layer of the stack would start with the same weights)."""
-    return initializer.__class__.from_config(initializer.get_config())
+from models.cell_layer import (
+    CellLayer,
+    dropout_rate_argument,
+    fresh_initializer,
+    positive_integer_argument,
+)
 
 
 @keras.saving.register_keras_serializable(package="forecaster")
@@ -89,7 +87,10 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
         units = self.units
 
         def bias_initializer(_shape: Any, *args: Any, **kwargs: Any) -> Any:
-            blocks = [_fresh(self.bias_initializer)((units,), *args, **kwargs) for _ in range(4)]
+            blocks = [
+                fresh_initializer(self.bias_initializer)((units,), *args, **kwargs)
+                for _ in range(4)
+            ]
             blocks[1] = ops.ones((units,), dtype=kwargs.get("dtype"))
             return ops.concatenate(blocks)
 
@@ -100,12 +101,12 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
                 "kernel": self.add_weight(
                     shape=(features, 4 * units),
                     name=f"layer_{layer}_kernel",
-                    initializer=_fresh(self.kernel_initializer),
+                    initializer=fresh_initializer(self.kernel_initializer),
                 ),
                 "recurrent_kernel": self.add_weight(
                     shape=(units, 4 * units),
                     name=f"layer_{layer}_recurrent_kernel",
-                    initializer=_fresh(self.recurrent_initializer),
+                    initializer=fresh_initializer(self.recurrent_initializer),
                 ),
                 "bias": self.add_weight(
                     shape=(4 * units,), name=f"layer_{layer}_bias", initializer=bias_initializer
@@ -115,13 +116,13 @@ class DepthGatedLSTMCell(keras.layers.Layer, DropoutRNNCell):
                 weights["depth_kernel"] = self.add_weight(
                     shape=(units, units),
                     name=f"layer_{layer}_depth_kernel",
-                    initializer=_fresh(self.kernel_initializer),
+                    initializer=fresh_initializer(self.kernel_initializer),
                 )
                 for name in ("depth_cell_weights", "depth_lower_weights"):
                     weights[name] = self.add_weight(
                         shape=(units,),
                         name=f"layer_{layer}_{name}",
-                        initializer=_fresh(self.depth_initializer),
+                        initializer=fresh_initializer(self.depth_initializer),
                     )
                 weights["depth_bias"] = self.add_weight(
                     shape=(units,), name=f"layer_{layer}_depth_bias", initializer="zeros"

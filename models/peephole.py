@@ -32,7 +32,7 @@ import keras
 from keras import ops
 from keras.src.backend import rnn as rnn_loop  # keras.layers.RNN's loop; no public name
 
-from models.cell_layer import positive_integer_argument
+from models.cell_layer import fresh_initializer, positive_integer_argument
 
 PEEPHOLE_GATES = ("input", "forget", "output")
 AUTO_UNROLL_MAX_STEPS = 48
@@ -200,19 +200,18 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
             constraint=self.recurrent_constraint,
         )
         if self.use_bias:
-            bias_initializer = self.bias_initializer
-            if self.unit_forget_bias:
-                forget_block = 0 if self.coupled_input_forget else 1
+            forget_block = 0 if self.coupled_input_forget else 1
 
-                def bias_initializer(_shape, *args, **kwargs):
-                    blocks = [
-                        self.bias_initializer((self.units,), *args, **kwargs)
-                        for _ in range(self.gate_count)
-                    ]
-                    blocks[forget_block] = keras.initializers.get("ones")(
-                        (self.units,), *args, **kwargs
-                    )
-                    return ops.concatenate(blocks)
+            def bias_initializer(_shape, *args, **kwargs):
+                # One draw per gate block (keras.layers.LSTMCell reuses one), so a random
+                # bias initializer gives every gate its own values.
+                blocks = [
+                    fresh_initializer(self.bias_initializer)((self.units,), *args, **kwargs)
+                    for _ in range(self.gate_count)
+                ]
+                if self.unit_forget_bias:
+                    blocks[forget_block] = ops.ones((self.units,), dtype=kwargs.get("dtype"))
+                return ops.concatenate(blocks)
 
             self.bias = self.add_weight(
                 shape=(width,),
@@ -227,7 +226,7 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
             weight = self.add_weight(
                 shape=(self.units,),
                 name=f"{gate}_gate_peephole_weights",
-                initializer=self.peephole_initializer,
+                initializer=fresh_initializer(self.peephole_initializer),
                 regularizer=self.peephole_regularizer,
                 constraint=self.peephole_constraint,
             )

@@ -411,6 +411,29 @@ def test_regularizers_add_one_loss_per_weight() -> None:
     assert len(layer.losses) == 6
 
 
+@pytest.mark.parametrize("unit_forget_bias", [True, False])
+def test_random_initializers_give_every_gate_block_and_peephole_its_own_draw(
+    unit_forget_bias: bool,
+) -> None:
+    # An unseeded Keras initializer repeats its values at every call, so sharing one instance
+    # would start all gate blocks of the bias (and all three peephole vectors) identical.
+    layer = PeepholeLSTM(
+        UNITS,
+        bias_initializer="random_normal",
+        peephole_initializer="random_normal",
+        unit_forget_bias=unit_forget_bias,
+    )
+    layer(random_sequences(seed=22))
+    blocks = np.split(keras.ops.convert_to_numpy(layer.cell.bias), 4)
+    if unit_forget_bias:
+        np.testing.assert_array_equal(blocks.pop(1), np.ones(UNITS, dtype=np.float32))
+    peepholes = [keras.ops.convert_to_numpy(weight) for weight in layer.cell.peephole_weights()]
+    for group in (blocks, peepholes):
+        assert len(group) >= 3
+        for first, second in itertools.combinations(group, 2):
+            assert not np.allclose(first, second)
+
+
 def test_cell_works_inside_keras_rnn() -> None:
     layer = keras.layers.RNN(PeepholeLSTMCell(UNITS, peepholes="output"))
     assert layer(random_sequences(seed=22)).shape == (BATCH, UNITS)
