@@ -11,6 +11,8 @@ import numpy as np
 from keras import layers as keras_layers
 from keras import ops
 
+from models.clockwork import ClockworkRNN
+from models.depth_gated import DepthGatedLSTM
 from models.hyperparameters import CELL_TYPES, NORMALIZATIONS
 from models.normalization import WindowDenormalization, WindowNormalization
 from models.peephole import PeepholeLSTM, PeepholeLSTMCell
@@ -54,6 +56,10 @@ def recurrent_layer(
         return keras_layers.LSTM(units, **arguments)
     if cell_type == "gru":
         return keras_layers.GRU(units, **arguments)
+    if cell_type == "clockwork":
+        return ClockworkRNN(units, **arguments, **cell_options)
+    if cell_type == "depth-gated":
+        return DepthGatedLSTM(units, **arguments, **cell_options)
     return PeepholeLSTM(units, **arguments, **cell_options)
 
 

@@ -19,12 +19,13 @@ from models.shape import positive_int
 
 BASELINE_NAMES = ("last", "repeat", "mean")
 DIRECT_NAMES = ("linear", "dense", "conv")
-RECURRENT_NAMES = ("lstm", "gru", "peephole")
+RECURRENT_NAMES = ("lstm", "gru", "peephole", "clockwork", "depth-gated")
 AUTOREGRESSIVE_NAMES = ("lstm-ar", "gru-ar", "peephole-ar")
 MODEL_NAMES = BASELINE_NAMES + DIRECT_NAMES + RECURRENT_NAMES + AUTOREGRESSIVE_NAMES
 NORMALIZATIONS = ("none", "last", "revin")
 DECODERS = ("dense", "parallel")
-CELL_TYPES = RECURRENT_NAMES
+CELL_TYPES = ("lstm", "gru", "peephole")
+"""The cells of the autoregressive models (`lstm-ar`, `gru-ar`, `peephole-ar`)."""
 FAMILIES = {
     "baseline": BASELINE_NAMES,
     "direct": DIRECT_NAMES,
@@ -88,6 +89,22 @@ def _peepholes(value: Any) -> tuple[str, ...]:
     return tuple(gates)
 
 
+def _periods(value: Any) -> tuple[int, ...]:
+    # A comma-separated string is accepted because command lines and MLflow params are strings.
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        periods = tuple(
+            positive_int(int(part) if isinstance(part, str) else part) for part in parts
+        )
+    except (TypeError, ValueError):
+        periods = ()
+    if not periods:
+        raise ValueError(f"expected positive integers such as 1,2,4,8, got {value!r}")
+    if len(set(periods)) != len(periods):
+        raise ValueError(f"expected each period once, got {value!r}")
+    return periods
+
+
 _NORMALIZATION_HPARAMS = {
     "normalization": HyperParameter(
         "none", _choice(NORMALIZATIONS), "per-window normalisation: none, last or revin"
@@ -104,6 +121,19 @@ _RECURRENT_HPARAMS = {
 _PEEPHOLE_HPARAMS = {
     "peepholes": HyperParameter(PEEPHOLE_GATES, _peepholes, "gates that see the cell state"),
     "coupled_input_forget": HyperParameter(False, _boolean, "input gate = 1 - forget (CIFG)"),
+}
+_CLOCKWORK_HPARAMS = {
+    "periods": HyperParameter(
+        (1, 2, 4, 8),
+        _periods,
+        "clock period in steps of each module of units (units: a multiple of their count)",
+    ),
+}
+_DEPTH_GATED_HPARAMS = {
+    **_RECURRENT_HPARAMS,
+    "layers": HyperParameter(
+        2, positive_int, "LSTM layers whose cells are joined by depth gates (1: a plain LSTM)"
+    ),
 }
 _READING_HPARAMS = {
     "channel_independent": HyperParameter(
@@ -162,6 +192,8 @@ HYPERPARAMETERS: dict[str, dict[str, HyperParameter]] = {
     "lstm": {**_RECURRENT_HPARAMS, **_READING_HPARAMS},
     "gru": {**_RECURRENT_HPARAMS, **_READING_HPARAMS},
     "peephole": {**_RECURRENT_HPARAMS, **_PEEPHOLE_HPARAMS, **_READING_HPARAMS},
+    "clockwork": {**_RECURRENT_HPARAMS, **_CLOCKWORK_HPARAMS, **_READING_HPARAMS},
+    "depth-gated": {**_DEPTH_GATED_HPARAMS, **_READING_HPARAMS},
     "lstm-ar": {**_RECURRENT_HPARAMS, **_TEACHER_FORCING},
     "gru-ar": {**_RECURRENT_HPARAMS, **_TEACHER_FORCING},
     "peephole-ar": {**_RECURRENT_HPARAMS, **_PEEPHOLE_HPARAMS, **_TEACHER_FORCING},

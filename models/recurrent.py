@@ -1,5 +1,5 @@
-"""The single-shot recurrent models `lstm`, `gru` and `peephole`: how they read a window and
-how they decode the horizon.
+"""The single-shot recurrent models `lstm`, `gru`, `peephole`, `clockwork` (`ClockworkRNN`) and
+`depth-gated` (`DepthGatedLSTM`): how they read a window and how they decode the horizon.
 
 Reading (after SegRNN, Lin et al. 2023):
 - all channels in one state (default), or each target channel alone through shared weights
@@ -36,10 +36,16 @@ from models.shape import ModelShape
 def build_recurrent(
     name: str, shape: ModelShape, cell_options: Mapping[str, Any], **hparams: Any
 ) -> keras.Model:
-    """Builds `lstm`, `gru` or `peephole` from resolved hyper-parameters (see the module)."""
+    """Builds a model of `RECURRENT_NAMES` from resolved hyper-parameters (see the module)."""
     _check_decoding(hparams)
+    _check_clock_modules(hparams["units"], cell_options.get("periods"))
     segment_length = hparams["segment_length"]
     independent = hparams["channel_independent"]
+    layer_count = hparams["layers"]
+    if name == "depth-gated":
+        # The depth gates join the LSTM layers within each step, so the whole stack is one
+        # recurrent layer.
+        cell_options, layer_count = {**cell_options, "layers": layer_count}, 1
 
     def forecast(features: Any) -> Any:
         hidden = _read(features, shape, segment_length, independent)
@@ -54,11 +60,11 @@ def build_recurrent(
                 hparams["dropout"],
                 hparams["recurrent_dropout"],
                 cell_options,
-                return_sequences=index < hparams["layers"] - 1,
+                return_sequences=index < layer_count - 1,
                 return_state=hparams["decoder"] == "parallel",
                 name=f"{name}_{index}",
             )
-            for index in range(hparams["layers"])
+            for index in range(layer_count)
         ]
         # Per row (a window, or one channel of a window): the horizon's steps x the values per
         # step.
@@ -94,6 +100,14 @@ def _check_decoding(hparams: Mapping[str, Any]) -> None:
         raise ValueError(
             "hyper-parameter 'channel_embedding': the query splits units between position and "
             f"channel; expected units >= 2, got {hparams['units']}"
+        )
+
+
+def _check_clock_modules(units: int, periods: tuple[int, ...] | None) -> None:
+    if periods is not None and units % len(periods):
+        raise ValueError(
+            f"hyper-parameter 'periods': the units are split into one module per period; "
+            f"expected units to be a multiple of {len(periods)} for {list(periods)}, got {units}"
         )
 
 

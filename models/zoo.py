@@ -11,9 +11,10 @@ Families (`MODEL_NAMES`):
 
 - baselines `last`, `repeat`, `mean`: exact naive forecasts with no trainable weights.
 - `linear`, `dense`, `conv`: direct multi-step heads on the last steps of the window.
-- `lstm`, `gru`, `peephole`: single-shot recurrent models; by default the last hidden state
-  goes through a Dense head to all `horizon * T` outputs at once. Options read channels alone,
-  read the window in segments and decode the horizon segments in parallel (`models.recurrent`).
+- `lstm`, `gru`, `peephole`, `clockwork`, `depth-gated`: single-shot recurrent models; by
+  default the last hidden state goes through a Dense head to all `horizon * T` outputs at once.
+  Options read channels alone, read the window in segments and decode the horizon segments in
+  parallel (`models.recurrent`).
 - `lstm-ar`, `gru-ar`, `peephole-ar`: autoregressive recurrent models; the cell warms up over the
   window, then predicts one step at a time and feeds each prediction back.
 
@@ -174,12 +175,15 @@ def _build_conv(
 
 
 def _cell_options(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
-    if not name.startswith("peephole"):
-        return {}
-    return {
-        "peepholes": hparams.pop("peepholes"),
-        "coupled_input_forget": hparams.pop("coupled_input_forget"),
-    }
+    """Takes out of `hparams` the arguments that only one kind of cell has."""
+    if name.startswith("peephole"):
+        return {
+            "peepholes": hparams.pop("peepholes"),
+            "coupled_input_forget": hparams.pop("coupled_input_forget"),
+        }
+    if name == "clockwork":
+        return {"periods": hparams.pop("periods")}
+    return {}
 
 
 def _build_recurrent(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:

@@ -17,6 +17,7 @@ from models.zoo import (
     AUTOREGRESSIVE_NAMES,
     BASELINE_NAMES,
     MODEL_NAMES,
+    RECURRENT_NAMES,
     AutoregressiveForecaster,
     ModelShape,
     build_model,
@@ -344,6 +345,8 @@ TRAINING_CASES = {
     "lstm": {"normalization": "revin"},
     "gru": {"normalization": "last"},
     "peephole": {},
+    "clockwork": {"normalization": "revin"},
+    "depth-gated": {"normalization": "last"},
     "lstm-ar": {"normalization": "revin", "dropout": 0.1, "recurrent_dropout": 0.1},
     "gru-ar": {"teacher_forcing": True},
     "peephole-ar": {"normalization": "last"},
@@ -407,6 +410,15 @@ ROUND_TRIP_CASES = {
         "segment_length": 1,
         "decoder": "parallel",
     },
+    "clockwork": {
+        "periods": "1,3",
+        "layers": 2,
+        "channel_independent": True,
+        "segment_length": 5,
+        "decoder": "parallel",
+        "normalization": "revin",
+    },
+    "depth-gated": {"layers": 3, "segment_length": 1, "decoder": "parallel"},
     "lstm-ar": {"normalization": "revin", "layers": 2, "teacher_forcing": True},
     "peephole-ar": {"peepholes": "output"},
 }
@@ -529,8 +541,8 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
 
     shape = ModelShape(input_width=8, horizon=4, n_features=2, target_indices=(0,))
     changed = {
-        "units": 3,
-        "layers": 2,
+        "units": 4,
+        "layers": 3,
         "dropout": 0.25,
         "recurrent_dropout": 0.25,
         "normalization": "last",
@@ -541,6 +553,7 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
         "season": 2,
         "peepholes": ("forget",),
         "coupled_input_forget": True,
+        "periods": (1, 2),
         "teacher_forcing": True,
         "channel_independent": True,
         "segment_length": 4,
@@ -572,13 +585,13 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
             assert config != default_config, f"{name}: {key} does not reach the model"
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "peephole"])
+@pytest.mark.parametrize("name", RECURRENT_NAMES)
 def test_channel_independent_models_read_each_channel_alone(name: str) -> None:
     """A channel's forecast depends on its own history only, and the model is the same size
     whatever the number of channels (the weights are shared)."""
     shape = ModelShape(input_width=12, horizon=4, n_features=3, target_indices=(2, 0))
     keras.utils.set_random_seed(1)
-    model = build_model(name, shape, units=5, channel_independent=True, segment_length=3)
+    model = build_model(name, shape, units=4, channel_independent=True, segment_length=3)
     window = np.random.default_rng(0).normal(size=(2, 12, 3)).astype("float32")
     changed = window.copy()
     changed[..., 2] += 10.0  # only channel 2, the first target
@@ -590,7 +603,7 @@ def test_channel_independent_models_read_each_channel_alone(name: str) -> None:
     changed[..., 1] -= 5.0
     np.testing.assert_array_equal(model.predict(changed, verbose=0), before)
     one_channel = ModelShape(input_width=12, horizon=4, n_features=1, target_indices=(0,))
-    alone = build_model(name, one_channel, units=5, channel_independent=True, segment_length=3)
+    alone = build_model(name, one_channel, units=4, channel_independent=True, segment_length=3)
     assert alone.count_params() == model.count_params()
 
 
@@ -603,14 +616,24 @@ def test_segments_shorten_the_recurrence_and_must_divide_the_window() -> None:
         build_model("gru", shape, segment_length=5)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "peephole"])
-def test_parallel_decoder_matches_a_hand_assembled_one(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "cell_hparams"),
+    [
+        ("lstm", {}),
+        ("gru", {}),
+        ("peephole", {}),
+        # The decoding step continues the clock: at step 3 the period-2 module keeps its state.
+        ("clockwork", {"periods": (1, 2, 3)}),
+        ("depth-gated", {"layers": 2}),
+    ],
+)
+def test_parallel_decoder_matches_a_hand_assembled_one(name: str, cell_hparams: dict) -> None:
     """Channels alone, 12 steps read as 3 segments of 4, a horizon of 10 decoded as 3 segments
     of 4 (the last 2 steps cropped): every segment is one step of the same cell from the final
     state, fed [position embedding, channel embedding], then the shared head."""
     shape = ModelShape(input_width=12, horizon=10, n_features=3, target_indices=(2, 0))
     hparams = {"segment_length": 4, "decoder": "parallel", "channel_embedding": True}
-    model = build_model(name, shape, units=6, channel_independent=True, **hparams)
+    model = build_model(name, shape, units=6, channel_independent=True, **hparams, **cell_hparams)
     for index, weight in enumerate(model.weights):  # off the initial zeros and ones
         weight.assign(np.random.default_rng(index).normal(scale=0.4, size=weight.shape))
     window = random_inputs(shape, batch=2)
@@ -676,3 +699,22 @@ def test_decoder_options_that_do_not_fit_are_named(hparams: dict, message: str) 
     shape = ModelShape(input_width=8, horizon=4, n_features=2, target_indices=(0,))
     with pytest.raises(ValueError, match=f"model 'gru': hyper-parameter {message}"):
         build_model("gru", shape, **hparams)
+
+
+@pytest.mark.parametrize(
+    ("hparams", "message"),
+    [
+        (
+            {"units": 30},
+            "'periods': .* expected units to be a multiple of 4 for \\[1, 2, 4, 8\\], got 30",
+        ),
+        ({"periods": "1,2,2"}, "'periods': expected each period once, got '1,2,2'"),
+        ({"periods": "1,x"}, "'periods': expected positive integers such as 1,2,4,8, got '1,x'"),
+        ({"periods": (2, 0)}, "'periods': expected positive integers such as 1,2,4,8"),
+        ({"periods": ()}, "'periods': expected positive integers such as 1,2,4,8, got \\(\\)"),
+    ],
+)
+def test_clockwork_periods_that_do_not_fit_are_named(hparams: dict, message: str) -> None:
+    shape = ModelShape(input_width=8, horizon=4, n_features=2, target_indices=(0,))
+    with pytest.raises(ValueError, match=f"model 'clockwork': hyper-parameter {message}"):
+        build_model("clockwork", shape, **hparams)

@@ -48,6 +48,7 @@ VARIANT_KEYS = (
     "season",
     "peepholes",
     "coupled_input_forget",
+    "periods",
     "teacher_forcing",
 )
 """Hyper-parameters that name a model's variant (sizes such as `units` are not variants)."""

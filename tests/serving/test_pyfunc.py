@@ -40,9 +40,9 @@ class SavedModel:
     frame: pd.DataFrame
 
 
-@pytest.fixture(scope="module")
-def seattle(tmp_path_factory: pytest.TempPathFactory) -> SavedModel:
-    """An untrained LSTM (units 4) on the embedded Seattle data, saved as a pyfunc model."""
+def save_seattle_model(path: Path, name: str, **hparams: Any) -> SavedModel:
+    """An untrained zoo model `name` (units 4) on the embedded Seattle data, saved as a pyfunc
+    model at `path`."""
     prepared = run(DataConfig(dataset="seattle-weather", input_width=INPUT_WIDTH, horizon=HORIZON))
     spec = prepared.spec
     shape = ModelShape(
@@ -51,18 +51,23 @@ def seattle(tmp_path_factory: pytest.TempPathFactory) -> SavedModel:
         n_features=len(spec.features),
         target_indices=tuple(spec.features.index(target) for target in spec.targets),
     )
-    keras_model = build_model("lstm", shape, units=4)
-    path = tmp_path_factory.mktemp("seattle") / "model"
+    keras_model = build_model(name, shape, units=4, **hparams)
     save_forecast_model(
         path,
         keras_model,
         prepared.scaler,
         spec,
         frequency=prepared.summary["frequency"],
-        model_name="lstm",
+        model_name=name,
         input_example=prepared.frame,
     )
     return SavedModel(path, keras_model, prepared.scaler, spec, prepared.frame)
+
+
+@pytest.fixture(scope="module")
+def seattle(tmp_path_factory: pytest.TempPathFactory) -> SavedModel:
+    """An untrained LSTM (units 4) on the embedded Seattle data, saved as a pyfunc model."""
+    return save_seattle_model(tmp_path_factory.mktemp("seattle") / "model", "lstm")
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +244,51 @@ print(json.dumps({{"forecast": forecast.to_dict(orient="list"),
     assert fresh["step"].tolist() == expected["step"].tolist()
     assert fresh["timestamp"].tolist() == [time.isoformat() for time in expected["timestamp"]]
     np.testing.assert_allclose(fresh["temp_max"], expected["temp_max"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_clockwork_and_depth_gated_models_load_in_a_fresh_process(tmp_path: Path) -> None:
+    """Both new layers, in the segment, channel-alone, parallel-decoding setting, load from the
+    logged model's own code with no custom objects and forecast what Keras computes here."""
+    reading = {"channel_independent": True, "segment_length": 7, "decoder": "parallel"}
+    saved = {
+        "clockwork": save_seattle_model(
+            tmp_path / "clockwork", "clockwork", periods=(1, 2), layers=2, **reading
+        ),
+        "depth-gated": save_seattle_model(
+            tmp_path / "depth-gated", "depth-gated", layers=3, normalization="revin", **reading
+        ),
+    }
+    frame = saved["clockwork"].frame
+    history = to_model_input(frame, saved["clockwork"].spec.features, last_rows=INPUT_WIDTH)
+    history.to_json(tmp_path / "history.json", orient="split")
+    paths = {name: str(model.path) for name, model in saved.items()}
+    script = f"""
+import json, sys
+import mlflow.pyfunc, pandas as pd
+assert "pipelines" not in sys.modules and "models" not in sys.modules
+history = pd.read_json("history.json", orient="split", dtype=False)
+forecasts = {{
+    name: mlflow.pyfunc.load_model(path).predict(history)["temp_max"].tolist()
+    for name, path in {paths!r}.items()
+}}
+print(json.dumps(forecasts))
+"""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    forecasts = json.loads(completed.stdout.strip().splitlines()[-1])
+    for name, model in saved.items():
+        expected = expected_forecast(model, frame)["seattle-weather"][:, 0]
+        np.testing.assert_allclose(forecasts[name], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_log_forecast_model_registers_a_loadable_version(
