@@ -43,6 +43,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -98,13 +99,23 @@ class TestForecasts:
     tickers: int
 
 
-def run_config(target: str, args: argparse.Namespace, source: str | None, model: str):
+def run_config(
+    target: str,
+    args: argparse.Namespace,
+    source: str | None,
+    model: str,
+    hparams: dict | None = None,
+    seed: int | None = None,
+):
+    """One model's run on one target; `hparams` (over HPARAMS) and `seed` (over `--seed`) let
+    `variants.py` size and seed each run."""
     from models.hyperparameters import HYPERPARAMETERS
 
-    hparams = {k: v for k, v in HPARAMS[target].items() if k in HYPERPARAMETERS[model]}
+    defaults = dict(HPARAMS[target])
     if args.quick:
-        hparams["units"] = 8 if "units" in hparams else None
-        hparams = {k: v for k, v in hparams.items() if v is not None}
+        defaults["units"] = 8
+    given = {**defaults, **(hparams or {})}
+    hparams = {k: v for k, v in given.items() if k in HYPERPARAMETERS[model]}
     return config_from_dict(
         {
             "data": {
@@ -117,7 +128,11 @@ def run_config(target: str, args: argparse.Namespace, source: str | None, model:
                 "split": SPLIT,
             },
             "model": {"name": model, "hparams": hparams},
-            "training": {"epochs": args.epochs, "batch_size": 256, "seed": args.seed},
+            "training": {
+                "epochs": args.epochs,
+                "batch_size": 256,
+                "seed": args.seed if seed is None else seed,
+            },
         }
     )
 
@@ -223,8 +238,18 @@ def random_walk_scales(prepared, target: str) -> np.ndarray:
     return scales.to_numpy(dtype="float64")
 
 
-def run_target(target: str, args: argparse.Namespace, source: str | None) -> list[Result]:
-    """Trains every model on one target and scores it beside the random walk."""
+@dataclass
+class TargetData:
+    """One target's prepared data, its windows and its test forecasts' ground truth."""
+
+    prepared: Any
+    windowed: Any
+    actual: Any
+    test: TestForecasts
+
+
+def target_data(target: str, args: argparse.Namespace, source: str | None) -> TargetData:
+    """Prepares one target and the test windows every model is scored on."""
     prepared = prepare_data(run_config(target, args, source, "last").data)
     windowed = windowed_data(prepared)
     actual = target_windows(prepared, windowed, "test")
@@ -246,16 +271,29 @@ def run_target(target: str, args: argparse.Namespace, source: str | None) -> lis
         scales=scales,
         tickers=len(scales),
     )
+    return TargetData(prepared, windowed, actual, test)
+
+
+def trained_forecast(config: Any, data: TargetData) -> tuple[np.ndarray, Any]:
+    """Trains `config`'s model; its test forecasts in original units (windows, horizon), and
+    the `TrainResult`."""
+    trained = train_model(config, data.prepared)
+    scaled = predict_part(trained.model, data.windowed, "test", config.training.batch_size)
+    original = data.prepared.scaler.inverse_transform(
+        scaled, data.actual.series_ids, data.prepared.spec.targets
+    )[..., 0]
+    return original, trained
+
+
+def run_target(target: str, args: argparse.Namespace, source: str | None) -> list[Result]:
+    """Trains every model on one target and scores it beside the random walk."""
+    data = target_data(target, args, source)
+    test = data.test
     forecasts: dict[str, tuple[np.ndarray, float]] = {}
     if target == "returns":
         forecasts["zero"] = (np.zeros_like(test.actual), 0.0)
     for model in ("last", *args.models):
-        config = run_config(target, args, source, model)
-        trained = train_model(config, prepared)
-        scaled = predict_part(trained.model, windowed, "test", config.training.batch_size)
-        original = prepared.scaler.inverse_transform(
-            scaled, actual.series_ids, prepared.spec.targets
-        )[..., 0]
+        original, trained = trained_forecast(run_config(target, args, source, model), data)
         forecasts[model] = (original, trained.training_seconds)
         print(f"{target} {model}: trained in {trained.training_seconds:.0f} s", flush=True)
     walk, _ = forecasts[RANDOM_WALK[target]]

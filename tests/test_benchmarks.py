@@ -5,6 +5,7 @@ right rates)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -588,3 +589,189 @@ def test_ltsf_features_s_reads_only_the_target_channel(tmp_path, monkeypatch) ->
         )
     with pytest.raises(SystemExit):
         ltsf.parse_arguments(["--data", str(path), "--models", "repeat,transformer"])
+
+
+def test_variants_statistics_and_budgets_compute_known_answers(monkeypatch) -> None:
+    variants = load_benchmark("variants.py", monkeypatch)
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04, made
+    # monotone (0.04 -> 0.06); a missing p-value stays missing and is not counted.
+    assert variants.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert variants.holm([0.5, None, 0.9]) == [1.0, None, 1.0]
+
+    def run(variant: str, seed: int, mse: float) -> object:
+        return variants.Run("weather", variant, seed, "m", 4, 10, 5, {"mse": mse}, 1, 1.0, {})
+
+    reference = [0.30, 0.32, 0.31, 0.33, 0.29]
+    better = [value - 0.02 + 0.001 * seed for seed, value in enumerate(reference)]
+    noisy = [
+        value + shift
+        for value, shift in zip(reference, [0.05, -0.04, 0.03, -0.05, 0.02], strict=True)
+    ]
+    runs = [run("lstm", seed, value) for seed, value in enumerate(reference)]
+    runs += [run("gru", seed, value) for seed, value in enumerate(better)]
+    runs += [run("clockwork", seed, value) for seed, value in enumerate(noisy)]
+    runs += [run("linear", seed, 1.0) for seed in range(5)]  # a baseline: not tested
+    rows = variants.compare_to_reference(runs, "weather", ["linear", "lstm", "gru", "clockwork"])
+    assert [row.variant for row in rows] == ["gru", "clockwork"]
+    gru, clockwork = rows
+    expected = [scipy.stats.ttest_rel(values, reference).pvalue for values in (better, noisy)]
+    assert [gru.p_value, clockwork.p_value] == pytest.approx(expected)
+    assert gru.holm_p_value == pytest.approx(min(1.0, 2 * expected[0]))
+    assert gru.mean_difference == pytest.approx(-0.018)
+    assert gru.significant and not clockwork.significant and gru.seeds == 5
+    # Budgets: the width whose count is closest; the Clockwork RNN in steps of its modules.
+    clock = variants.VARIANTS["clockwork"]
+    assert variants.budget_units(clock, lambda units: 10 * units + 100, 425, 32) == 32
+    assert variants.budget_units(clock, lambda units: 10 * units + 100, 445, 32) == 36
+    assert variants.budget_units(variants.VARIANTS["gru"], lambda units: units**2, 50, 8) == 7
+    assert variants.budget_units(variants.VARIANTS["gru"], lambda units: units**2, 60, 8) == 8
+
+
+def test_variants_resume_skips_finished_runs_and_refuses_other_settings(
+    tmp_path, monkeypatch
+) -> None:
+    from types import SimpleNamespace
+
+    variants = load_benchmark("variants.py", monkeypatch)
+    monkeypatch.setattr(
+        variants, "variant_widths", lambda study, names, units: dict.fromkeys(names, 4)
+    )
+    trained = SimpleNamespace(
+        model=SimpleNamespace(layers=[], count_params=lambda: 7),
+        history={"loss": [1.0, 0.5]},
+        training_seconds=2.0,
+    )
+    calls = []
+
+    class Study:
+        name, settings = "weather", {"epochs": 3}
+
+        def run(self, model: str, hparams: dict, seed: int) -> tuple[dict, object]:
+            calls.append((model, hparams, seed))
+            return {"mse": 0.1 * seed}, trained
+
+    results = tmp_path / "runs.jsonl"
+    args = variants.parse_arguments(
+        ["--studies", "weather", "--seeds", "1,2", "--variants", "repeat-last,lstm,cifg"]
+    )
+    args.results = results
+    finished = [
+        variants.Run("weather", "lstm", 1, "lstm", 4, 7, 0, {"mse": 0.1}, 2, 2.0, {"epochs": 3})
+    ]
+    results.write_text(json.dumps(dataclasses.asdict(finished[0])) + "\n")
+
+    runs = variants.run_study(
+        Study(), args, variants.load_finished(results, {"weather": {"epochs": 3}})
+    )
+
+    # repeat-last once (no weights, no randomness), lstm seed 1 from the file, the rest trained.
+    assert calls == [
+        ("last", {}, 1),
+        ("lstm", {"units": 4}, 2),
+        ("peephole", {"peepholes": "", "coupled_input_forget": True, "units": 4}, 1),
+        ("peephole", {"peepholes": "", "coupled_input_forget": True, "units": 4}, 2),
+    ]
+    assert [(run.variant, run.seed) for run in runs] == [
+        ("lstm", 1),
+        ("repeat-last", 1),
+        ("lstm", 2),
+        ("cifg", 1),
+        ("cifg", 2),
+    ]
+    assert len(results.read_text().splitlines()) == 5
+    assert variants.load_finished(results, {"weather": {"epochs": 3}}) == [runs[0], *runs[1:]]
+    with pytest.raises(SystemExit, match=r"runs.jsonl, line 1: run with other settings"):
+        variants.load_finished(results, {"weather": {"epochs": 4}})
+    results.write_text("not json\n")
+    with pytest.raises(SystemExit, match=r"runs.jsonl, line 1: not a run of this study"):
+        variants.load_finished(results, {})
+
+
+def test_variants_quick_runs_both_studies_and_logs_one_comparison(
+    shared_datasets, tmp_path
+) -> None:
+    from mlflow import MlflowClient
+
+    from tests.data.test_as_published import ltsf_file
+
+    weather = tmp_path / "tiny.csv"
+    ltsf_file(weather, 400)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPOSITORY_ROOT / "benchmarks" / "variants.py"),
+            "--quick",
+            "--weather",
+            str(weather),
+            "--seeds",
+            "1,2",
+            "--variants",
+            "repeat-last,lstm,cifg,clockwork",
+        ],
+        cwd=tmp_path,  # MLflow writes the artifacts of a SQLite store under ./mlruns
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    figures = json.loads(lines[-1])
+    runs = figures["runs"]
+    counts = {}
+    for run in runs:
+        counts[(run["study"], run["variant"])] = counts.get((run["study"], run["variant"]), 0) + 1
+    for study in ("weather", "stocks"):
+        assert counts[(study, "repeat-last")] == 1
+        assert all(counts[(study, name)] == 2 for name in ("lstm", "cifg", "clockwork"))
+    assert counts[("stocks", "random walk (zero)")] == 1
+    # Equal budgets: each variant within 20% of lstm's parameters at tiny widths.
+    for run in runs:
+        if run["variant"] in ("cifg", "clockwork"):
+            (lstm,) = {
+                r["parameters"]
+                for r in runs
+                if (r["study"], r["variant"]) == (run["study"], "lstm")
+            }
+            assert abs(run["parameters"] - lstm) <= 0.2 * lstm
+            assert run["variant"] != "clockwork" or run["units"] % 4 == 0
+
+    # The table's mean ± sd and the paired tests are those of the JSON's per-seed figures.
+    def values(study: str, name: str) -> list[float]:
+        metric = {"weather": "mse", "stocks": "mase"}[study]
+        chosen = [r for r in runs if (r["study"], r["variant"]) == (study, name)]
+        return [r["metrics"][metric] for r in sorted(chosen, key=lambda r: r["seed"])]
+
+    for row in figures["comparisons"]:
+        mine, reference = values(row["study"], row["variant"]), values(row["study"], "lstm")
+        assert row["p_value"] == pytest.approx(scipy.stats.ttest_rel(mine, reference).pvalue)
+        assert row["mean_difference"] == pytest.approx(np.mean(mine) - np.mean(reference))
+        section = result.stdout.split(f"\n{row['study']}: ")[1].split("\n\n")[1]
+        table_row = line_starting(section.splitlines(), f"| {row['variant']} |")
+        assert f"| {np.mean(mine):.4f} ± {np.std(mine, ddof=1):.4f} |" in table_row
+        assert f"| {row['mean_difference']:+.4f}" in table_row
+    assert {row["variant"] for row in figures["comparisons"]} == {"cifg", "clockwork"}
+    # One MLflow comparison: a parent and one nested run per study, variant and seed.
+    client = MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name("variant-study")
+    (parent,) = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.mlflow.parentRunId IS NULL"
+    )
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert len(children) == len(runs)
+    logged = {
+        (
+            child.data.params["study"],
+            child.data.params["variant"],
+            int(child.data.params["seed"]),
+        ): child.data.metrics
+        for child in children
+    }
+    for run in runs:
+        metrics = logged[(run["study"], run["variant"], run["seed"])]
+        for key, value in run["metrics"].items():
+            assert metrics[key] == pytest.approx(value)
