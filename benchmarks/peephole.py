@@ -107,10 +107,6 @@ def samples_per_second(work: Callable[[BatchClock], object], samples: int) -> tu
 
 def measure_case(steps: int, batches: int, repeats: int) -> dict[str, dict[str, float]]:
     """Median training and prediction samples/s per contender for one sequence length."""
-    rng = np.random.default_rng(0)
-    samples = BATCH_SIZE * batches
-    inputs = rng.normal(size=(samples, steps, FEATURES)).astype("float32")
-    targets = rng.normal(size=(samples, 1)).astype("float32")
     models = {
         "peephole": build_model("peephole", steps),
         "lstm": build_model("lstm", steps),
@@ -118,7 +114,22 @@ def measure_case(steps: int, batches: int, repeats: int) -> dict[str, dict[str, 
         # Only prediction is timed under XLA: on these CPUs XLA made training slower.
         "peephole_jit": build_model("peephole", steps, jit_compile=True),
     }
-    trained = ("peephole", "lstm", "gru")
+    return measure_rates(models, ("peephole", "lstm", "gru"), steps, batches, repeats)
+
+
+def measure_rates(
+    models: dict[str, keras.Model],
+    trained: tuple[str, ...],
+    steps: int,
+    batches: int,
+    repeats: int,
+) -> dict[str, dict[str, float]]:
+    """Median training (the `trained` models) and prediction (all) samples/s of compiled
+    models taking `(steps, FEATURES)` inputs, timed in turns on the same random data."""
+    rng = np.random.default_rng(0)
+    samples = BATCH_SIZE * batches
+    inputs = rng.normal(size=(samples, steps, FEATURES)).astype("float32")
+    targets = rng.normal(size=(samples, 1)).astype("float32")
 
     def fit(model: keras.Model, clock: BatchClock | None = None) -> None:
         callbacks = [clock] if clock else []

@@ -775,3 +775,40 @@ def test_variants_quick_runs_both_studies_and_logs_one_comparison(
         metrics = logged[(run["study"], run["variant"], run["seed"])]
         for key, value in run["metrics"].items():
             assert metrics[key] == pytest.approx(value)
+
+
+# --------------------------------------------------------------------------------------------
+# cell_speed.py
+
+
+def test_cell_speed_ratios_and_table_divide_by_keras_lstm(monkeypatch, capsys) -> None:
+    cell_speed = load_benchmark("cell_speed.py", monkeypatch)
+    rates = {"clockwork": 300.0, "depth_gated": 50.0, "lstm": 200.0, "lstm_2_layers": 100.0}
+    rates["simple_rnn"] = 500.0
+    case = {
+        "train": rates,
+        "predict": {name: 2 * rate for name, rate in rates.items()},
+        "samples": 2048,
+    }
+    case["predict"]["depth_gated"] = 300.0
+    figures = cell_speed.ratios(case, prefix="long_")
+    assert figures["long_clockwork_train_ratio_vs_lstm"] == 1.5
+    assert figures["long_depth_gated_train_ratio_vs_lstm"] == 0.25
+    assert figures["long_depth_gated_predict_ratio_vs_lstm"] == 0.75
+    assert figures["long_lstm_2_layers_predict_ratio_vs_lstm"] == 0.5
+    assert figures["long_simple_rnn_predict_samples_per_s"] == 1000
+    assert len(figures) == 4 * len(cell_speed.CONTENDERS)
+    cell_speed.print_table(144, case, 5)
+    table = capsys.readouterr().out.splitlines()
+    assert "2,048 samples per pass, median of 5" in table[0]
+    assert line_starting(table, "  depth_gated").split() == [
+        "depth_gated",
+        "50",
+        "0.25",
+        "300",
+        "0.75",
+    ]
+    # Every contender builds into a model of the benchmark's shapes.
+    for name in cell_speed.CONTENDERS:
+        model = cell_speed.build_model(name, 6)
+        assert model.output_shape == (None, 1) and model.input_shape == (None, 6, 19)
