@@ -243,8 +243,10 @@ class WeatherStudy:
         self.horizon = self.harness.horizons[0]
         self.prepared = prepare_data(self.config("lstm", {}, DEFAULT_SEEDS[0]).data)
         self.spec = self.prepared.spec
+        weather = Path(args.weather)
         self.settings = {
-            "data": args.weather,
+            # Name and size, not the path: a results file stays valid in another checkout.
+            "data": f"{weather.name} ({weather.stat().st_size:,} bytes)",
             "input_width": self.harness.input_width,
             "horizon": self.horizon,
             "epochs": self.harness.epochs,

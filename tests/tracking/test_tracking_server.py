@@ -73,6 +73,10 @@ def test_compare_on_weather_logs_a_parent_and_one_child_per_model(
     }
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         environment.pop(name, None)
+    # Every 6th window: the test is about what is logged, and all 52,000 steps of Weather
+    # still go through the prepare step.
+    config = tmp_path / "sparse-windows.yaml"
+    config.write_text("data:\n  stride: 6\n")
     command = [
         sys.executable,
         "-m",
@@ -83,6 +87,8 @@ def test_compare_on_weather_logs_a_parent_and_one_child_per_model(
         "compare",
         "--env-manager=local",
         f"--experiment-name={EXPERIMENT}",
+        "-P",
+        f"config={config}",
         "-P",
         "dataset=weather-ltsf",
         "-P",
@@ -119,6 +125,7 @@ def test_compare_on_weather_logs_a_parent_and_one_child_per_model(
     )
     assert parent.info.status == "FINISHED"
     assert parent.data.params["data.dataset"] == "weather-ltsf"
+    assert parent.data.params["data.stride"] == "6"
     by_model = {child.data.tags["model_name"]: child for child in children}
     assert sorted(by_model) == sorted(DEFAULT_COMPARE_MODELS)
     assert len(children) == len(DEFAULT_COMPARE_MODELS)
