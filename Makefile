@@ -35,6 +35,7 @@ format: $(STAMP)
 benchmarks: $(STAMP)
 	$(VENV_PYTHON) benchmarks/windowing.py
 	$(VENV_PYTHON) benchmarks/peephole.py
+	$(VENV_PYTHON) benchmarks/cell_speed.py
 	$(VENV_PYTHON) benchmarks/batch_forecast.py
 
 # Re-resolve requirements.in into the fully pinned requirements.txt.
