@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import peephole
-import tensorflow as tf
 
 from models.clockwork import ClockworkRNN
 from models.depth_gated import DepthGatedLSTM
@@ -101,15 +99,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer batches and repeats")
     arguments = parser.parse_args()
-    # The pass lengths of peephole.py: about three seconds each for keras LSTM.
-    repeats = 3 if arguments.quick else 5
-    short_batches, long_batches = (8, 4) if arguments.quick else (800, 134)
+    repeats, short_batches, long_batches = peephole.pass_sizes(arguments.quick)
     short = measure_case(peephole.SHORT_STEPS, short_batches, repeats)
     long = measure_case(peephole.LONG_STEPS, long_batches, repeats)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"tensorflow {tf.__version__}, keras {keras.__version__}"
-    )
+    print(peephole.machine_line())
     print_table(peephole.SHORT_STEPS, short, repeats)
     print_table(peephole.LONG_STEPS, long, repeats)
     summary = {**ratios(short), **ratios(long, prefix="long_"), "quick": arguments.quick}

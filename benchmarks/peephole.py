@@ -233,23 +233,29 @@ def print_table(steps: int, case: dict[str, dict[str, float]], repeats: int) -> 
         )
 
 
+def pass_sizes(quick: bool) -> tuple[int, int, int]:
+    """Repeats, and batches per pass at 24 and 144 steps. Passes of about three seconds: on
+    these 2-core VMs passes under a second or two were seen to snap to multiples of ~0.33 s and
+    to carry each fit() call's fixed start-up cost, which made the same code measure 0.5x in one
+    run and 1.0x in the next."""
+    return (3, 8, 4) if quick else (5, 800, 134)
+
+
+def machine_line() -> str:
+    return (
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"tensorflow {tf.__version__}, keras {keras.__version__}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer batches and repeats")
     arguments = parser.parse_args()
-    # Passes of about three seconds: on these 2-core VMs passes under a second or two were seen
-    # to snap to multiples of ~0.33 s and to carry each fit() call's fixed start-up cost, which
-    # made the same code measure 0.5x in one run and 1.0x in the next.
-    repeats = 3 if arguments.quick else 5
-    short_batches, long_batches = (8, 4) if arguments.quick else (800, 134)
-
+    repeats, short_batches, long_batches = pass_sizes(arguments.quick)
     short = measure_case(SHORT_STEPS, short_batches, repeats)
     long = measure_case(LONG_STEPS, long_batches, repeats)
-
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"tensorflow {tf.__version__}, keras {keras.__version__}"
-    )
+    print(machine_line())
     print_table(SHORT_STEPS, short, repeats)
     print_table(LONG_STEPS, long, repeats)
     print(

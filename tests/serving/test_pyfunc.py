@@ -101,6 +101,23 @@ def loaded(seattle: SavedModel) -> mlflow.pyfunc.PyFuncModel:
     return mlflow.pyfunc.load_model(str(seattle.path))
 
 
+def json_from_fresh_process(script: str, folder: Path) -> Any:
+    """Runs `script` in a new interpreter in `folder`, without PYTHONPATH (so `pipelines` and
+    `models` can only come from a loaded model's own code), and parses its last printed line."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def expected_forecast(saved: SavedModel, history: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per series, by hand: scale the last window, run Keras, undo the target's scaling."""
     spec = saved.spec
@@ -225,18 +242,7 @@ forecast["timestamp"] = forecast["timestamp"].map(pd.Timestamp.isoformat)
 print(json.dumps({{"forecast": forecast.to_dict(orient="list"),
                   "pipelines": sys.modules["pipelines"].__file__}}))
 """
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    answer = json_from_fresh_process(script, tmp_path)
     assert answer["pipelines"].startswith(str(seattle.path / "code"))
     fresh = pd.DataFrame(answer["forecast"])
     expected = loaded.predict(history)
@@ -274,18 +280,7 @@ forecasts = {{
 }}
 print(json.dumps(forecasts))
 """
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    forecasts = json.loads(completed.stdout.strip().splitlines()[-1])
+    forecasts = json_from_fresh_process(script, tmp_path)
     for name, model in saved.items():
         expected = expected_forecast(model, frame)["seattle-weather"][:, 0]
         np.testing.assert_allclose(forecasts[name], expected, rtol=1e-5, atol=1e-5)
