@@ -707,7 +707,7 @@ def test_variants_quick_runs_both_studies_and_logs_one_comparison(
             "--seeds",
             "1,2",
             "--variants",
-            "repeat-last,lstm,cifg,clockwork",
+            "repeat-last,lstm,gru,clockwork",
         ],
         cwd=tmp_path,  # MLflow writes the artifacts of a SQLite store under ./mlruns
         env={**os.environ, "MLFLOW_TRACKING_URI": tracking},
@@ -724,11 +724,11 @@ def test_variants_quick_runs_both_studies_and_logs_one_comparison(
         counts[(run["study"], run["variant"])] = counts.get((run["study"], run["variant"]), 0) + 1
     for study in ("weather", "stocks"):
         assert counts[(study, "repeat-last")] == 1
-        assert all(counts[(study, name)] == 2 for name in ("lstm", "cifg", "clockwork"))
+        assert all(counts[(study, name)] == 2 for name in ("lstm", "gru", "clockwork"))
     assert counts[("stocks", "random walk (zero)")] == 1
     # Equal budgets: each variant within 20% of lstm's parameters at tiny widths.
     for run in runs:
-        if run["variant"] in ("cifg", "clockwork"):
+        if run["variant"] in ("gru", "clockwork"):
             (lstm,) = {
                 r["parameters"]
                 for r in runs
@@ -751,7 +751,7 @@ def test_variants_quick_runs_both_studies_and_logs_one_comparison(
         table_row = line_starting(section.splitlines(), f"| {row['variant']} |")
         assert f"| {np.mean(mine):.4f} ± {np.std(mine, ddof=1):.4f} |" in table_row
         assert f"| {row['mean_difference']:+.4f}" in table_row
-    assert {row["variant"] for row in figures["comparisons"]} == {"cifg", "clockwork"}
+    assert {row["variant"] for row in figures["comparisons"]} == {"gru", "clockwork"}
     # One MLflow comparison: a parent and one nested run per study, variant and seed.
     client = MlflowClient(tracking_uri=tracking)
     experiment = client.get_experiment_by_name("variant-study")
