@@ -488,6 +488,7 @@ def log_to_mlflow(
             if row.holm_p_value is not None:
                 mlflow.log_metric(f"{key}.holm_p", row.holm_p_value)
         mlflow.log_text(report, "variants.md")
+        mlflow.set_tag("mlflow.note.content", report)  # the run's description in the UI
         mlflow.log_dict({"comparisons": [asdict(row) for row in comparisons]}, "comparisons.json")
         for run in runs:
             with mlflow.start_run(

@@ -761,6 +761,7 @@ def test_variants_quick_runs_both_studies_and_logs_one_comparison(
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
     assert len(children) == len(runs)
+    assert "| lstm |" in parent.data.tags["mlflow.note.content"]
     logged = {
         (
             child.data.params["study"],
