@@ -382,7 +382,7 @@ def run_study(study: Any, args: argparse.Namespace, finished: list[Run]) -> list
     widths = variant_widths(study, names, units)
     done = {(run.variant, run.seed) for run in finished if run.study == study.name}
     runs = [run for run in finished if run.study == study.name]
-    plan = [(name, seed) for name in [*args.variants] for seed in args.seeds]
+    plan = [(name, seed) for name in args.variants for seed in args.seeds]
     for name, seed in plan:
         if (name, seed) in done:
             continue
