@@ -18,7 +18,7 @@ $(STAMP): requirements.txt
 # `mlflow run .` inside the pinned venv: prepare, compare, register the best, forecast.
 # Runs go to MLFLOW_TRACKING_URI, else ./mlflow.db (see README, "Tracking").
 run: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mlflow run . --env-manager local
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mlflow run . --env-manager local --experiment-name forecaster
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)

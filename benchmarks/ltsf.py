@@ -61,6 +61,7 @@ from pipelines.config.schema import RunConfig
 from pipelines.data.contract import DataValidationError
 from pipelines.data.prepare import run as prepare_data
 from pipelines.settings import ConfigError
+from pipelines.tracking.runs import use_experiment
 from pipelines.training.train import train_model
 
 DATE_COLUMN = "date"
@@ -280,7 +281,7 @@ def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> 
     import mlflow
 
     if mlflow.active_run() is None:
-        mlflow.set_experiment(args.experiment_name)
+        use_experiment(args.experiment_name)
         mlflow.start_run(run_name=f"ltsf {Path(args.data).name.split('.')[0]}")
         mlflow.log_params(
             {

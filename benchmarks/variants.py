@@ -72,6 +72,7 @@ import stocks
 from scipy.stats import ttest_rel
 
 from pipelines.data.prepare import run as prepare_data
+from pipelines.tracking.runs import use_experiment
 from pipelines.training.train import model_shape, train_model
 
 
@@ -472,7 +473,7 @@ def log_to_mlflow(
     """One parent run with a nested run per study, variant and seed; returns the parent's id."""
     import mlflow
 
-    mlflow.set_experiment(args.experiment_name)
+    use_experiment(args.experiment_name)
     with mlflow.start_run(run_name="variant study") as parent:
         mlflow.log_params(
             {

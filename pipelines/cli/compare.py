@@ -25,6 +25,7 @@ from pipelines.data.contract import DataValidationError
 from pipelines.data.prepare import run as prepare_data
 from pipelines.settings import ConfigError
 from pipelines.tracking.comparison import compare_models
+from pipelines.tracking.views import where_to_look
 from pipelines.training.compare import model_configs, summary_text
 
 # --------------------------------------------------------------------------------------------
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         return report_failure(error)
     print(summary_text(result))
+    print(where_to_look(result.parent_run_id))
     if result.failed:
         print(f"error: {len(result.failed)} model(s) failed", file=sys.stderr)
         return EXIT_FAILED

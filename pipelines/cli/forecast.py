@@ -34,7 +34,7 @@ from pipelines.serving.batch import ForecastResult, run
 from pipelines.serving.partitions import FORECAST_FILE, LockTimeoutError
 from pipelines.settings import ConfigError
 from pipelines.tracking.forecast_run import log_forecast_run
-from pipelines.tracking.runs import tracked_run
+from pipelines.tracking.runs import default_run_name, tracked_run
 
 DEFAULT_FORECAST_EXPERIMENT = ForecastConfig().experiment_name
 
@@ -58,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_code = forecast_exit_code(result)
     try:
         with tracked_run(
-            config.forecast.experiment_name, default_experiment=DEFAULT_FORECAST_EXPERIMENT
+            config.forecast.experiment_name,
+            default_experiment=DEFAULT_FORECAST_EXPERIMENT,
+            run_name=config.tracking.run_name or default_run_name(config, "forecast"),
         ):
             run_id = log_forecast_run(result, config, exit_code=exit_code)
     except Exception as error:

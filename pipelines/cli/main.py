@@ -45,7 +45,8 @@ from pipelines.settings import ConfigError
 from pipelines.tracking import lineage
 from pipelines.tracking.comparison import compare_models
 from pipelines.tracking.forecast_run import log_forecast_run
-from pipelines.tracking.runs import run_for
+from pipelines.tracking.runs import default_run_name, run_for, use_experiment
+from pipelines.tracking.views import where_to_look
 from pipelines.training.compare import ComparisonResult, model_configs, summary_text
 
 __all__ = ["MainResult", "main", "run"]
@@ -84,7 +85,7 @@ def run(config: RunConfig) -> MainResult:
     import mlflow
 
     configs = model_configs(config)
-    with run_for(config) as main_run:
+    with run_for(config, "compare") as main_run:
         run_id = main_run.info.run_id
         mlflow.set_tag(lineage.STEP_TAG, MAIN_STEP)
         prepared = lineage.prepared_data(config.data)
@@ -118,10 +119,11 @@ def _forecast(config: RunConfig, parent_run_id: str) -> forecast.ForecastResult:
         }
     )
     result = forecast.run(forecast_config)
-    experiment = mlflow.set_experiment(config.forecast.experiment_name)
+    experiment = use_experiment(config.forecast.experiment_name)
     with mlflow.start_run(
         experiment_id=experiment.experiment_id,
         nested=True,
+        run_name=default_run_name(forecast_config, "forecast"),
         tags={"mlflow.parentRunId": parent_run_id},
     ) as forecast_run:
         log_forecast_run(result, forecast_config, exit_code=forecast_exit_code(result))
@@ -166,6 +168,7 @@ def _summary(result: MainResult) -> str:
             f"{result.forecast.partition / FORECAST_FILE}"
         )
     lines.append(f"main run {result.run_id}")
+    lines.append(where_to_look(result.run_id))
     return "\n".join(lines)
 
 

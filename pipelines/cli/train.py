@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataValidationError as error:
         return report_bad_input(error)
     try:
-        with run_for(config):
+        with run_for(config, "train"):
             result = train_model(config, prepared)
             run_id = log_training_run(result, config).run_id
     except Exception as error:

@@ -251,7 +251,10 @@ class TrackingConfig(SettingsSection):
     registered_model_name: str = Field(
         "forecaster", description="registered model that gets the trained versions"
     )
-    run_name: str | None = Field(None, description="name of the run (default: MLflow's)")
+    run_name: str | None = Field(
+        None,
+        description="name of the run (default: the job and data, e.g. `compare seattle-weather`)",
+    )
 
 
 class PrepareConfig(SettingsSection):

@@ -31,15 +31,7 @@ def log_backtest(result: BacktestResult, config: RunConfig) -> str:
     """Logs the parent run and one nested run per model; returns the parent's run id."""
     import mlflow
 
-    if config.tracking.run_name is None:
-        config = config.model_copy(
-            update={
-                "tracking": config.tracking.model_copy(
-                    update={"run_name": f"backtest {result.dataset}"}
-                )
-            }
-        )
-    with run_for(config) as parent:
+    with run_for(config, "backtest") as parent:
         mlflow.log_params(flatten(config))
         mlflow.log_text(dump_yaml(config), "config.yaml")
         mlflow.set_tags(
@@ -87,11 +79,12 @@ def _log_model(model: ModelBacktest, result: BacktestResult) -> None:
         mlflow.log_params(
             {
                 "model.name": model.name,
-                "resolved.input_width": result.spec.input_width,
-                "resolved.horizon": result.spec.horizon,
-                "resolved.targets": ",".join(result.spec.targets),
+                # The names of a training run's params, so backtests and comparisons line up.
+                "data.input_width": result.spec.input_width,
+                "data.horizon": result.spec.horizon,
+                "data.targets": ",".join(result.spec.targets),
                 **{
-                    f"resolved.hparams.{key}": param_text(value)
+                    f"model.hparams.{key}": param_text(value)
                     for key, value in model.hparams.items()
                 },
             }

@@ -26,13 +26,14 @@ import keras
 import pandas as pd
 
 from models.hyperparameters import model_family
-from pipelines.config.loading import dump_yaml, flatten
+from pipelines.config.loading import dump_yaml
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
 from pipelines.tracking.registry import SELECTION_METRIC, beats, register_and_promote
-from pipelines.tracking.runs import error_tagged, run_for
-from pipelines.tracking.training_run import log_training_run, metric_values
+from pipelines.tracking.runs import error_tagged, run_for, tag_text
+from pipelines.tracking.training_run import log_training_run, metric_values, resolved_params
+from pipelines.tracking.views import compare_runs_url
 from pipelines.training.compare import (
     FAILED,
     FINISHED,
@@ -42,6 +43,7 @@ from pipelines.training.compare import (
     ModelOutcome,
     markdown_table,
     model_configs,
+    summary_text,
     variant,
 )
 from pipelines.training.train import train_model
@@ -79,9 +81,9 @@ def compare_models(
     configs = model_configs(config) if configs is None else configs
     if prepared is None:
         prepared = prepare_data(config.data)
-    with run_for(config) as parent:
+    with run_for(config, "compare") as parent:
         parent_run_id = parent.info.run_id
-        mlflow.log_params(flatten(config))
+        mlflow.log_params(resolved_params(config, prepared))
         mlflow.log_text(dump_yaml(config), "config.yaml")
         outcomes = [_run_child(name, child, prepared) for name, child in configs.items()]
         _align_metric_keys(outcomes)
@@ -197,12 +199,28 @@ def _log_summary(result: ComparisonResult) -> None:
     mlflow.log_text(markdown_table(table), "comparison.md")
     _log_chart(table)
     best = next((item for item in result.outcomes if item.name == result.best_model), None)
-    tags = {"best_model": result.best_model or "none", "failed_models": ",".join(result.failed)}
+    tags = {
+        "best_model": result.best_model or "none",
+        "failed_models": ",".join(result.failed),
+        # The run's description in the UI: the table a user opens the comparison for.
+        "mlflow.note.content": tag_text(_description(result)),
+    }
     if result.registered_version is not None:
         tags["registered_version"] = result.registered_version
     mlflow.set_tags(tags)
     if best is not None:
         mlflow.log_metric(f"best_{SELECTION_METRIC}", best.metrics[SELECTION_METRIC])
+
+
+def _description(result: ComparisonResult) -> str:
+    """The parent's description in the UI (Markdown): the summary table, the best model and a
+    link to the compare view of the finished children."""
+    import mlflow
+
+    finished = [item.run_id for item in result.outcomes if item.status == FINISHED]
+    experiment_id = mlflow.get_run(result.parent_run_id).info.experiment_id
+    link = compare_runs_url("", experiment_id, finished)
+    return f"{summary_text(result)}\n\n[Compare the models side by side]({link})\n"
 
 
 def _log_chart(table: pd.DataFrame) -> None:

@@ -1,15 +1,28 @@
-"""A training result written to MLflow: params, the resolved config, per-epoch losses, metrics
-overall and per horizon step, plots, dataset lineage, library versions and the pyfunc model.
+"""A training result written to MLflow: params, the resolved config, per-epoch losses, the
+headline metrics, every metric overall and per horizon step as artifacts, plots, dataset lineage,
+library versions and the pyfunc model.
 
-Metric keys (every unit system and part uses the same names, so runs line up in the MLflow UI):
+Metric keys, the same for every model so runs line up in the MLflow UI's runs table and compare
+view (`HEADLINE_METRICS`, a dozen, not the 160 of every combination):
 
 - `val_<metric>` / `test_<metric>`: scaled units (what the model was fitted on), overall;
-  `..._original`: original units (after the inverse transform of each window's series).
-- `<key>_by_step`: the same per horizon step, logged with `step` = horizon step (1-based).
-- `baseline_last_<key>`, `baseline_repeat_<key>`: the naive baselines on the same windows.
+  `test_mae_original`: original units (after the inverse transform of each window's series);
+- `val_skill_vs_last` / `test_skill_vs_last`: 1 - MAE / MAE of the last-value baseline on the
+  same windows (above 0: better than repeating the last value);
+- `val_mae_by_step`, `test_mae_by_step`: MAE per horizon step, logged with `step` = horizon step
+  (1-based), so the UI charts error against lead time;
 - `loss`, `val_loss` (and Keras' other metrics as `epoch_<name>`): per epoch, `step` = epoch
   (1-based, as Keras prints it). Keras' own `val_mae` is logged as `epoch_val_mae` so it does
-  not mix with the final `val_mae` of the restored model.
+  not mix with the final `val_mae` of the restored model;
+- `training_seconds`, `samples_per_second`, `epochs_run`, `best_epoch`.
+
+Every metric of the model and of the naive baselines (`baseline_last_...`,
+`baseline_repeat_...`), in both unit systems, overall and per step, is in the artifacts
+`metrics/overall.json` (`{key: value}`) and `metrics/by_step.csv` (a row per horizon step, a
+column per key), under the keys of `metric_values`.
+
+Params are the configuration as it was resolved for this run: the data set's catalog values and
+the model's full hyper-parameters in place of the settings left to their defaults (`none`).
 
 The dataset lineage logs the whole prepared frame through `mlflow.data.from_pandas`: MLflow
 stores its schema, profile and a digest of at most its first rows, never the rows themselves,
@@ -29,10 +42,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from models.hyperparameters import model_family
 from pipelines.config.loading import dump_yaml, flatten
 from pipelines.config.schema import RunConfig
+from pipelines.data.prepare import PrepareResult, resolve_entry
 from pipelines.tracking.plots import log_plots
 from pipelines.tracking.registry import register_and_promote
 from pipelines.tracking.runs import param_text, tag_text
@@ -40,13 +55,35 @@ from pipelines.training.evaluation import PART_PREFIXES
 from pipelines.training.train import TrainResult
 
 _METRICS_PER_BATCH = 1000
+SKILL_BASELINE = "last"
+HEADLINE_METRICS = (
+    "val_mae",
+    "val_mse",
+    "val_rmse",
+    "val_smape",
+    "val_mase",
+    "val_skill_vs_last",
+    "test_mae",
+    "test_mse",
+    "test_rmse",
+    "test_smape",
+    "test_mase",
+    "test_skill_vs_last",
+    "test_mae_original",
+)
+"""The overall metrics logged as run metrics (every key of `metric_values` is in the artifacts)."""
+HEADLINE_STEP_METRICS = ("val_mae_by_step", "test_mae_by_step")
+"""The per-step metrics logged as metric history (`step` = horizon step)."""
+OVERALL_ARTIFACT = "metrics/overall.json"
+BY_STEP_ARTIFACT = "metrics/by_step.csv"
 
 
 def metric_values(result: TrainResult) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """The run's metrics as MLflow keys: (overall values, per-step arrays for `step` = h).
 
     Keys: `<part>_<metric>[_original]` for the model, `baseline_<name>_<same>` for the
-    baselines, and `<key>_by_step` for the per-step arrays (see the module docstring).
+    baselines, `<part>_skill_vs_last`, and `<key>_by_step` for the per-step arrays (see the
+    module docstring).
     """
     overall: dict[str, float] = {}
     by_step: dict[str, np.ndarray] = {}
@@ -65,7 +102,20 @@ def metric_values(result: TrainResult) -> tuple[dict[str, float], dict[str, np.n
                 by_step.update(
                     {f"{key}_{name}{units}_by_step": array for name, array in steps.items()}
                 )
+    for part in PART_PREFIXES.values():
+        overall[f"{part}_skill_vs_{SKILL_BASELINE}"] = skill(
+            overall.get(f"{part}_mae", math.nan),
+            overall.get(f"baseline_{SKILL_BASELINE}_{part}_mae", math.nan),
+        )
     return overall, by_step
+
+
+def skill(error: float, baseline_error: float) -> float:
+    """1 - error / baseline_error: 0 is the baseline's error, 1 a perfect forecast; NaN when
+    the baseline is perfect (no scale to compare against)."""
+    if not math.isfinite(baseline_error) or baseline_error <= 0:
+        return math.nan
+    return 1.0 - error / baseline_error
 
 
 @dataclass(frozen=True)
@@ -127,19 +177,52 @@ def log_training_run(result: TrainResult, config: RunConfig, *, register: bool =
 def _log_params(result: TrainResult, config: RunConfig) -> None:
     import mlflow
 
-    spec = result.prepared.spec
-    resolved = {f"resolved.hparams.{name}": value for name, value in result.hparams.items()}
-    resolved.update(
-        {
-            "resolved.input_width": spec.input_width,
-            "resolved.horizon": spec.horizon,
-            "resolved.features": ",".join(spec.features),
-            "resolved.targets": ",".join(spec.targets),
-            "resolved.dataset": result.prepared.summary.get("dataset"),
-        }
+    params = resolved_params(config, result.prepared)
+    params.update(
+        {f"model.hparams.{name}": param_text(value) for name, value in result.hparams.items()}
     )
-    texts = {key: param_text(value) for key, value in resolved.items()}
-    mlflow.log_params({**flatten(config), **texts})
+    params["tracking.run_name"] = param_text(mlflow.active_run().info.run_name)
+    mlflow.log_params(params)
+
+
+TRAINING_SECTIONS = ("data", "model", "training", "tracking")
+"""The config sections a training run depends on (the others belong to other jobs)."""
+ENTRY_SETTINGS = (
+    "timestamp_column",
+    "timestamp_format",
+    "value_columns",
+    "sentinels",
+    "max_gap",
+    "fill_method",
+    "duplicates",
+)
+"""Data settings that default to the catalog entry's value."""
+
+
+def resolved_params(config: RunConfig, prepared: PrepareResult) -> dict[str, str]:
+    """The training sections of `config` as MLflow params, every data setting left to its
+    default replaced by the value the data was prepared with."""
+    spec, summary = prepared.spec, prepared.summary
+    entry = resolve_entry(config.data)
+    resolved: dict[str, Any] = {
+        "data.dataset": summary.get("dataset"),
+        "data.source": summary.get("source"),
+        "data.targets": spec.targets,
+        "data.features": spec.features,
+        "data.input_width": spec.input_width,
+        "data.horizon": spec.horizon,
+        "data.frequency": summary.get("frequency"),
+    }
+    resolved.update({f"data.{name}": getattr(entry, name) for name in ENTRY_SETTINGS})
+    params = {
+        key: value
+        for key, value in flatten(config).items()
+        if key.split(".", 1)[0] in TRAINING_SECTIONS
+    }
+    for key, value in resolved.items():
+        if value is not None and params.get(key, "none") == "none":
+            params[key] = param_text(value)
+    return params
 
 
 def _tags(result: TrainResult, config: RunConfig) -> dict[str, str]:
@@ -165,12 +248,23 @@ def _tags(result: TrainResult, config: RunConfig) -> dict[str, str]:
 
 
 def _log_metrics(run_id: str, result: TrainResult) -> None:
-    """Everything in batches: per-step metrics of long horizons are thousands of values."""
+    """The headline metrics as run metrics, in batches (per-step values of long horizons are
+    hundreds), and every metric as the two artifacts."""
+    import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
     timestamp = int(time.time() * 1000)
-    overall, by_step = metric_values(result)
+    every_overall, every_by_step = metric_values(result)
+    mlflow.log_dict(
+        {key: value if math.isfinite(value) else None for key, value in every_overall.items()},
+        OVERALL_ARTIFACT,
+    )
+    steps = pd.DataFrame(every_by_step)
+    steps.insert(0, "step", np.arange(1, len(steps) + 1))
+    mlflow.log_text(steps.to_csv(index=False), BY_STEP_ARTIFACT)
+    overall = {key: every_overall[key] for key in HEADLINE_METRICS if key in every_overall}
+    by_step = {key: every_by_step[key] for key in HEADLINE_STEP_METRICS if key in every_by_step}
     overall.update(
         {
             "training_seconds": result.training_seconds,

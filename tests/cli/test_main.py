@@ -84,12 +84,18 @@ def test_main_reuses_prepare_compares_registers_and_forecasts(
         filter_string=f"tags.mlflow.parentRunId = '{first.info.run_id}' and tags.model_name != ''",
     )
     assert sorted(child.data.tags["model_name"] for child in children) == ["dense", "last"]
+    assert sorted(child.info.run_name for child in children) == ["dense", "last"]
+    assert first.info.run_name == "compare seattle-weather"
     assert first.data.tags["best_model"] in {"dense", "last"}
 
     # The forecast run is in the `forecasts` experiment and points back at its main run.
     forecast_run = tracking.get_run(first.data.tags["forecast_run_id"])
     assert forecast_run.data.tags["mlflow.parentRunId"] == first.info.run_id
     assert forecast_run.data.metrics["rows"] == HORIZON
+    assert forecast_run.info.run_name == "forecast seattle-weather"
+    for name in (EXPERIMENT, DEFAULT_FORECAST_EXPERIMENT):  # the UI opens them on model training
+        tags = tracking.get_experiment_by_name(name).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
     partition = Path(first.data.tags["forecast_path"])
     assert partition.parent == output
     frame = pd.read_parquet(partition / partitions.FORECAST_FILE)
@@ -150,6 +156,48 @@ def test_an_experiment_name_parameter_inside_mlflow_run_redirects_the_work(
     assert pointer.data.tags["redirected_to_run_id"] == work.info.run_id
     assert work.data.tags["launcher_run_id"] == launcher.info.run_id
     assert "val_mae" in work.data.metrics and "val_mae" not in pointer.data.metrics
+    assert work.info.run_name == "train last seattle-weather"
+    assert "`elsewhere`" in pointer.data.tags["mlflow.note.content"]
+
+
+def test_a_bare_mlflow_run_in_the_default_experiment_sends_the_work_to_ours(
+    tracking: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlflow run .` without `--experiment-name` starts its run in MLflow's `Default`
+    experiment, which the UI opens in GenAI mode: the work goes to the config's experiment."""
+    default = tracking.get_experiment_by_name("Default")
+    launcher = tracking.create_run(default.experiment_id)  # MLflow names it
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher.info.run_id)
+    assert (
+        train_command.main(["--model=last", "--epochs=1", f"--experiment-name={EXPERIMENT}"]) == 0
+    )
+    (work,) = tracking.search_runs([tracking.get_experiment_by_name(EXPERIMENT).experiment_id])
+    pointer = tracking.get_run(launcher.info.run_id)
+    assert pointer.data.tags["redirected_to_run_id"] == work.info.run_id
+    assert pointer.info.run_name == f"see {EXPERIMENT}"
+    assert "mlflow.experimentKind" not in tracking.get_experiment(default.experiment_id).tags
+
+
+@pytest.mark.parametrize(
+    ("launcher_name", "expected"),
+    [(None, "train last seattle-weather"), ("my baseline", "my baseline")],
+)
+def test_a_launcher_run_in_a_chosen_experiment_holds_the_work_under_a_readable_name(
+    tracking: MlflowClient,
+    monkeypatch: pytest.MonkeyPatch,
+    launcher_name: str | None,
+    expected: str,
+) -> None:
+    """`mlflow run . --experiment-name tiny-main [--run-name ...]`: the launcher's run is the
+    work; MLflow's made-up name gives way to ours, a name the user gave is kept."""
+    experiment_id = tracking.get_experiment_by_name(EXPERIMENT).experiment_id
+    launcher = tracking.create_run(experiment_id, run_name=launcher_name)
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher.info.run_id)
+    assert train_command.main(["--model=last", "--epochs=1"]) == 0
+    (work,) = tracking.search_runs([experiment_id])
+    assert work.info.run_id == launcher.info.run_id
+    assert work.info.run_name == expected
+    assert "val_mae" in work.data.metrics
 
 
 # --------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_compare_on_weather_logs_a_parent_and_one_child_per_model(
     key_sets = {frozenset(child.data.metrics) for child in children}
     assert len(key_sets) == 1, "children differ in metric keys"
     (keys,) = key_sets
-    assert {"val_mae", "test_mae", "test_mase_original", "loss", "val_loss"} <= keys
+    assert {"val_mae", "test_mae", "test_skill_vs_last", "loss", "val_loss"} <= keys
     assert all(child.info.status == "FINISHED" for child in children)
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
     assert {"comparison.csv", "comparison.md", "comparison.png"} <= artifacts

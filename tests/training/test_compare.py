@@ -65,7 +65,7 @@ def test_one_nested_child_per_model_with_the_same_metric_keys(
     assert set(children) == set(MODELS)
     key_sets = {name: set(child.data.metrics) for name, child in children.items()}
     assert key_sets["last"] == key_sets["dense"] == key_sets["lstm"]
-    assert {"val_mae", "test_mae_original", "baseline_last_test_mae"} <= key_sets["dense"]
+    assert {"val_mae", "test_mae_original", "test_skill_vs_last"} <= key_sets["dense"]
     for name, child in children.items():
         assert child.info.status == "FINISHED"
         assert child.info.run_name == name
@@ -94,6 +94,17 @@ def test_the_summary_matches_the_children(
     assert parent.data.metrics["best_val_mae"] == table.val_mae.min()
     markdown = mlflow.artifacts.load_text(f"runs:/{run_id}/comparison.md")
     assert len(markdown.strip().splitlines()) == 2 + len(MODELS)
+    # The run's description in the UI: the headline columns, the best model, a link to the
+    # compare view of every child.
+    description = parent.data.tags["mlflow.note.content"].strip().splitlines()
+    assert description[0] == "| model | family | status | val_mae | test_mae | test_mae_original |"
+    rows = description[2 : 2 + len(MODELS)]
+    assert [line.split(" | ")[0] for line in rows] == [f"| {m}" for m in MODELS]
+    assert description[2 + len(MODELS)].startswith(f"best: {best} ")
+    link = description[-1]
+    assert link.startswith("[Compare the models side by side](/#/compare-runs?runs=")
+    assert all(child.info.run_id in link for child in children.values())
+    assert parent.info.run_name == "compare seattle-weather"
 
 
 def test_only_the_best_child_on_validation_is_registered(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import keras
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -16,6 +18,7 @@ from pipelines.config.loading import load_config
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
+from pipelines.tracking import training_run
 from pipelines.training import train
 
 INPUT_WIDTH = 14
@@ -115,14 +118,35 @@ def test_mlflow_round_trip_and_champion_on_validation(tracking: MlflowClient) ->
     assert first.info.status == "FINISHED"
     assert first.data.params["model.name"] == "dense"
     assert first.data.params["training.epochs"] == "2"
-    assert first.data.params["resolved.hparams.units"] == "4"
+    # Params are the values the run used, not the `none` of settings left to their defaults.
+    params = first.data.params
+    assert params["model.hparams.units"] == "4"
+    assert params["data.input_width"] == "14" and params["data.horizon"] == str(HORIZON)
+    assert params["data.timestamp_column"] == "date" and params["data.frequency"] == "D"
+    assert params["tracking.run_name"] == first.info.run_name == "train dense seattle-weather"
+    assert not any(key.startswith(("forecast.", "backtest.", "prepare.")) for key in params)
+    # A dozen headline metrics for the runs table; everything else in two artifacts.
     metrics = first.data.metrics
-    for key in ("test_mae", "test_rmse", "test_mase", "val_mae", "test_mae_original"):
-        assert key in metrics
-    for key in ("baseline_last_test_mae", "baseline_repeat_val_mae", "training_seconds"):
-        assert key in metrics
+    assert set(training_run.HEADLINE_METRICS) <= set(metrics)
+    assert not any(key.startswith("baseline_") or "_original_" in key for key in metrics)
+    assert len(metrics) <= 25
+    run_uri = f"runs:/{first.info.run_id}"
+    overall = mlflow.artifacts.load_dict(f"{run_uri}/{training_run.OVERALL_ARTIFACT}")
+    assert overall["test_mae"] == metrics["test_mae"]
+    assert metrics["test_skill_vs_last"] == pytest.approx(
+        1 - overall["test_mae"] / overall["baseline_last_test_mae"]
+    )
+    assert {"baseline_repeat_val_mae", "val_mape_original", "test_smape"} <= set(overall)
+    by_step_table = pd.read_csv(
+        io.StringIO(mlflow.artifacts.load_text(f"{run_uri}/{training_run.BY_STEP_ARTIFACT}"))
+    )
+    assert list(by_step_table["step"]) == list(range(1, HORIZON + 1))
+    assert "baseline_last_test_mae_original_by_step" in by_step_table
     by_step = tracking.get_metric_history(first.info.run_id, "test_mae_by_step")
     assert sorted(entry.step for entry in by_step) == list(range(1, HORIZON + 1))
+    assert [entry.value for entry in sorted(by_step, key=lambda e: e.step)] == pytest.approx(
+        by_step_table["test_mae_by_step"].tolist()
+    )
     losses = tracking.get_metric_history(first.info.run_id, "val_loss")
     assert sorted(entry.step for entry in losses) == [1, 2]
     assert first.data.tags["model_family"] == "direct"
