@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +52,39 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    folder: Path, *options: str, lifetime_s: int = 600, start_s: float = 120
+) -> Iterator[str]:
+    """`mlflow server <options>` on a free 127.0.0.1 port, run from `folder` (its log there too)
+    under coreutils `timeout`, so it stops by itself even if the test process dies; yields its
+    URL once `/health` answers and stops its process group afterwards."""
+    if shutil.which("timeout") is None:
+        pytest.skip("coreutils `timeout` is needed to bound the server's life")
+    port = free_port()
+    log = folder / "server.log"
+    command = [
+        "timeout",
+        "--kill-after=10",
+        str(lifetime_s),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--workers=1",
+        *options,
+    ]
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(f"{url}/health", server, log, start_s)
+        yield url
+    finally:
+        stop(server)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from mlflow import MlflowClient
 from pipelines.cli import compare as compare_command
 from pipelines.tracking import training_run, views
 from tests.browser import chromium_or_skip, grid_rows, page_dom, screenshot
-from tests.loopback import free_port, stop, wait_until_ready
+from tests.loopback import mlflow_server
 
 EXPERIMENT = "ui-compare"
 MODELS = ("last", "linear", "dense")
@@ -63,34 +60,14 @@ def compared(
 
 @pytest.fixture
 def ui(tmp_path: Path) -> Iterator[str]:
-    """`mlflow ui` on a free loopback port, on the test's store (tmp_path/mlflow.db)."""
-    if shutil.which("timeout") is None:
-        pytest.skip("coreutils `timeout` is needed to bound the server's life")
-    port = free_port()
-    log = tmp_path / "ui.log"
-    command = [
-        "timeout",
-        "--kill-after=10",
-        str(SERVER_LIFETIME_SECONDS),
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--host=127.0.0.1",
-        f"--port={port}",
+    """`mlflow ui` (the same server) on a free loopback port, on the test's store."""
+    with mlflow_server(
+        tmp_path,
         f"--backend-store-uri=sqlite:///{tmp_path}/mlflow.db",
-        "--workers=1",
-    ]
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            command, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{url}/health", server, log, SERVER_START_SECONDS)
+        lifetime_s=SERVER_LIFETIME_SECONDS,
+        start_s=SERVER_START_SECONDS,
+    ) as url:
         yield url
-    finally:
-        stop(server)
 
 
 def screenshot_folder(tmp_path: Path) -> Path:

@@ -8,7 +8,6 @@ if this test process dies, and the fixture kills its process group when the modu
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from mlflow import MlflowClient
 
 from pipelines.config.schema import DEFAULT_COMPARE_MODELS
 from pipelines.paths import REPOSITORY_ROOT
-from tests.loopback import free_port, stop, wait_until_ready
+from tests.loopback import mlflow_server
 
 SERVER_LIFETIME_SECONDS = 600
 SERVER_START_SECONDS = 90
@@ -31,35 +30,15 @@ REGISTERED = "weather-compare-model"
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of an `mlflow server` on 127.0.0.1 (store and artifacts in a temp folder)."""
-    if shutil.which("timeout") is None:
-        pytest.skip("coreutils `timeout` is needed to bound the server's life")
     folder = tmp_path_factory.mktemp("tracking-server")
-    port = free_port()
-    log = folder / "server.log"
-    command = [
-        "timeout",
-        "--kill-after=10",
-        str(SERVER_LIFETIME_SECONDS),
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host=127.0.0.1",
-        f"--port={port}",
+    with mlflow_server(
+        folder,
         f"--backend-store-uri=sqlite:///{folder}/server.db",
         f"--artifacts-destination={folder}/artifacts",
-        "--workers=1",
-    ]
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{url}/health", server, log, SERVER_START_SECONDS)
+        lifetime_s=SERVER_LIFETIME_SECONDS,
+        start_s=SERVER_START_SECONDS,
+    ) as url:
         yield url
-    finally:
-        stop(server)
 
 
 def test_compare_on_weather_logs_a_parent_and_one_child_per_model(
