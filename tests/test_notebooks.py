@@ -46,7 +46,11 @@ def test_notebook_is_stored_without_outputs(path):
 
 
 def test_every_notebook_has_its_test():
-    assert [path.name for path in NOTEBOOKS] == ["01_prepare_data.ipynb", "02_lstm_gates.ipynb"]
+    assert [path.name for path in NOTEBOOKS] == [
+        "01_prepare_data.ipynb",
+        "02_lstm_gates.ipynb",
+        "03_train_and_compare.ipynb",
+    ]
 
 
 def test_the_prepare_notebook_shows_the_summary_and_the_windows():
@@ -65,3 +69,21 @@ def test_the_gates_notebook_draws_every_model():
     # Periods 1, 2, 4, 8 over 28 days: 28, 14, 7 and 4 updates, two units per module.
     assert "updates per unit over 28 days: [28, 28, 14, 14, 7, 7, 4, 4]" in text
     assert images == 3
+
+
+def test_the_compare_notebook_reads_its_runs_back(tmp_path):
+    text, images = executed("03_train_and_compare.ipynb")
+    assert "exit code 0" in text
+    table = text[text.index("model_name") :].splitlines()
+    assert table[0].split() == [
+        "model_name",
+        "val_mae",
+        "test_mae",
+        "test_mse",
+        "test_skill_vs_last",
+        "training_seconds",
+    ]
+    rows = [line.split() for line in table[1:5]]
+    assert sorted(row[0] for row in rows) == ["gru", "last", "linear", "lstm"]
+    assert [float(row[1]) for row in rows] == sorted(float(row[1]) for row in rows)
+    assert images == 2

@@ -108,27 +108,22 @@ def _log_model(model: ModelBacktest, result: BacktestResult) -> None:
 
 
 def _log_figure(figure: Any, path: str) -> None:
-    import matplotlib.pyplot as plt
     import mlflow
 
-    try:
-        mlflow.log_figure(figure, path)
-    finally:
-        plt.close(figure)
+    mlflow.log_figure(figure, path)
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _new_figure(size: tuple[float, float]) -> Any:
+    """A `matplotlib.figure.Figure`, not pyplot's: no display needed, and the backend of a
+    notebook or program that called us stays as it was."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no display: figures only become PNG artifacts
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=size)
 
 
 def _error_by_fold_figure(models: list[ModelBacktest]) -> Any:
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, 4))
+    figure = _new_figure((8, 4))
+    axis = figure.subplots()
     for model in models:
         folds = [score.fold for score in model.scores]
         axis.plot(
@@ -143,13 +138,11 @@ def _error_by_fold_figure(models: list[ModelBacktest]) -> Any:
 
 
 def _forecast_figure(forecasts: pd.DataFrame, model_name: str) -> Any:
-    plt = _pyplot()
     target = forecasts["target"].iloc[0]
     rows = forecasts[forecasts["target"] == target]
     series_ids = sorted(rows[SERIES_COLUMN].unique())[:PLOTTED_SERIES]
-    figure, axes = plt.subplots(
-        len(series_ids), 1, figsize=(10, 2.6 * len(series_ids)), squeeze=False
-    )
+    figure = _new_figure((10, 2.6 * len(series_ids)))
+    axes = figure.subplots(len(series_ids), 1, squeeze=False)
     for axis, series_id in zip(axes[:, 0], series_ids, strict=True):
         series = rows[rows[SERIES_COLUMN] == series_id].sort_values(TIMESTAMP_COLUMN)
         for fold, part in series.groupby("fold"):

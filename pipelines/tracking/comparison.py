@@ -224,26 +224,19 @@ def _description(result: ComparisonResult) -> str:
 
 
 def _log_chart(table: pd.DataFrame) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: the figure only becomes a PNG artifact
-    import matplotlib.pyplot as plt
     import mlflow
     import numpy as np
+    from matplotlib.figure import Figure  # not pyplot: a caller's backend stays as it was
 
     positions = np.arange(len(table))
-    figure, axis = plt.subplots(figsize=(max(5.0, 1.2 * len(table)), 4))
-    try:
-        for offset, (column, label) in enumerate((("val_mae", "validation"), ("test_mae", "test"))):
-            axis.bar(positions + (offset - 0.5) * 0.4, table[column], width=0.4, label=label)
-        labels = [
-            f"{name}\n({family})" for name, family in zip(table.model, table.family, strict=True)
-        ]
-        axis.set_xticks(positions, labels)
-        axis.set_ylabel("MAE (scaled units)")
-        axis.set_title("Validation and test MAE per model (failed models are empty)")
-        axis.legend()
-        figure.tight_layout()
-        mlflow.log_figure(figure, "comparison.png")
-    finally:
-        plt.close(figure)
+    figure = Figure(figsize=(max(5.0, 1.2 * len(table)), 4))
+    axis = figure.subplots()
+    for offset, (column, label) in enumerate((("val_mae", "validation"), ("test_mae", "test"))):
+        axis.bar(positions + (offset - 0.5) * 0.4, table[column], width=0.4, label=label)
+    labels = [f"{name}\n({family})" for name, family in zip(table.model, table.family, strict=True)]
+    axis.set_xticks(positions, labels)
+    axis.set_ylabel("MAE (scaled units)")
+    axis.set_title("Validation and test MAE per model (failed models are empty)")
+    axis.legend()
+    figure.tight_layout()
+    mlflow.log_figure(figure, "comparison.png")

@@ -1,6 +1,7 @@
 """Figures logged as PNG artifacts: forecasts against actuals and error by horizon step.
 
-matplotlib runs headless (Agg): the figures only become files.
+The figures are `matplotlib.figure.Figure` objects, never pyplot's: logging one neither needs
+a display nor switches the backend of a notebook or program that called us.
 """
 
 from __future__ import annotations
@@ -14,27 +15,21 @@ from pipelines.training.train import TrainResult
 
 
 def log_plots(result: TrainResult) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: the figures only become PNG artifacts
-    import matplotlib.pyplot as plt
     import mlflow
 
     for figure, path in (
         (_forecast_figure(result.sample, result.model_name), "plots/forecast_vs_actual.png"),
         (_horizon_error_figure(result), "plots/error_by_horizon.png"),
     ):
-        try:
-            mlflow.log_figure(figure, path)
-        finally:
-            plt.close(figure)
+        mlflow.log_figure(figure, path)
 
 
 def _forecast_figure(sample: ForecastSample, model_name: str) -> Any:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     windows = len(sample.series_ids)
-    figure, axes = plt.subplots(windows, 1, figsize=(9, 2.4 * windows), squeeze=False)
+    figure = Figure(figsize=(9, 2.4 * windows))
+    axes = figure.subplots(windows, 1, squeeze=False)
     target = sample.targets[0]
     for index, axis in enumerate(axes[:, 0]):
         axis.plot(
@@ -66,9 +61,10 @@ def _forecast_figure(sample: ForecastSample, model_name: str) -> Any:
 
 
 def _horizon_error_figure(result: TrainResult) -> Any:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
     lines = {result.model_name: result.evaluations["test"]}
     lines.update(
         {f"baseline {name}": parts["test"] for name, parts in result.baseline_evaluations.items()}
