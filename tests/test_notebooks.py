@@ -50,6 +50,7 @@ def test_every_notebook_has_its_test():
         "01_prepare_data.ipynb",
         "02_lstm_gates.ipynb",
         "03_train_and_compare.ipynb",
+        "04_forecast_and_backtest.ipynb",
     ]
 
 
@@ -87,3 +88,15 @@ def test_the_compare_notebook_reads_its_runs_back(tmp_path):
     assert sorted(row[0] for row in rows) == ["gru", "last", "linear", "lstm"]
     assert [float(row[1]) for row in rows] == sorted(float(row[1]) for row in rows)
     assert images == 2
+
+
+def test_the_forecast_notebook_forecasts_from_the_champion_and_backtests():
+    text, images = executed("04_forecast_and_backtest.ipynb")
+    assert "exit code 0" in text
+    # The champion forecasts the 7 days after the data's last (2015-12-31), from version 1.
+    steps = re.findall(r"^(2016-01-0\d) 00:00:00\+00:00 +(\d) +[-\d.]+ +1$", text, re.MULTILINE)
+    assert steps == [(f"2016-01-0{day}", str(day)) for day in range(1, 8)]
+    assert re.search(r"as_of 2015-10-01: MAE over the 7 days \d+\.\d\d °C", text)
+    summary = text[text.index(" model  mean_mae  std_mae") :].splitlines()[1:4]
+    assert sorted(line.split()[0] for line in summary) == ["gru", "last", "repeat"]
+    assert images == 3
