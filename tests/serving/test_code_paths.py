@@ -72,6 +72,7 @@ def test_models_package_is_shipped_whole_without_tests() -> None:
         "models/clockwork.py",
         "models/decoding.py",
         "models/depth_gated.py",
+        "models/gates.py",
         "models/hyperparameters.py",
         "models/normalization.py",
         "models/peephole.py",
