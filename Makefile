@@ -7,7 +7,7 @@ VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format lock benchmarks clean
+.PHONY: run test lint format lock benchmarks docs clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -37,6 +37,13 @@ benchmarks: $(STAMP)
 	$(VENV_PYTHON) benchmarks/peephole.py
 	$(VENV_PYTHON) benchmarks/cell_speed.py
 	$(VENV_PYTHON) benchmarks/batch_forecast.py
+
+# The README's pictures under docs/: the gate and forecast plots of the notebooks and the MLflow UI
+# screenshots its test takes (headless Chromium: Debian's `chromium`).
+docs: $(STAMP)
+	$(VENV_PYTHON) docs/pictures.py
+	FORECASTER_UI_SCREENSHOTS=$(CURDIR)/docs $(VENV_PYTHON) -m pytest -q -p no:cacheprovider \
+		tests/tracking/test_mlflow_ui.py
 
 # Re-resolve requirements.in into the fully pinned requirements.txt.
 lock:

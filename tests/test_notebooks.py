@@ -3,6 +3,8 @@ Jupyter kernel (`nbclient`), as a reader runs them: a cell that raises fails the
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -100,3 +102,26 @@ def test_the_forecast_notebook_forecasts_from_the_champion_and_backtests():
     summary = text[text.index(" model  mean_mae  std_mae") :].splitlines()[1:4]
     assert sorted(line.split()[0] for line in summary) == ["gru", "last", "repeat"]
     assert images == 3
+
+
+def test_the_docs_pictures_are_the_tagged_cells_first_images():
+    spec = importlib.util.spec_from_file_location("pictures", REPOSITORY_ROOT / "docs/pictures.py")
+    pictures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pictures)
+    png = b"\x89PNG\r\n\x1a\nfirst"
+    image = {"output_type": "display_data", "metadata": {}, "data": {"image/png": ""}}
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("a", metadata={"docs_picture": "a.png"}),
+            nbformat.v4.new_code_cell("b"),
+            nbformat.v4.new_code_cell("c", metadata={"docs_picture": "c.png"}),
+        ]
+    )
+    first = {**image, "data": {"image/png": base64.b64encode(png).decode()}}
+    second = {**image, "data": {"image/png": base64.b64encode(b"second").decode()}}
+    notebook.cells[0].outputs = [nbformat.from_dict(first), nbformat.from_dict(second)]
+    notebook.cells[1].outputs = [nbformat.from_dict(second)]
+    with pytest.raises(ValueError, match=r"cell for c\.png: it displayed no image"):
+        pictures.pictures(notebook)
+    notebook.cells[2].outputs = [nbformat.from_dict(second)]
+    assert pictures.pictures(notebook) == {"a.png": png, "c.png": b"second"}

@@ -22,7 +22,7 @@ from pipelines.tracking import training_run, views
 from tests.browser import chromium_or_skip, grid_rows, page_dom, screenshot
 from tests.loopback import mlflow_server
 
-EXPERIMENT = "ui-compare"
+EXPERIMENT = "forecaster"  # as `make run` names it, for the screenshots in docs/
 MODELS = ("last", "linear", "dense")
 SERVER_LIFETIME_SECONDS = 600
 SERVER_START_SECONDS = 120
