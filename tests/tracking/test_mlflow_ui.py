@@ -104,7 +104,7 @@ def test_the_models_view_and_the_compare_view_show_the_comparison(
     # alphabetical order: the test metrics come right after the handful of training figures.
     for name in ("test_mae", "test_mse", "test_skill_vs_last", "training_seconds"):
         assert f">{name}<" in dom, f"{name} is not in the compare view"
-    screenshot(chromium, compare_url, folder / "mlflow-compare.png", (1600, 1400))
+    screenshot(chromium, compare_url, folder / "mlflow-compare.png", (1600, 2000))
 
     # The experiment carries the view and a description that links to it; a description the
     # user wrote is kept.
