@@ -16,8 +16,10 @@ the launcher's, or when the launcher's run is in MLflow's own `Default` experime
 a note and the tag `redirected_to_run_id` pointing at it (the new run has `launcher_run_id`).
 A launcher's run that kept the random name MLflow gave it is renamed after the work.
 
-Every experiment our runs go to is tagged `mlflow.experimentKind` = model training, so the
-MLflow UI opens it on the runs table and the charts of metrics rather than on GenAI traces.
+Every experiment our runs go to is tagged `mlflow.experimentKind` = model training, the UI's
+marker of a model-training experiment (its runs table and metric charts rather than GenAI
+traces). MLflow 3.17's UI lets its own GenAI / model-training switch, remembered per browser,
+override the tag; the links of `pipelines.tracking.views` set that switch too.
 """
 
 from __future__ import annotations
