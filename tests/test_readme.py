@@ -14,9 +14,8 @@ from pipelines.paths import REPOSITORY_ROOT
 
 README = (REPOSITORY_ROOT / "README.md").read_text()
 ENTRY_POINTS = yaml.safe_load((REPOSITORY_ROOT / "MLproject").read_text())["entry_points"]
-MAKE_TARGETS = set(
-    re.findall(r"^([a-z][a-z-]*):", (REPOSITORY_ROOT / "Makefile").read_text(), re.MULTILINE)
-)
+MAKEFILE = (REPOSITORY_ROOT / "Makefile").read_text()
+MAKE_TARGETS = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.MULTILINE))
 
 
 def quick_start_commands() -> list[list[str]]:
@@ -55,20 +54,23 @@ def check_cli_module(module: str, arguments: list[str]) -> None:
 
 def test_the_quick_start_commands_are_the_projects() -> None:
     commands = quick_start_commands()
-    assert commands[0] == ["make", "run"]
+    assert commands[:2] == [["make", "run"], ["source", ".venv/bin/activate"]]
     kinds = set()
     for command in commands:
         program, arguments = command[0], command[1:]
         if program == "make":
             assert set(arguments) <= MAKE_TARGETS, arguments
             kinds.add("make")
-        elif program == ".venv/bin/mlflow" and arguments[0] == "run":
+        elif program == "source":
+            assert arguments == [".venv/bin/activate"], arguments
+            assert re.search(r"^VENV := \.venv$", MAKEFILE, re.MULTILINE)  # the venv it makes
+        elif program == "mlflow" and arguments[0] == "run":
             kinds.add(f"mlflow run {check_mlflow_run(arguments[1:])}")
-        elif program == ".venv/bin/mlflow":
+        elif program == "mlflow":
             assert arguments == ["ui"], arguments
             kinds.add("ui")
         else:
-            assert program == ".venv/bin/python" and arguments[0] == "-m", command
+            assert program == "python" and arguments[0] == "-m", command
             check_cli_module(arguments[1], arguments[2:])
             kinds.add("cli")
     # What the quick start promises: the main job, the UI, a forecast and a backtest.
