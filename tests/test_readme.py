@@ -90,3 +90,12 @@ def test_every_picture_in_the_readme_is_in_docs() -> None:
     for picture in pictures:
         path = REPOSITORY_ROOT / picture
         assert picture.startswith("docs/") and path.read_bytes()[:4] == b"\x89PNG", picture
+
+
+def test_the_readme_names_every_entry_point_and_parameter_of_mlproject() -> None:
+    table = README[README.index("## The MLflow project") :].split("\n\n")[1]
+    assert set(re.findall(r"^\| `(\w+)`", table, re.MULTILINE)) == set(ENTRY_POINTS)
+    paragraph = README[README.index("Parameters (all strings") :].split("\n\n")[0]
+    named = set(re.findall(r"`([a-z_]+)`", paragraph)) - set(ENTRY_POINTS)
+    declared = set().union(*(entry_point_parameters(name) for name in ENTRY_POINTS))
+    assert named == declared, (sorted(declared - named), sorted(named - declared))
