@@ -7,7 +7,7 @@ VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format lock benchmarks docs clean
+.PHONY: run ui test lint format lock benchmarks docs clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -19,6 +19,11 @@ $(STAMP): requirements.txt
 # Runs go to MLFLOW_TRACKING_URI, else ./mlflow.db (see README, "Tracking").
 run: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mlflow run . --env-manager local --experiment-name forecaster
+
+# The MLflow UI on the same store: prints the link to the comparison's runs (model-training mode,
+# every model with its headline metrics), then serves it on http://127.0.0.1:5000.
+ui: $(STAMP)
+	$(VENV_PYTHON) -m pipelines.cli.ui
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
