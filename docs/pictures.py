@@ -38,18 +38,26 @@ def pictures(notebook: nbformat.NotebookNode) -> dict[str, bytes]:
     return found
 
 
+def execute(path: Path, cell_seconds: float = CELL_SECONDS) -> nbformat.NotebookNode:
+    """The notebook at `path` run top to bottom in a `python3` kernel from the repository root,
+    as a reader runs it; a cell that raises raises nbclient's `CellExecutionError`."""
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=cell_seconds,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(REPOSITORY_ROOT)}},
+    ).execute()
+    return notebook
+
+
 def main(paths: list[str]) -> int:
     notebooks = [Path(p) for p in paths] or sorted((REPOSITORY_ROOT / "notebooks").glob("*.ipynb"))
     for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)
-        if not any(cell.get("metadata", {}).get("docs_picture") for cell in notebook.cells):
+        tagged = nbformat.read(path, as_version=4).cells
+        if not any(cell.get("metadata", {}).get("docs_picture") for cell in tagged):
             continue
-        NotebookClient(
-            notebook,
-            timeout=CELL_SECONDS,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(REPOSITORY_ROOT)}},
-        ).execute()
+        notebook = execute(path)
         for name, data in pictures(notebook).items():
             (DOCS / name).write_bytes(data)
             print(f"{path.name} -> docs/{name}")

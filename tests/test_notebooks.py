@@ -11,7 +11,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from pipelines.paths import REPOSITORY_ROOT
 
@@ -24,16 +23,19 @@ def code_cells(path: Path) -> list[dict]:
     return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
 
 
+def docs_pictures():
+    """`docs/pictures.py` (a script, not a package module): the notebook runner and the picture
+    extraction that `make docs` uses."""
+    spec = importlib.util.spec_from_file_location("pictures", REPOSITORY_ROOT / "docs/pictures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def executed(name: str) -> tuple[str, int]:
     """Runs a notebook from the repository root; returns its printed text and how many images
     its cells displayed."""
-    notebook = nbformat.read(REPOSITORY_ROOT / "notebooks" / name, as_version=4)
-    NotebookClient(
-        notebook,
-        timeout=CELL_SECONDS,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(REPOSITORY_ROOT)}},
-    ).execute()
+    notebook = docs_pictures().execute(REPOSITORY_ROOT / "notebooks" / name, CELL_SECONDS)
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     streams = [output for output in outputs if output["output_type"] == "stream"]
     text = "".join(output["text"] for output in streams)
@@ -105,9 +107,7 @@ def test_the_forecast_notebook_forecasts_from_the_champion_and_backtests():
 
 
 def test_the_docs_pictures_are_the_tagged_cells_first_images():
-    spec = importlib.util.spec_from_file_location("pictures", REPOSITORY_ROOT / "docs/pictures.py")
-    pictures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pictures)
+    pictures = docs_pictures()
     png = b"\x89PNG\r\n\x1a\nfirst"
     image = {"output_type": "display_data", "metadata": {}, "data": {"image/png": ""}}
     notebook = nbformat.v4.new_notebook(
