@@ -78,9 +78,17 @@ def mlflow_server(
         "--workers=1",
         *options,
     ]
+    # MLflow's job runner (a handful of huey consumer processes, each importing MLflow) runs
+    # GenAI jobs that no test submits; left on, it costs CPU-seconds that the test waits for.
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with log.open("wb") as output:
         server = subprocess.Popen(
-            command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=folder,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         return report_failure(error)
     print(summary_text(result))
-    print(where_to_look(result.parent_run_id))
+    print(where_to_look(result.experiment_id))
     if result.failed:
         print(f"error: {len(result.failed)} model(s) failed", file=sys.stderr)
         return EXIT_FAILED

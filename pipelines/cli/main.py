@@ -168,7 +168,7 @@ def _summary(result: MainResult) -> str:
             f"{result.forecast.partition / FORECAST_FILE}"
         )
     lines.append(f"main run {result.run_id}")
-    lines.append(where_to_look(result.run_id))
+    lines.append(where_to_look(comparison.experiment_id))
     return "\n".join(lines)
 
 

@@ -11,16 +11,17 @@ and the error-by-fold plot of every model together.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure  # not pyplot: a caller's backend stays as it was
 
 from models.hyperparameters import model_family
 from pipelines.config.loading import dump_yaml, flatten
 from pipelines.config.schema import RunConfig
 from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
-from pipelines.tracking.runs import param_text, run_for, tag_text
-from pipelines.training.backtest import BacktestResult, ModelBacktest
+from pipelines.tracking.runs import run_for, tag_text
+from pipelines.tracking.training_run import model_params, resolved_params
+from pipelines.training.backtest import BacktestResult, ModelBacktest, backtest_models
 from pipelines.training.compare import markdown_table
 
 PLOTTED_SERIES = 3
@@ -32,7 +33,12 @@ def log_backtest(result: BacktestResult, config: RunConfig) -> str:
     import mlflow
 
     with run_for(config, "backtest") as parent:
-        mlflow.log_params(flatten(config))
+        backtest_settings = {
+            key: value for key, value in flatten(config).items() if key.startswith("backtest.")
+        }
+        mlflow.log_params(
+            {**resolved_params(config, result.spec, result.data_summary), **backtest_settings}
+        )
         mlflow.log_text(dump_yaml(config), "config.yaml")
         mlflow.set_tags(
             {
@@ -42,14 +48,15 @@ def log_backtest(result: BacktestResult, config: RunConfig) -> str:
                 **({"notes": tag_text("; ".join(result.notes))} if result.notes else {}),
             }
         )
+        configs = backtest_models(config)
         for model in result.models.values():
-            _log_model(model, result)
+            _log_model(model, configs[model.name], result)
         table = result.summary()
         mlflow.log_text(table.to_csv(index=False), "backtest.csv")
         mlflow.log_text(markdown_table(table), "backtest.md")
         mlflow.set_tag("mlflow.note.content", tag_text(markdown_table(table)))
         mlflow.log_text(_folds_frame(result).to_csv(index=False), "folds.csv")
-        _log_figure(_error_by_fold_figure(list(result.models.values())), "error_by_fold.png")
+        mlflow.log_figure(_error_by_fold_figure(list(result.models.values())), "error_by_fold.png")
         return parent.info.run_id
 
 
@@ -67,7 +74,7 @@ def _folds_frame(result: BacktestResult) -> pd.DataFrame:
     )
 
 
-def _log_model(model: ModelBacktest, result: BacktestResult) -> None:
+def _log_model(model: ModelBacktest, config: RunConfig, result: BacktestResult) -> None:
     import mlflow
     from mlflow.entities import Metric
 
@@ -76,19 +83,8 @@ def _log_model(model: ModelBacktest, result: BacktestResult) -> None:
         run_name=model.name,
         tags={"model_name": model.name, "model_family": model_family(model.name)},
     ) as run:
-        mlflow.log_params(
-            {
-                "model.name": model.name,
-                # The names of a training run's params, so backtests and comparisons line up.
-                "data.input_width": result.spec.input_width,
-                "data.horizon": result.spec.horizon,
-                "data.targets": ",".join(result.spec.targets),
-                **{
-                    f"model.hparams.{key}": param_text(value)
-                    for key, value in model.hparams.items()
-                },
-            }
-        )
+        # A training run's params, so that backtests and comparisons line up in the UI.
+        mlflow.log_params(model_params(config, result.spec, result.data_summary, model.hparams))
         timestamp = int(time.time() * 1000)
         history = [
             Metric(f"fold_{name}", value, timestamp, score.fold)
@@ -103,26 +99,12 @@ def _log_model(model: ModelBacktest, result: BacktestResult) -> None:
         mlflow.MlflowClient().log_batch(run.info.run_id, metrics=history)
         forecasts = model.forecast_frame()
         mlflow.log_text(forecasts.to_csv(index=False), "forecasts.csv")
-        _log_figure(_error_by_fold_figure([model]), "plots/error_by_fold.png")
-        _log_figure(_forecast_figure(forecasts, model.name), "plots/forecasts_vs_actuals.png")
+        mlflow.log_figure(_error_by_fold_figure([model]), "plots/error_by_fold.png")
+        mlflow.log_figure(_forecast_figure(forecasts, model.name), "plots/forecasts_vs_actuals.png")
 
 
-def _log_figure(figure: Any, path: str) -> None:
-    import mlflow
-
-    mlflow.log_figure(figure, path)
-
-
-def _new_figure(size: tuple[float, float]) -> Any:
-    """A `matplotlib.figure.Figure`, not pyplot's: no display needed, and the backend of a
-    notebook or program that called us stays as it was."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=size)
-
-
-def _error_by_fold_figure(models: list[ModelBacktest]) -> Any:
-    figure = _new_figure((8, 4))
+def _error_by_fold_figure(models: list[ModelBacktest]) -> Figure:
+    figure = Figure(figsize=(8, 4))
     axis = figure.subplots()
     for model in models:
         folds = [score.fold for score in model.scores]
@@ -137,11 +119,11 @@ def _error_by_fold_figure(models: list[ModelBacktest]) -> Any:
     return figure
 
 
-def _forecast_figure(forecasts: pd.DataFrame, model_name: str) -> Any:
+def _forecast_figure(forecasts: pd.DataFrame, model_name: str) -> Figure:
     target = forecasts["target"].iloc[0]
     rows = forecasts[forecasts["target"] == target]
     series_ids = sorted(rows[SERIES_COLUMN].unique())[:PLOTTED_SERIES]
-    figure = _new_figure((10, 2.6 * len(series_ids)))
+    figure = Figure(figsize=(10, 2.6 * len(series_ids)))
     axes = figure.subplots(len(series_ids), 1, squeeze=False)
     for axis, series_id in zip(axes[:, 0], series_ids, strict=True):
         series = rows[rows[SERIES_COLUMN] == series_id].sort_values(TIMESTAMP_COLUMN)

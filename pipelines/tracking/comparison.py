@@ -83,11 +83,11 @@ def compare_models(
         prepared = prepare_data(config.data)
     with run_for(config, "compare") as parent:
         parent_run_id = parent.info.run_id
-        mlflow.log_params(resolved_params(config, prepared))
+        mlflow.log_params(resolved_params(config, prepared.spec, prepared.summary))
         mlflow.log_text(dump_yaml(config), "config.yaml")
         outcomes = [_run_child(name, child, prepared) for name, child in configs.items()]
         _align_metric_keys(outcomes)
-        result = ComparisonResult(parent_run_id=parent_run_id, outcomes=outcomes)
+        result = ComparisonResult(parent_run_id, parent.info.experiment_id, outcomes)
         _register_best(result, config.tracking.registered_model_name)
         _log_summary(result)
     return result
@@ -215,11 +215,8 @@ def _log_summary(result: ComparisonResult) -> None:
 def _description(result: ComparisonResult) -> str:
     """The parent's description in the UI (Markdown): the summary table, the best model and a
     link to the compare view of the finished children."""
-    import mlflow
-
     finished = [item.run_id for item in result.outcomes if item.status == FINISHED]
-    experiment_id = mlflow.get_run(result.parent_run_id).info.experiment_id
-    link = compare_runs_url("", experiment_id, finished)
+    link = compare_runs_url("", result.experiment_id, finished)
     return f"{summary_text(result)}\n\n[Compare the models side by side]({link})\n"
 
 

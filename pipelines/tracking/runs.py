@@ -79,7 +79,7 @@ def use_experiment(name: str) -> Any:
         mlflow.MlflowClient().set_experiment_tag(
             experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
         )
-    publish_models_view(experiment.experiment_id)
+    publish_models_view(experiment.experiment_id, experiment.tags)
     return experiment
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -48,16 +48,17 @@ def models_view_state() -> dict[str, Any]:
     }
 
 
-def publish_models_view(experiment_id: str) -> None:
-    """Writes the `models` view to the experiment (again: the tag is the same every time),
-    and a description that links to it unless the experiment has one."""
+def publish_models_view(experiment_id: str, tags: Mapping[str, str]) -> None:
+    """Writes the `models` view to the experiment, and a description that links to it unless
+    the experiment has one; `tags` are the experiment's own, so that a run start that finds
+    both in place writes nothing."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    client.set_experiment_tag(
-        experiment_id, SHARED_VIEW_TAG + MODELS_VIEW, json.dumps(models_view_state())
-    )
-    if DESCRIPTION_TAG not in client.get_experiment(experiment_id).tags:
+    view = json.dumps(models_view_state())
+    if tags.get(SHARED_VIEW_TAG + MODELS_VIEW) != view:
+        client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + MODELS_VIEW, view)
+    if DESCRIPTION_TAG not in tags:
         link = runs_table_url("", experiment_id)
         client.set_experiment_tag(
             experiment_id,
@@ -90,11 +91,10 @@ def compare_runs_url(base_url: str, experiment_id: str, run_ids: Sequence[str]) 
     return f"{base_url}/#/compare-runs?{query}"
 
 
-def where_to_look(run_id: str) -> str:
-    """The line a command prints after logging `run_id`: the link to its experiment's runs
+def where_to_look(experiment_id: str) -> str:
+    """The line a command prints after logging to `experiment_id`: the link to its runs
     table, in the `models` view."""
     import mlflow
 
-    experiment_id = mlflow.MlflowClient().get_run(run_id).info.experiment_id
     url = runs_table_url(ui_base_url(mlflow.get_tracking_uri()), experiment_id)
     return f"MLflow UI: {url} (start it with `mlflow ui` for a local store)"

@@ -122,10 +122,15 @@ class ModelBacktest:
 
 @dataclass
 class BacktestResult:
-    """What a backtest produced: its folds and, per model, its scores and forecasts."""
+    """What a backtest produced: its folds and, per model, its scores and forecasts.
+
+    `spec` and `data_summary` (`PrepareResult.summary`) are those of the last fold's training
+    data: the settings every fold resolved to, up to the rows counted.
+    """
 
     dataset: str
     spec: WindowSpec
+    data_summary: dict[str, Any]
     folds: list[Fold]
     models: dict[str, ModelBacktest]
     notes: list[str] = field(default_factory=list)
@@ -438,12 +443,13 @@ def run_backtest(config: RunConfig) -> BacktestResult:
     fitted: dict[str, FittedModel] = {}
     scaler: FittedScaler | None = None
     spec: WindowSpec | None = None
+    data_summary: dict[str, Any] = {}
     results = {name: ModelBacktest(name, {}) for name in configs}
     notes: list[str] = []
     for fold in folds:
         if fold.refit:
             prepared = _fold_data(fold_data, fold, settings)
-            scaler, spec = prepared.scaler, prepared.spec
+            scaler, spec, data_summary = prepared.scaler, prepared.spec, prepared.summary
             for name in _unbuildable_baselines(configs, config, spec, notes):
                 del configs[name], results[name]
             for name, model_config in configs.items():
@@ -484,4 +490,4 @@ def run_backtest(config: RunConfig) -> BacktestResult:
                 forecast_rows(name, fold, windows, original, spec.targets)
             )
     assert spec is not None
-    return BacktestResult(dataset=full.dataset, spec=spec, folds=folds, models=results, notes=notes)
+    return BacktestResult(full.dataset, spec, data_summary, folds, results, notes)

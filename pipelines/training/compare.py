@@ -94,6 +94,7 @@ class ComparisonResult:
 
     Attributes:
         parent_run_id: the parent run.
+        experiment_id: the experiment it was logged to.
         outcomes: one per model, in `config.model.models` order.
         best_model: the finished model with the lowest `SELECTION_METRIC`, None if none finished.
         registered_version: the model version registered for `best_model`, else None.
@@ -101,6 +102,7 @@ class ComparisonResult:
     """
 
     parent_run_id: str
+    experiment_id: str
     outcomes: list[ModelOutcome]
     best_model: str | None = None
     registered_version: str | None = None

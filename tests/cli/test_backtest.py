@@ -61,6 +61,14 @@ def test_mlflow_run_backtest_logs_a_parent_nested_runs_and_fold_metrics(
     assert sorted(by_model) == ["last", "linear", "repeat"]
 
     linear = by_model["linear"]
+    # Resolved settings, named as a training run names them: no `none` left for the defaults.
+    for run in (parent, linear):
+        assert run.data.params["data.dataset"] == "seattle-weather"
+        assert run.data.params["data.frequency"] == "D"
+        assert run.data.params["data.input_width"] == "14"
+        assert run.data.params["data.targets"] == parent.data.params["data.targets"] != "none"
+    assert linear.data.params["model.name"] == "linear"
+    assert "model.hparams.season" in by_model["repeat"].data.params
     history = tracking_store.get_metric_history(linear.info.run_id, "fold_mae")
     assert sorted(metric.step for metric in history) == [0, 1]
     values = [metric.value for metric in sorted(history, key=lambda metric: metric.step)]

@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.cli import compare as compare_command
-from pipelines.tracking import training_run, views
+from pipelines.tracking import runs, training_run, views
 from tests.browser import chromium_or_skip, grid_rows, page_dom, screenshot
 from tests.loopback import mlflow_server
 
@@ -116,8 +116,28 @@ def test_the_models_view_and_the_compare_view_show_the_comparison(
         in (tags["mlflow.note.content"])
     )
     tracking_store.set_experiment_tag(compared, "mlflow.note.content", "mine")
-    views.publish_models_view(compared)
+    views.publish_models_view(compared, tracking_store.get_experiment(compared).tags)
     assert tracking_store.get_experiment(compared).tags["mlflow.note.content"] == "mine"
+
+
+def test_an_experiment_in_place_is_not_written_again(
+    tracking_store: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[str] = []
+    set_tag = MlflowClient.set_experiment_tag
+
+    def recording(self: MlflowClient, experiment_id: str, key: str, value: str) -> None:
+        written.append(key)
+        set_tag(self, experiment_id, key, value)
+
+    monkeypatch.setattr(MlflowClient, "set_experiment_tag", recording)
+    experiment = runs.use_experiment("tagged once")
+    assert sorted(written) == sorted(
+        ["mlflow.experimentKind", "mlflow.sharedViewState.models", "mlflow.note.content"]
+    )
+    written.clear()
+    assert runs.use_experiment("tagged once").experiment_id == experiment.experiment_id
+    assert written == []
 
 
 def test_the_view_shows_only_headline_metrics() -> None:

@@ -32,20 +32,25 @@ ARGUMENTS = [
 ]
 
 
+def with_experiment(client: MlflowClient, folder: Path) -> MlflowClient:
+    """`client`'s store with this module's experiment, keeping its artifacts in `folder`."""
+    client.create_experiment(EXPERIMENT, artifact_location=(folder / "artifacts").as_uri())
+    return client
+
+
 @pytest.fixture
 def tracking(tracking_store: MlflowClient, tmp_path: Path) -> MlflowClient:
-    """The shared store, with this module's experiment keeping artifacts in tmp_path."""
-    tracking_store.create_experiment(
-        EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri()
-    )
-    return tracking_store
+    """A store of the test's own, for comparisons that change it."""
+    return with_experiment(tracking_store, tmp_path)
 
 
-@pytest.fixture
-def compared(tracking: MlflowClient) -> tuple[Run, dict[str, Run]]:
-    """One comparison of MODELS: the parent run and its children by model name."""
+@pytest.fixture(scope="module")
+def compared(module_tracking_store: MlflowClient) -> tuple[MlflowClient, Run, dict[str, Run]]:
+    """One comparison of MODELS, run once for the tests that only read it: the store, the
+    parent run and its children by model name."""
+    client = with_experiment(module_tracking_store, Path.cwd())
     assert compare_command.main(ARGUMENTS) == 0
-    return parent_and_children(tracking)
+    return client, *parent_and_children(client)
 
 
 def parent_and_children(client: MlflowClient) -> tuple[Run, dict[str, Run]]:
@@ -58,9 +63,9 @@ def parent_and_children(client: MlflowClient) -> tuple[Run, dict[str, Run]]:
 
 
 def test_one_nested_child_per_model_with_the_same_metric_keys(
-    compared: tuple[Run, dict[str, Run]],
+    compared: tuple[MlflowClient, Run, dict[str, Run]],
 ) -> None:
-    parent, children = compared
+    _, parent, children = compared
     assert parent.info.status == "FINISHED"
     assert set(children) == set(MODELS)
     key_sets = {name: set(child.data.metrics) for name, child in children.items()}
@@ -76,9 +81,9 @@ def test_one_nested_child_per_model_with_the_same_metric_keys(
 
 
 def test_the_summary_matches_the_children(
-    compared: tuple[Run, dict[str, Run]], tracking: MlflowClient
+    compared: tuple[MlflowClient, Run, dict[str, Run]],
 ) -> None:
-    parent, children = compared
+    tracking, parent, children = compared
     run_id = parent.info.run_id
     names = {item.path for item in tracking.list_artifacts(run_id)}
     assert {"comparison.csv", "comparison.md", "comparison.png", "config.yaml"} <= names
@@ -108,9 +113,9 @@ def test_the_summary_matches_the_children(
 
 
 def test_only_the_best_child_on_validation_is_registered(
-    compared: tuple[Run, dict[str, Run]], tracking: MlflowClient
+    compared: tuple[MlflowClient, Run, dict[str, Run]],
 ) -> None:
-    _, children = compared
+    tracking, _, children = compared
     (version,) = tracking.search_model_versions(f"name='{REGISTERED}'")
     best = min(children.values(), key=lambda child: child.data.metrics["val_mae"])
     assert version.run_id == best.info.run_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import keras
@@ -105,7 +106,9 @@ def test_one_seed_gives_the_same_metrics(
     assert again.history == trained.history
 
 
-def test_mlflow_round_trip_and_champion_on_validation(tracking: MlflowClient) -> None:
+def test_mlflow_round_trip_and_champion_on_validation(
+    tracking: MlflowClient, prepared: PrepareResult
+) -> None:
     common = [*TINY_ARGUMENTS, "--experiment-name=tiny", "--registered-model-name=tiny-model"]
     assert train_command.main([*common, "--learning-rate=0.01"]) == 0
     # An almost-zero learning rate leaves the untrained weights: a worse validation MAE.
@@ -153,13 +156,40 @@ def test_mlflow_round_trip_and_champion_on_validation(tracking: MlflowClient) ->
     assert first.data.tags["keras"]
     artifacts = {item.path for item in tracking.list_artifacts(first.info.run_id, "plots")}
     assert artifacts == {"plots/forecast_vs_actual.png", "plots/error_by_horizon.png"}
-    assert mlflow.get_run(first.info.run_id).inputs.dataset_inputs
+    (logged,) = mlflow.get_run(first.info.run_id).inputs.dataset_inputs
+    logged_schema = json.loads(logged.dataset.schema)["mlflow_colspec"]
+    assert logged_schema == mlflow.data.from_pandas(prepared.frame).schema.to_dict()
 
     assert second.data.metrics["val_mae"] > first.data.metrics["val_mae"]
     champion = tracking.get_model_version_by_alias("tiny-model", "champion")
     assert champion.run_id == first.info.run_id
     assert len(tracking.search_model_versions("name='tiny-model'")) == 2
     assert second.data.tags["champion"] == "false"
+
+
+def test_the_dataset_schema_is_the_one_mlflow_infers_from_every_row() -> None:
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-04"]),
+            "series_id": ["a", "a", "b", None],
+            "count": np.array([1, 2, 3, 4], "int64"),
+            "value": [1.0, 2.0, 3.0, np.nan],
+            "complete": [0.5, 0.25, 0.125, 1.0],
+            "flag": [True, False, True, True],
+        }
+    )
+    for part in (frame, frame.iloc[:2], frame.iloc[2:]):
+        expected = mlflow.data.from_pandas(part).schema.to_dict()
+        assert training_run.dataset_schema(part).to_dict() == expected
+    required = {spec.name: spec.required for spec in training_run.dataset_schema(frame).inputs}
+    assert required == {
+        "timestamp": False,
+        "series_id": False,
+        "count": True,
+        "value": False,
+        "complete": True,
+        "flag": True,
+    }
 
 
 def test_a_run_that_raises_ends_failed(
