@@ -25,8 +25,11 @@ run: $(STAMP)
 ui: $(STAMP)
 	$(VENV_PYTHON) -m pipelines.cli.ui
 
+# One pytest worker per core (at most 4; pytest-xdist), each test file on one worker, so a
+# module's shared fixtures (a comparison, a server) are built once. 8.5 min on 2 cores
+# against 14.8 min in one process. PYTEST_ARGS adds options, e.g. PYTEST_ARGS="-k ui -n 0".
 test: $(STAMP)
-	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+	$(VENV_PYTHON) -m pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV_PYTHON) -m ruff check .
