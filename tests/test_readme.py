@@ -1,6 +1,7 @@
 """The README's quick start runs what the project has: its `make` targets are the Makefile's,
 its `mlflow run` and `python -m pipelines.cli` commands name MLproject entry points and their
-parameters, and every picture it shows is in `docs/`."""
+parameters, every picture it shows is in `docs/`, and its headline benchmark tables are rows of
+`benchmarks/README.md`, where each has its command line."""
 
 from __future__ import annotations
 
@@ -96,3 +97,12 @@ def test_the_readme_names_every_entry_point_and_parameter_of_mlproject() -> None
     named = set(re.findall(r"`([a-z_]+)`", paragraph)) - set(ENTRY_POINTS)
     declared = set().union(*(entry_point_parameters(name) for name in ENTRY_POINTS))
     assert named == declared, (sorted(declared - named), sorted(named - declared))
+
+
+def test_the_headline_figures_are_the_benchmark_records() -> None:
+    section = README[README.index("### Headline figures") :]
+    table_lines = [line for line in section.splitlines() if line.startswith("|")]
+    records = set((REPOSITORY_ROOT / "benchmarks" / "README.md").read_text().splitlines())
+    assert len(table_lines) > 20
+    missing = [line for line in table_lines if line not in records]
+    assert not missing, f"README rows not in benchmarks/README.md: {missing}"
