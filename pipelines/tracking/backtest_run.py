@@ -84,7 +84,9 @@ def _log_model(model: ModelBacktest, config: RunConfig, result: BacktestResult) 
         tags={"model_name": model.name, "model_family": model_family(model.name)},
     ) as run:
         # A training run's params, so that backtests and comparisons line up in the UI.
-        mlflow.log_params(model_params(config, result.spec, result.data_summary, model.hparams))
+        params = model_params(config, result.spec, result.data_summary, model.hparams)
+        params["tracking.run_name"] = model.name
+        mlflow.log_params(params)
         timestamp = int(time.time() * 1000)
         history = [
             Metric(f"fold_{name}", value, timestamp, score.fold)

@@ -39,7 +39,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,9 @@ from pipelines.tracking.registry import register_and_promote
 from pipelines.tracking.runs import param_text, tag_text
 from pipelines.training.evaluation import PART_PREFIXES
 from pipelines.training.train import TrainResult
+
+if TYPE_CHECKING:
+    from mlflow.types import Schema
 
 _METRICS_PER_BATCH = 1000
 SKILL_BASELINE = "last"
@@ -335,16 +338,24 @@ def _log_dataset(result: TrainResult) -> None:
         mlflow.log_input(dataset, context="training")
 
 
-def dataset_schema(frame: pd.DataFrame) -> Any:
+def dataset_schema(frame: pd.DataFrame) -> Schema | None:
     """The schema MLflow infers for `frame` (not empty) as a dataset, read from a few rows.
 
     MLflow looks at every value in Python to learn whether a column has missing values
-    (4-5 s for Weather's 52,000 x 22, on every training run); a column's type and that flag
-    are the same on its first row and its first missing value, if any.
+    (4-5 s for Weather's 52,000 x 22, on every training run). A column with a dtype of its own
+    (numbers, dates, strings, categories) has one type, found on its first value that is not
+    missing, and the flag, found on its first missing value; Python-object columns can mix
+    types, so a frame with one is left to MLflow's full reading.
     """
     import mlflow
 
-    rows = {0, *(int(np.argmax(column)) for _, column in frame.isna().items() if column.any())}
+    if any(pd.api.types.is_object_dtype(dtype) for dtype in frame.dtypes):
+        return mlflow.data.from_pandas(frame).schema
+    missing = frame.isna()
+    rows = {0}
+    for _, column in missing.items():
+        rows.add(int(np.argmax(column)))  # the first missing value (row 0 when none is)
+        rows.add(int(np.argmax(~column)))  # the first value present
     return mlflow.data.from_pandas(frame.iloc[sorted(rows)]).schema
 
 

@@ -68,6 +68,7 @@ def test_mlflow_run_backtest_logs_a_parent_nested_runs_and_fold_metrics(
         assert run.data.params["data.input_width"] == "14"
         assert run.data.params["data.targets"] == parent.data.params["data.targets"] != "none"
     assert linear.data.params["model.name"] == "linear"
+    assert linear.data.params["tracking.run_name"] == linear.info.run_name == "linear"
     assert "model.hparams.season" in by_model["repeat"].data.params
     history = tracking_store.get_metric_history(linear.info.run_id, "fold_mae")
     assert sorted(metric.step for metric in history) == [0, 1]

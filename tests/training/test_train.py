@@ -176,9 +176,13 @@ def test_the_dataset_schema_is_the_one_mlflow_infers_from_every_row() -> None:
             "value": [1.0, 2.0, 3.0, np.nan],
             "complete": [0.5, 0.25, 0.125, 1.0],
             "flag": [True, False, True, True],
+            "label": pd.Series([None, "b", "c", "d"], dtype="str"),
+            "kind": pd.Categorical(["x", None, "y", "x"]),
+            "mixed": pd.Series([1, 2.5, 3, 4], dtype=object),  # MLflow reads every value
         }
     )
-    for part in (frame, frame.iloc[:2], frame.iloc[2:]):
+    typed = frame.drop(columns="mixed")  # read from a few rows
+    for part in (typed, typed.iloc[:2], typed.iloc[2:], typed.iloc[1:], frame):
         expected = mlflow.data.from_pandas(part).schema.to_dict()
         assert training_run.dataset_schema(part).to_dict() == expected
     required = {spec.name: spec.required for spec in training_run.dataset_schema(frame).inputs}
@@ -189,6 +193,9 @@ def test_the_dataset_schema_is_the_one_mlflow_infers_from_every_row() -> None:
         "value": False,
         "complete": True,
         "flag": True,
+        "label": False,
+        "kind": False,
+        "mixed": True,
     }
 
 
