@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -64,7 +64,6 @@ def mlflow_server(
     if shutil.which("timeout") is None:
         pytest.skip("coreutils `timeout` is needed to bound the server's life")
     port = free_port()
-    log = folder / "server.log"
     command = [
         "timeout",
         "--kill-after=10",
@@ -81,18 +80,34 @@ def mlflow_server(
     # MLflow's job runner (a handful of huey consumer processes, each importing MLflow) runs
     # GenAI jobs that no test submits; left on, it costs CPU-seconds that the test waits for.
     environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with loopback_server(command, folder, environment, port, "/health", start_s):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def loopback_server(
+    command: list[str],
+    folder: Path,
+    environment: Mapping[str, str],
+    port: int,
+    ready_path: str,
+    start_s: float,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Runs `command`, a server that listens on 127.0.0.1:`port`, from `folder` (its output in
+    `folder/server.log`) in a process group of its own; yields the process once `ready_path`
+    answers 200 and stops the whole group afterwards."""
+    log = folder / "server.log"
     with log.open("wb") as output:
-        server = subprocess.Popen(
+        process = subprocess.Popen(
             command,
             cwd=folder,
-            env=environment,
+            env=dict(environment),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(f"{url}/health", server, log, start_s)
-        yield url
+        wait_until_ready(f"http://127.0.0.1:{port}{ready_path}", process, log, start_s)
+        yield process
     finally:
-        stop(server)
+        stop(process)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipelines.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from pipelines.config.schema import TrackingConfig
-from pipelines.tracking.views import runs_table_url, ui_base_url
+from pipelines.tracking.views import is_tracking_server, runs_table_url, ui_base_url
 
 
 def models_view_link(experiment_name: str, base_url: str) -> str | None:
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", default="5000")
     arguments = parser.parse_args(argv)
     server = mlflow.get_tracking_uri()
-    remote = server.startswith(("http://", "https://"))
+    remote = is_tracking_server(server)
     base_url = ui_base_url(server) if remote else f"http://{arguments.host}:{arguments.port}"
     link = models_view_link(arguments.experiment_name, base_url)
     if link is None:

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "MODELS_VIEW",
     "compare_runs_url",
+    "is_tracking_server",
     "models_view_state",
     "publish_models_view",
     "runs_table_url",
@@ -68,11 +69,14 @@ def publish_models_view(experiment_id: str, tags: Mapping[str, str]) -> None:
         )
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    """Whether `tracking_uri` is a tracking server's (which serves its own UI), not a store."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def ui_base_url(tracking_uri: str) -> str:
     """The UI of a tracking server, or where `mlflow ui` serves a local store."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
-    return DEFAULT_UI_URL
+    return tracking_uri.rstrip("/") if is_tracking_server(tracking_uri) else DEFAULT_UI_URL
 
 
 def runs_table_url(base_url: str, experiment_id: str) -> str:

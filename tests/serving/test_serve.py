@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from pipelines.data.history import to_model_input
-from tests.loopback import free_port, stop, wait_until_ready
+from tests.loopback import free_port, loopback_server
 from tests.three_series import SPEC, register_untrained_champion, series_frame
 
 MODEL_NAME = "forecaster"
@@ -41,7 +41,6 @@ class Server:
 
     url: str
     process: subprocess.Popen[bytes]
-    log: Path
     model: mlflow.pyfunc.PyFuncModel
     frame: pd.DataFrame
 
@@ -71,26 +70,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    log = root / "server.log"
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", MODEL_URI]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=root,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so teardown stops all of it
-        )
-    try:
-        started = time.monotonic()
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ready(f"{url}/ping", process, log, STARTUP_DEADLINE_S)
+    started = time.monotonic()
+    with loopback_server(command, root, environment, port, "/ping", STARTUP_DEADLINE_S) as process:
         print(f"scoring server ready in {time.monotonic() - started:.1f} s")
-        yield Server(url, process, log, model, frame)
-    finally:
-        stop(process)
+        yield Server(f"http://127.0.0.1:{port}", process, model, frame)
 
 
 def post(url: str, payload: Any) -> tuple[int, dict[str, Any]]:
