@@ -437,7 +437,7 @@ def format_study(study: str, runs: list[Run], comparisons: list[Comparison]) -> 
     header = " | ".join(metrics)
     lines = [
         f"| variant | units | parameters (recurrent) | seeds | {header} | vs {REFERENCE} "
-        "| p | Holm p | train s |",
+        "| p | Holm p | train s (median) |",
         "|---|---|---|---|" + "---|" * len(metrics) + "---|---|---|---|",
     ]
     tests = {row.variant: row for row in comparisons if row.study == study}
@@ -458,7 +458,8 @@ def format_study(study: str, runs: list[Run], comparisons: list[Comparison]) -> 
             versus = f"{test.mean_difference:+.4f}" + (" *" if test.significant else "")
             p = "-" if test.p_value is None else f"{test.p_value:.2g}"
             adjusted = "-" if test.holm_p_value is None else f"{test.holm_p_value:.2g}"
-        seconds = statistics.fmean(run.train_seconds for run in group)
+        # the median: a run that shared the cores with other work must not move the figure
+        seconds = statistics.median(run.train_seconds for run in group)
         lines.append(
             f"| {name} | {first.units or '-'} | {first.parameters:,} "
             f"({first.recurrent_parameters:,}) | {len(group)} | {' | '.join(cells)} | {versus} "

@@ -83,7 +83,13 @@ def test_the_gates_notebook_draws_every_model():
         assert re.search(rf"^{gate} +lstm 0\.\d{{3}}  peephole 0\.\d{{3}}$", text, re.MULTILINE)
     # Periods 1, 2, 4, 8 over 28 days: 28, 14, 7 and 4 updates, two units per module.
     assert "updates per unit over 28 days: [28, 28, 14, 14, 7, 7, 4, 4]" in text
-    assert images == 3
+    # The variant study, read from its committed record: five seeds of every variant.
+    stocks = text[text.index("stocks: test mase") :]
+    for variant in ("linear", "lstm", "peephole (output gate)", "cifg", "gru", "clockwork"):
+        assert re.search(rf"^{re.escape(variant)} +5 +0\.\d{{4}} +0\.\d{{4}}$", stocks, re.M)
+    assert re.search(r"^repeat-last +1 +1\.2511 +NaN$", stocks, re.MULTILINE), stocks
+    assert "weather: test mse" in text
+    assert images == 4
 
 
 def test_the_compare_notebook_reads_its_runs_back(tmp_path):
