@@ -1,14 +1,14 @@
 """The schema of every setting of every entry point: typed, with its default, in seven sections.
 
-| section    | what it holds                                            | read by               |
-|------------|----------------------------------------------------------|-----------------------|
-| `data`     | source, cleaning, split, scaling, windows (`DataConfig`) | every entry point     |
-| `model`    | the model to train, the models to compare, hparams       | train, compare, main  |
-| `training` | epochs, batch, learning rate and schedule, patience, ... | train, compare, main  |
-| `tracking` | MLflow experiment, registered model, run name            | train, compare, main  |
-| `prepare`  | where `prepare` writes its files; whether it logs a run  | prepare               |
-| `forecast` | model URI, as_of, output folder, series, lock, replace   | forecast, main        |
-| `backtest` | folds or fold starts, step, window, refit, validation    | backtest              |
+| section    | what it holds                                      | read by                        |
+|------------|----------------------------------------------------|--------------------------------|
+| `data`     | source, cleaning, split, scaling, windows          | every entry point              |
+| `model`    | the model to train, the models to compare, hparams | train, compare, backtest, main |
+| `training` | epochs, batch, learning rate, schedule, patience   | train, compare, backtest, main |
+| `tracking` | MLflow experiment, registered model, run name      | train, compare, backtest, main |
+| `prepare`  | where `prepare` writes; whether it logs a run      | prepare                        |
+| `forecast` | model URI, as_of, output, series, lock, replace    | forecast, main                 |
+| `backtest` | folds or fold starts, step, window, refit, ...     | backtest                       |
 
 `FLAT_PARAMETERS` gives each setting that has a command-line option its one flat name
 (`input_width` -> `data.input_width`): the same option (`--input-width`) in every entry point
@@ -366,7 +366,7 @@ class BacktestConfig(SettingsSection):
 
 
 class RunConfig(SettingsSection):
-    """Every setting of every entry point, in six sections (see the module docstring).
+    """Every setting of every entry point, in seven sections (see the module docstring).
 
     Example:
         >>> config = RunConfig(training=TrainingConfig(epochs=3))
