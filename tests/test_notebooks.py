@@ -88,7 +88,10 @@ def test_the_gates_notebook_draws_every_model():
     for variant in ("linear", "lstm", "peephole (output gate)", "cifg", "gru", "clockwork"):
         assert re.search(rf"^{re.escape(variant)} +5 +0\.\d{{4}} +0\.\d{{4}}$", stocks, re.M)
     assert re.search(r"^repeat-last +1 +1\.2511 +NaN$", stocks, re.MULTILINE), stocks
-    assert "weather: test mse" in text
+    weather = text[text.index("weather: test mse") : text.index("stocks: test mase")]
+    for variant in ("linear", "lstm", "peephole (all gates)", "depth-gated", "clockwork"):
+        assert re.search(rf"^{re.escape(variant)} +5 +0\.\d{{4}} +0\.\d{{4}}$", weather, re.M)
+    assert re.search(r"^repeat-last +1 +0\.2591 +NaN$", weather, re.MULTILINE), weather
     assert images == 4
 
 
