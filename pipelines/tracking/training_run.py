@@ -338,7 +338,7 @@ def _log_dataset(result: TrainResult) -> None:
         mlflow.log_input(dataset, context="training")
 
 
-def dataset_schema(frame: pd.DataFrame) -> Schema | None:
+def dataset_schema(frame: pd.DataFrame) -> Schema:
     """The schema MLflow infers for `frame` (not empty) as a dataset, read from a few rows.
 
     MLflow looks at every value in Python to learn whether a column has missing values
