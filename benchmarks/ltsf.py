@@ -36,18 +36,22 @@ Usage:
         [--features M|S] [--target OT] [--input-width 96]
         [--horizons 96,192,336,720]
         [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42 | --seeds 42,43,44]
-        [--set model.hparams.units=128 ...] [--log-mlflow] [--quick]
+        [--set model.hparams.units=128 ...] [--validation-only] [--log-mlflow] [--quick]
+
+`--validation-only` is for choosing settings: the runs print and keep their validation figures
+only (test MSE and MAE are NaN), so that the test part is looked at once, for the chosen ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -245,10 +249,17 @@ def run_benchmark(args: argparse.Namespace) -> list[Result]:
                     if width not in prepared_by_width:
                         prepared_by_width[width] = prepare_data(config.data)
                     result = _scored(model, horizon, variant, config, prepared_by_width[width])
+                    if args.validation_only:
+                        result = replace(result, mse=math.nan, mae=math.nan)
                     results.append(result)
+                    test_figures = (
+                        "test hidden"
+                        if args.validation_only
+                        else f"test MSE {result.mse:.4f} MAE {result.mae:.4f}"
+                    )
                     print(
                         f"{model}{f' ({variant})' if variant else ''} H={horizon} seed {seed}: "
-                        f"test MSE {result.mse:.4f} MAE {result.mae:.4f} val MSE "
+                        f"{test_figures}, val MSE "
                         f"{result.validation_mse:.4f} ({result.windows} windows, "
                         f"{result.epochs} epochs, {result.train_seconds:.0f} s)",
                         flush=True,
@@ -410,6 +421,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config key"
+    )
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="for choosing settings: print and keep no test-part figure (NaN in the JSON)",
     )
     parser.add_argument("--log-mlflow", action="store_true", help="one parent run, nested runs")
     parser.add_argument("--experiment-name", default="ltsf")

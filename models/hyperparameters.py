@@ -156,6 +156,11 @@ _READING_HPARAMS = {
         False, _boolean, "a learned channel embedding in the parallel decoder's queries"
     ),
     "head_dropout": HyperParameter(0.0, _rate, "dropout rate before the head"),
+    "linear_skip": HyperParameter(
+        False,
+        _boolean,
+        "add a linear forecast from the whole window (per channel with channels read alone)",
+    ),
 }
 _TEACHER_FORCING = {
     "teacher_forcing": HyperParameter(False, _boolean, "feed true targets back in training"),

@@ -14,7 +14,11 @@ Decoding:
   decoded at once by one more step of the same cells, started from the encoder's final states
   and fed a learned position embedding (and, with `channel_embedding`, a learned embedding of the
   channel); a Dense layer turns each decoded state into its segment's steps
-  (`models.decoding`).
+  (`models.decoding`);
+- with `linear_skip`, a Dense layer from the whole (normalised) window to the horizon is added
+  to the decoder's forecast, so the recurrent part learns what a linear forecast misses (as
+  xLSTM-Mixer, NeurIPS 2025, refines a linear forecast); with channels read alone it is one
+  map shared by every channel.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def build_recurrent(
         cell_options, layer_count = {**cell_options, "layers": layer_count}, 1
 
     def forecast(features: Any) -> Any:
-        hidden = _read(features, shape, segment_length, independent)
+        rows = _channel_rows(features, shape) if independent else features
+        hidden = _segments(rows, shape, segment_length, independent)
         if segment_length is not None:
             hidden = keras_layers.Dense(
                 hparams["units"], activation="relu", name="segment_embedding"
@@ -73,6 +78,10 @@ def build_recurrent(
             outputs = _dense_decoder(hidden, cells, shape, per_step, hparams["head_dropout"])
         else:
             outputs = _parallel_decoder(hidden, cells, shape, per_step, hparams)
+        if hparams["linear_skip"]:
+            window = keras_layers.Flatten(name="skip_window")(rows)
+            linear = keras_layers.Dense(shape.horizon * per_step, name="linear_skip")(window)
+            outputs = keras_layers.Add(name="with_linear_skip")([outputs, linear])
         if independent:
             outputs = UnfoldFromBatch(shape.n_targets, name="channels_from_batch")(outputs)
             return keras_layers.Permute((2, 1), name="forecast")(outputs)
@@ -122,18 +131,22 @@ def segment_count(shape: ModelShape, segment_length: int | None) -> int:
     return shape.input_width // length
 
 
-def _read(features: Any, shape: ModelShape, segment_length: int | None, independent: bool) -> Any:
-    """(B, L, F) -> the sequence the cells read: (B, steps, F * length), or, with channels read
-    alone, (B * T, steps, length)."""
+def _channel_rows(features: Any, shape: ModelShape) -> Any:
+    """(B, L, F) -> (B * T, L): each target channel's window as a row of its own."""
+    channels = TargetChannels(shape.target_indices, name="target_channels")(features)
+    channels = keras_layers.Permute((2, 1), name="channels_first")(channels)
+    return FoldIntoBatch(name="channels_into_batch")(channels)
+
+
+def _segments(rows: Any, shape: ModelShape, segment_length: int | None, independent: bool) -> Any:
+    """The sequence the cells read: windows (B, L, F) -> (B, steps, F * length), or channel
+    rows (B * T, L) -> (B * T, steps, length)."""
     segments = segment_count(shape, segment_length)
     width = shape.input_width // segments
     if not independent:
         if segment_length is None:
-            return features
-        return keras_layers.Reshape((segments, width * shape.n_features), name="segments")(features)
-    channels = TargetChannels(shape.target_indices, name="target_channels")(features)
-    channels = keras_layers.Permute((2, 1), name="channels_first")(channels)
-    rows = FoldIntoBatch(name="channels_into_batch")(channels)
+            return rows
+        return keras_layers.Reshape((segments, width * shape.n_features), name="segments")(rows)
     return keras_layers.Reshape((segments, width), name="segments")(rows)
 
 

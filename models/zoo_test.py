@@ -402,6 +402,7 @@ ROUND_TRIP_CASES = {
         "decoder": "parallel",
         "channel_embedding": True,
         "head_dropout": 0.1,
+        "linear_skip": True,
         "normalization": "revin",
     },
     "peephole": {
@@ -466,7 +467,7 @@ def test_unknown_hyperparameter_lists_valid_ones() -> None:
     assert str(error.value) == (
         "model 'lstm': unknown hyper-parameter 'unit' (did you mean 'units'?); valid: units, "
         "layers, dropout, recurrent_dropout, normalization, affine, channel_independent, "
-        "segment_length, decoder, channel_embedding, head_dropout"
+        "segment_length, decoder, channel_embedding, head_dropout, linear_skip"
     )
 
 
@@ -560,6 +561,7 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
         "decoder": "parallel",
         "channel_embedding": True,
         "head_dropout": 0.25,
+        "linear_skip": True,
     }
     # What a value needs beside it, in the default model and the changed one alike.
     needs = {
@@ -656,6 +658,33 @@ def test_parallel_decoder_matches_a_hand_assembled_one(name: str, cell_hparams: 
                 steps.append(keras.ops.convert_to_numpy(head(decoded))[0])
             expected[row, :, target] = np.concatenate(steps)[:10]
     np.testing.assert_allclose(predict(model, window), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("independent", [True, False])
+def test_linear_skip_adds_a_linear_forecast_of_the_window(independent: bool) -> None:
+    """With the decoder's head at zero, the model is the linear map alone: each target
+    channel's window times one shared matrix (channels alone), or the flattened window times
+    one matrix to every target (channels mixed)."""
+    shape = ModelShape(input_width=8, horizon=6, n_features=3, target_indices=(2, 0))
+    hparams = {"channel_independent": independent, "segment_length": 4, "decoder": "parallel"}
+    model = build_model("gru", shape, units=4, linear_skip=True, **hparams)
+    for index, weight in enumerate(model.weights):
+        weight.assign(np.random.default_rng(index).normal(scale=0.4, size=weight.shape))
+    head = model.get_layer("head")
+    head.kernel.assign(np.zeros(head.kernel.shape))
+    head.bias.assign(np.zeros(head.bias.shape))
+    skip = model.get_layer("linear_skip")
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in (skip.kernel, skip.bias))
+    window = random_inputs(shape, batch=2)
+
+    if independent:
+        rows = window[:, :, [2, 0]].transpose(0, 2, 1)  # (batch, targets, steps)
+        expected = (rows @ kernel + bias).transpose(0, 2, 1)
+    else:
+        expected = (window.reshape(2, -1) @ kernel + bias).reshape(2, 6, 2)
+    np.testing.assert_allclose(predict(model, window), expected, rtol=1e-5, atol=1e-5)
+    without = build_model("gru", shape, units=4, **hparams)
+    assert model.count_params() - without.count_params() == kernel.size + bias.size
 
 
 def test_channel_embedding_tells_identical_channels_apart() -> None:

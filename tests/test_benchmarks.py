@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -509,6 +510,27 @@ def test_ltsf_seeds_seed_each_run_and_summarise_mean_and_spread(tmp_path, monkey
     table = ltsf.format_seed_summary(summary)
     assert "| gru | 96 | 1,2,3 | 0.1200 ± 0.0200 | 0.0600 ± 0.0100 |" in table
     assert "| gru (dense decoder) | 96 | 1 | 0.5000 ± 0.0000 |" in table
+
+
+def test_ltsf_validation_only_keeps_no_test_figure(tmp_path, monkeypatch, capsys) -> None:
+    from tests.data.test_as_published import ltsf_file
+
+    ltsf = load_benchmark("ltsf.py", monkeypatch)
+    path = tmp_path / "tiny.csv"
+    ltsf_file(path, 50)
+    scored = ltsf.Result("gru", 12, 0.123456, 0.234567, 10, 5.0, 0.345678, 0.4, 3, 9)
+    monkeypatch.setattr(ltsf, "prepare_data", lambda data: None)
+    monkeypatch.setattr(ltsf, "_scored", lambda *arguments: scored)
+    arguments = ["--data", str(path), "--models", "gru", "--horizons", "12"]
+
+    shown = ltsf.run_benchmark(ltsf.parse_arguments(arguments))
+    assert shown == [scored] and "test MSE 0.1235 MAE 0.2346" in capsys.readouterr().out
+    hidden = ltsf.run_benchmark(ltsf.parse_arguments([*arguments, "--validation-only"]))
+    printed = capsys.readouterr().out
+    assert math.isnan(hidden[0].mse) and math.isnan(hidden[0].mae)
+    assert hidden[0].validation_mse == scored.validation_mse
+    assert "test hidden, val MSE 0.3457" in printed
+    assert "0.1235" not in printed and "0.2346" not in printed
 
 
 def test_ltsf_rejects_a_file_without_the_date_column(tmp_path, monkeypatch, capsys) -> None:
