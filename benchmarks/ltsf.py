@@ -29,6 +29,8 @@ Output: a table (model x horizon x seed: test MSE / MAE, validation MSE, test wi
 seconds, and the MSE against the repeat baseline's); with several seeds, their mean and sample
 standard deviation per model and horizon; then one JSON line
 `{"results": [{"model", "horizon", "seed", "mse", "mae", ...}, ...], "over_seeds": [...]}`.
+With `--validation-only` every test figure is NaN in the tables, null in the JSON, and not
+logged to MLflow.
 
 Usage:
     python benchmarks/ltsf.py --data FILE [--split 0.7,0.1,0.2|ett-hour|ett-minute]
@@ -38,8 +40,8 @@ Usage:
         [--models repeat,linear,lstm,gru,peephole] [--epochs 10] [--seed 42 | --seeds 42,43,44]
         [--set model.hparams.units=128 ...] [--validation-only] [--log-mlflow] [--quick]
 
-`--validation-only` is for choosing settings: the runs print and keep their validation figures
-only (test MSE and MAE are NaN), so that the test part is looked at once, for the chosen ones.
+`--validation-only` is for choosing settings: the runs show their validation figures only, so
+that the test part is looked at once, for the chosen ones.
 """
 
 from __future__ import annotations
@@ -301,6 +303,7 @@ def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> 
                 "features": args.features,
                 "input_width": args.input_width,
                 "horizons": ",".join(map(str, args.horizons)),
+                "validation_only": args.validation_only,
             }
         )
     name = f"{result.model} H={result.horizon}" + (f" {result.variant}" if result.variant else "")
@@ -308,17 +311,16 @@ def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> 
         name += f" seed {result.seed}"
     with mlflow.start_run(run_name=name, nested=True):
         mlflow.log_params({key: value for key, value in flatten(config).items() if value != ""})
-        mlflow.log_metrics(
-            {
-                "test_mse": result.mse,
-                "test_mae": result.mae,
-                "val_mse": result.validation_mse,
-                "val_mae": result.validation_mae,
-                "test_windows": result.windows,
-                "train_seconds": result.train_seconds,
-                "parameters": result.parameters,
-            }
-        )
+        metrics = {
+            "test_mse": result.mse,
+            "test_mae": result.mae,
+            "val_mse": result.validation_mse,
+            "val_mae": result.validation_mae,
+            "test_windows": result.windows,
+            "train_seconds": result.train_seconds,
+            "parameters": result.parameters,
+        }
+        mlflow.log_metrics({key: value for key, value in metrics.items() if not math.isnan(value)})
 
 
 def format_table(results: list[Result]) -> str:
@@ -330,7 +332,11 @@ def format_table(results: list[Result]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r.horizon, r.model != REPEAT, r.model)):
-        ratio = f"{r.mse / repeat[r.horizon]:.3f}x" if r.horizon in repeat else "-"
+        ratio = (
+            f"{r.mse / repeat[r.horizon]:.3f}x"
+            if r.horizon in repeat and not math.isnan(r.mse / repeat[r.horizon])
+            else "-"
+        )
         lines.append(
             f"| {_label(r.model, r.variant)} | {r.horizon} | {r.seed} | {r.mse:.4f} | "
             f"{r.mae:.4f} | {r.validation_mse:.4f} | {ratio} | {r.windows:,} | {r.epochs} | "
@@ -359,6 +365,9 @@ def seed_summary(results: list[Result]) -> list[dict[str, Any]]:
         }
         for key in ("mse", "mae", "validation_mse", "train_seconds"):
             values = [getattr(r, key) for r in group]
+            if any(math.isnan(value) for value in values):  # hidden by --validation-only
+                row[key] = row[f"{key}_std"] = math.nan
+                continue
             row[key] = statistics.fmean(values)
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         summary.append(row)
@@ -425,7 +434,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--validation-only",
         action="store_true",
-        help="for choosing settings: print and keep no test-part figure (NaN in the JSON)",
+        help="for choosing settings: show and log no test-part figure",
     )
     parser.add_argument("--log-mlflow", action="store_true", help="one parent run, nested runs")
     parser.add_argument("--experiment-name", default="ltsf")
@@ -497,8 +506,18 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"Mean ± sample standard deviation over seeds {list(args.seeds)}:")
         print(format_seed_summary(summary))
-    print(json.dumps({"results": [asdict(result) for result in results], "over_seeds": summary}))
+    record = {"results": [asdict(result) for result in results], "over_seeds": summary}
+    print(json.dumps(_nan_as_null(record), allow_nan=False))
     return 0
+
+
+def _nan_as_null(value: Any) -> Any:
+    """JSON has no NaN: the figures `--validation-only` hides become null."""
+    if isinstance(value, dict):
+        return {key: _nan_as_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_as_null(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 if __name__ == "__main__":

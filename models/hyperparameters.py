@@ -159,7 +159,8 @@ _READING_HPARAMS = {
     "linear_skip": HyperParameter(
         False,
         _boolean,
-        "add a linear forecast from the whole window (per channel with channels read alone)",
+        "add a linear forecast from the whole window: one map shared by the channels when they "
+        "are read alone, else L x features x H x targets weights",
     ),
 }
 _TEACHER_FORCING = {

@@ -520,7 +520,11 @@ def test_ltsf_validation_only_keeps_no_test_figure(tmp_path, monkeypatch, capsys
     ltsf_file(path, 50)
     scored = ltsf.Result("gru", 12, 0.123456, 0.234567, 10, 5.0, 0.345678, 0.4, 3, 9)
     monkeypatch.setattr(ltsf, "prepare_data", lambda data: None)
-    monkeypatch.setattr(ltsf, "_scored", lambda *arguments: scored)
+    monkeypatch.setattr(
+        ltsf,
+        "_scored",
+        lambda *arguments: dataclasses.replace(scored, seed=arguments[3].training.seed),
+    )
     arguments = ["--data", str(path), "--models", "gru", "--horizons", "12"]
 
     shown = ltsf.run_benchmark(ltsf.parse_arguments(arguments))
@@ -531,6 +535,20 @@ def test_ltsf_validation_only_keeps_no_test_figure(tmp_path, monkeypatch, capsys
     assert hidden[0].validation_mse == scored.validation_mse
     assert "test hidden, val MSE 0.3457" in printed
     assert "0.1235" not in printed and "0.2346" not in printed
+
+    # The whole command, over two seeds: the tables and the JSON line hide them too.
+    assert ltsf.main([*arguments, "--seeds", "42,43", "--validation-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "0.1235" not in printed and "0.2346" not in printed
+    assert "| gru | 12 | 42,43 | nan ± nan | nan ± nan | 0.3457 ± 0.0000 |" in printed
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    record = json.loads(printed.strip().splitlines()[-1], parse_constant=refuse)
+    assert [row["mse"] for row in record["results"]] == [None, None]
+    assert record["over_seeds"][0]["mse_std"] is None
+    assert record["over_seeds"][0]["validation_mse"] == pytest.approx(0.345678)
 
 
 def test_ltsf_rejects_a_file_without_the_date_column(tmp_path, monkeypatch, capsys) -> None:
