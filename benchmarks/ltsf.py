@@ -332,14 +332,11 @@ def format_table(results: list[Result]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r.horizon, r.model != REPEAT, r.model)):
-        ratio = (
-            f"{r.mse / repeat[r.horizon]:.3f}x"
-            if r.horizon in repeat and not math.isnan(r.mse / repeat[r.horizon])
-            else "-"
-        )
+        ratio = r.mse / repeat[r.horizon] if r.horizon in repeat else math.nan
+        ratio_text = "-" if math.isnan(ratio) else f"{ratio:.3f}x"
         lines.append(
             f"| {_label(r.model, r.variant)} | {r.horizon} | {r.seed} | {r.mse:.4f} | "
-            f"{r.mae:.4f} | {r.validation_mse:.4f} | {ratio} | {r.windows:,} | {r.epochs} | "
+            f"{r.mae:.4f} | {r.validation_mse:.4f} | {ratio_text} | {r.windows:,} | {r.epochs} | "
             f"{r.parameters:,} | {r.train_seconds:.0f} |"
         )
     return "\n".join(lines)
