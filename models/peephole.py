@@ -33,6 +33,7 @@ from keras import ops
 from keras.src.backend import rnn as rnn_loop  # keras.layers.RNN's loop; no public name
 
 from models.cell_layer import fresh_initializer, positive_integer_argument
+from models.peephole_loop import feature_major_loop
 
 PEEPHOLE_GATES = ("input", "forget", "output")
 AUTO_UNROLL_MAX_STEPS = 48
@@ -254,14 +255,15 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
     ) -> tuple[Any, list[Any]]:
         """`call` with `peephole_weights()` given, or them broadcast to `(batch, units)`."""
         previous_output, previous_cell = states[0], states[1]
-        input_peephole, forget_peephole, output_peephole = peepholes
         if training and 0.0 < self.dropout < 1.0:
             inputs = inputs * self.get_dropout_mask(inputs)
         if training and 0.0 < self.recurrent_dropout < 1.0:
             previous_output = previous_output * self.get_recurrent_dropout_mask(previous_output)
 
-        # Inner loop chosen by measurement (batch 256, 24 steps, 19 features, 32 units, 2 CPU
-        # cores, training samples/s relative to keras LSTM, median of 5): two matmuls plus an
+        # This step serves masked input and `keras.layers.RNN(cell)`; `PeepholeLSTM` without a
+        # mask runs `feature_major_loop` (models/peephole_loop.py). Step form chosen by
+        # measurement (batch 256, 24 steps, 19 features, 32 units, 2 CPU cores, training
+        # samples/s relative to keras LSTM, median of 5): two matmuls plus an
         # add (this) 0.83; one matmul of [x, h] by [kernel; recurrent_kernel] stacked once per
         # sequence outside the loop 0.79; i and f peepholes as one 2U-wide op 0.59-0.76; i and
         # f peepholes folded into the matmul as diagonal blocks of [x, h, c] 0.69. Prediction
@@ -270,11 +272,21 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         z = ops.matmul(inputs, self.kernel) + ops.matmul(previous_output, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
+        output, cell = self.gate_update(z, previous_cell, peepholes, axis=1)
+        return output, [output, cell]
 
+    def gate_update(
+        self, z: Any, previous_cell: Any, peepholes: tuple[Any, Any, Any], axis: int
+    ) -> tuple[Any, Any]:
+        """The gates, new cell state and output from the pre-activations `z`, whose gate
+        blocks lie along `axis` (1 for `(batch, gates * units)`, 0 for the transposed layout
+        of `PeepholeLSTM`'s loop); `previous_cell` and `peepholes` have the layout of one block.
+        """
+        input_peephole, forget_peephole, output_peephole = peepholes
         if self.coupled_input_forget:
-            z_forget, z_cell, z_output = ops.split(z, 3, axis=1)
+            z_forget, z_cell, z_output = ops.split(z, 3, axis=axis)
         else:
-            z_input, z_forget, z_cell, z_output = ops.split(z, 4, axis=1)
+            z_input, z_forget, z_cell, z_output = ops.split(z, 4, axis=axis)
         if forget_peephole is not None:
             z_forget = z_forget + forget_peephole * previous_cell
         forget_gate = self.recurrent_activation(z_forget)
@@ -287,8 +299,7 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         cell = forget_gate * previous_cell + input_gate * self.activation(z_cell)
         if output_peephole is not None:
             z_output = z_output + output_peephole * cell
-        output = self.recurrent_activation(z_output) * self.activation(cell)
-        return output, [output, cell]
+        return self.recurrent_activation(z_output) * self.activation(cell), cell
 
     def get_config(self) -> dict[str, Any]:
         """Every constructor argument, serialised."""
@@ -344,7 +355,8 @@ class PeepholeLSTM(keras.layers.RNN):
         stateful: Carry the final states of each batch into the next batch.
         unroll: Unroll the time loop (`True`), keep a symbolic loop (`False`), or decide per
             call (`None`, the default): unroll when the number of steps is known and at most
-            `AUTO_UNROLL_MAX_STEPS`. Measured on 2 CPU cores (training, CPU time per sample vs
+            `AUTO_UNROLL_MAX_STEPS`. Measured with the earlier loop (Keras' own) on 2 CPU cores
+            (training, CPU time per sample vs
             keras LSTM): unrolled 0.99x at 24 steps and 0.96x at 48, loop 0.72-0.89x; at 96
             and 144 steps unrolling gained nothing (0.82x, 0.85x) and costs graph size.
         peepholes: See `PeepholeLSTMCell`.
@@ -437,11 +449,11 @@ class PeepholeLSTM(keras.layers.RNN):
     def inner_loop(
         self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
     ) -> Any:
-        """`keras.layers.RNN`'s time loop, with the peephole vectors broadcast once per sequence:
-        a `(units,)` vector times the `(batch, units)` cell state costs a batch reduction and
-        broadcast shape ops in every step's gradient; broadcast before the loop, it costs one
-        reduction after it (training 1.01x keras LSTM at 24 steps against 0.96x through `call`,
-        0.88x against 0.72x at 144: benchmarks/README.md).
+        """The time loop: `feature_major_loop` (models/peephole_loop.py) where there is no mask,
+        else `keras.layers.RNN`'s own loop (`rnn_loop`) with the peephole vectors broadcast once
+        per sequence (a `(units,)` vector times the `(batch, units)` cell state costs a batch
+        reduction and broadcast shape ops in every step's gradient; broadcast before the loop,
+        one after it).
         """
         if self.unroll_policy is None:
             steps = sequences.shape[1]
@@ -449,6 +461,16 @@ class PeepholeLSTM(keras.layers.RNN):
         cell = self.cell
         if not keras.tree.is_nested(initial_state):
             initial_state = [initial_state]
+        if mask is None and keras.backend.backend() == "tensorflow":
+            return feature_major_loop(
+                cell,
+                sequences,
+                list(initial_state),
+                training=training,
+                go_backwards=self.go_backwards,
+                unroll=self.unroll,
+                return_sequences=self.return_sequences,
+            )
         state_shape = ops.shape(initial_state[1])
         peepholes = tuple(
             None if weight is None else ops.broadcast_to(weight, state_shape)

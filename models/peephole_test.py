@@ -556,3 +556,71 @@ def test_layer_loop_matches_the_cell_step_by_step(
     assert len(ours) == 3 + 1 + len(layer.trainable_weights)
     for our, their in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(our, their, atol=1e-5)
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.parametrize(
+    ("peepholes", "coupled_input_forget", "activations"),
+    [
+        (("input", "forget", "output"), False, ("tanh", "sigmoid")),
+        (("output",), False, ("tanh", "sigmoid")),
+        (("forget", "output"), True, ("tanh", "sigmoid")),
+        (("input", "forget", "output"), False, ("relu", "hard_sigmoid")),
+    ],
+)
+def test_unmasked_loop_with_an_unknown_batch_matches_the_cell_step_by_step(
+    unroll: bool,
+    peepholes: tuple[str, ...],
+    coupled_input_forget: bool,
+    activations: tuple[str, str],
+) -> None:
+    # Without a mask the layer runs its transposed loop, whose gate update has a hand-written
+    # gradient for sigmoid and tanh (the traced one otherwise). Traced with the batch size
+    # unknown, as `fit` traces it, against keras.layers.RNN around the cell; this also covers
+    # go_backwards and an initial state.
+    arguments = {
+        "peepholes": peepholes,
+        "coupled_input_forget": coupled_input_forget,
+        "activation": activations[0],
+        "recurrent_activation": activations[1],
+    }
+    common = {"return_sequences": True, "return_state": True, "go_backwards": True}
+    layer = PeepholeLSTM(UNITS, unroll=unroll, **common, **arguments)
+    stepwise = keras.layers.RNN(PeepholeLSTMCell(UNITS, **arguments), unroll=unroll, **common)
+    sequences = tf.constant(random_sequences(seed=31, steps=STEPS + 1))
+    initial_state = [
+        tf.constant(random_sequences(seed=seed, steps=UNITS)[:, :, 0]) for seed in (32, 33)
+    ]
+    layer(sequences)
+    stepwise(sequences)
+    randomise(layer, seed=34)
+    stepwise.set_weights(layer.get_weights())
+
+    def outputs_and_gradients_traced(rnn: keras.layers.Layer) -> list[np.ndarray]:
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((None, STEPS + 1, FEATURES)),
+                tf.TensorSpec((None, UNITS)),
+                tf.TensorSpec((None, UNITS)),
+            ]
+        )
+        def run(sequences: tf.Tensor, output: tf.Tensor, cell: tf.Tensor) -> list[tf.Tensor]:
+            with tf.GradientTape() as tape:
+                tape.watch([sequences, output, cell])
+                results = rnn(sequences, initial_state=[output, cell])
+                loss = sum(
+                    tf.reduce_sum(tensor * np.linspace(-1.0, 1.0, tensor.shape[-1]))
+                    for tensor in results
+                )
+            return [
+                *results,
+                *tape.gradient(loss, [sequences, output, cell, *rnn.trainable_weights]),
+            ]
+
+        return [tensor.numpy() for tensor in run(sequences, *initial_state)]
+
+    ours = outputs_and_gradients_traced(layer)
+    theirs = outputs_and_gradients_traced(stepwise)
+    assert len(ours) == 3 + 3 + len(layer.trainable_weights)
+    for our, their in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(our, their, atol=1e-5)

@@ -1,0 +1,192 @@
+"""`PeepholeLSTM`'s time loop for unmasked input, in a transposed layout, with a hand-written
+gradient for the gate update. `models/peephole.py` holds the layer and its cell; this module
+holds only how the layer runs them fast (measured in benchmarks/README.md, `peephole.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+if TYPE_CHECKING:
+    from models.peephole import PeepholeLSTMCell
+
+
+def feature_major_loop(
+    cell: PeepholeLSTMCell,
+    sequences: Any,
+    initial_state: list[Any],
+    *,
+    training: bool,
+    go_backwards: bool,
+    unroll: bool,
+    return_sequences: bool,
+) -> tuple[Any, Any, list[Any]]:
+    """`PeepholeLSTM`'s time loop without a mask, computing in the transposed layout: every
+    per-step tensor is `(units, batch)` and the pre-activations `(gates * units, batch)`.
+
+    Returns what `keras.src.backend.rnn` returns: the last output `(batch, units)`, the outputs
+    `(batch, steps, units)` (or `(batch, 1, units)` without `return_sequences`) and `[h, c]`.
+
+    Why transposed: at these sizes (batch 256, 32 units) the cost of a step is its ops, and
+    splitting the pre-activations into gate blocks along the last axis (and concatenating
+    their gradients back) copies 256 short rows each time, where blocks along the first axis
+    are contiguous: 11.5 against 2.3 microseconds per split-and-concat on the 2-core machine.
+    The bias rides in the input matmul as a column of ones, and the loop carries only the
+    step counter and `h, c` (`rnn_loop` also writes every output to a list). Measured with
+    `benchmarks/peephole.py` (benchmarks/README.md).
+    """
+    dtype = sequences.dtype
+    if training and 0.0 < cell.dropout < 1.0:
+        sequences = sequences * cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
+    recurrent_mask = None
+    if training and 0.0 < cell.recurrent_dropout < 1.0:
+        recurrent_mask = tf.transpose(cell.get_recurrent_dropout_mask(initial_state[0]))
+    inputs = tf.transpose(sequences, (1, 2, 0))  # (steps, features, batch)
+    if go_backwards:
+        inputs = tf.reverse(inputs, [0])
+    kernel = ops.convert_to_tensor(cell.kernel, dtype=dtype)
+    if cell.use_bias:
+        inputs = tf.concat([inputs, tf.ones_like(inputs[:, :1, :])], axis=1)
+        kernel = tf.concat([kernel, ops.convert_to_tensor(cell.bias, dtype=dtype)[None, :]], 0)
+    kernel = tf.transpose(kernel)  # (gates * units, features [+ 1])
+    recurrent_kernel = tf.transpose(ops.convert_to_tensor(cell.recurrent_kernel, dtype=dtype))
+    output, state = (tf.transpose(s) for s in initial_state[:2])
+    block_shape = tf.shape(state)
+    peepholes = tuple(
+        None
+        if weight is None
+        else tf.broadcast_to(ops.convert_to_tensor(weight, dtype=dtype)[:, None], block_shape)
+        for weight in cell.peephole_weights()
+    )
+
+    gate_update = _sigmoid_tanh_gate_update(cell, peepholes)
+
+    def step(step_inputs: Any, output: Any, state: Any) -> tuple[Any, Any]:
+        if recurrent_mask is not None:
+            output = output * recurrent_mask
+        z = tf.matmul(kernel, step_inputs) + tf.matmul(recurrent_kernel, output)
+        return gate_update(z, state)
+
+    if unroll:
+        outputs = []
+        for step_inputs in tf.unstack(inputs):
+            output, state = step(step_inputs, output, state)
+            outputs.append(output)
+        all_outputs = tf.stack(outputs) if return_sequences else None
+    else:
+        steps = tf.shape(inputs)[0]
+        input_list = tf.TensorArray(dtype, size=steps).unstack(inputs)
+        output_list = tf.TensorArray(dtype, size=steps if return_sequences else 0)
+
+        def body(time: Any, output: Any, state: Any, output_list: Any) -> tuple[Any, ...]:
+            output, state = step(input_list.read(time), output, state)
+            if return_sequences:
+                output_list = output_list.write(time, output)
+            return time + 1, output, state, output_list
+
+        _, output, state, output_list = tf.while_loop(
+            lambda time, *_: time < steps,
+            body,
+            (tf.constant(0), output, state, output_list),
+            maximum_iterations=steps,
+        )
+        all_outputs = output_list.stack() if return_sequences else None
+    last_output, last_state = tf.transpose(output), tf.transpose(state)
+    if all_outputs is None:
+        all_outputs = last_output[:, None, :]
+    else:
+        all_outputs = tf.transpose(all_outputs, (2, 0, 1))
+    return last_output, all_outputs, [last_output, last_state]
+
+
+def _sigmoid_tanh_gate_update(
+    cell: PeepholeLSTMCell, peepholes: tuple[Any, Any, Any]
+) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """`cell.gate_update(z, previous_cell, peepholes, axis=0)` as a function of `z` and
+    `previous_cell`, with a hand-written gradient where the activations are Keras' sigmoid and
+    tanh (otherwise the traced one).
+
+    Why by hand: `fit` traces the batch dimension as unknown, and TensorFlow's gradient of
+    every `Mul` and `AddV2` whose operand shapes are not fully known adds a
+    `BroadcastGradientArgs`, two `Sum`s, two `Reshape`s and their `Shape`s to each step of the
+    backward loop (about 100 ops per step for this cell's 13 products and sums). Here the
+    operands always have the same shape, so none of that is needed.
+    """
+    if not (
+        cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+    ):
+        return lambda z, previous_cell: cell.gate_update(z, previous_cell, peepholes, axis=0)
+    present = [weight is not None for weight in peepholes]
+    coupled = cell.coupled_input_forget
+
+    @tf.custom_gradient
+    def gate_update_with_peepholes(z: Any, previous_cell: Any, *weights: Any) -> Any:
+        given = iter(weights)
+        input_peephole, forget_peephole, output_peephole = (
+            next(given) if is_present else None for is_present in present
+        )
+        if coupled:
+            z_forget, z_cell, z_output = tf.split(z, 3, axis=0)
+        else:
+            z_input, z_forget, z_cell, z_output = tf.split(z, 4, axis=0)
+        if forget_peephole is not None:
+            z_forget = z_forget + forget_peephole * previous_cell
+        forget_gate = tf.sigmoid(z_forget)
+        candidate = tf.tanh(z_cell)
+        if coupled:
+            input_gate = 1.0 - forget_gate
+        else:
+            if input_peephole is not None:
+                z_input = z_input + input_peephole * previous_cell
+            input_gate = tf.sigmoid(z_input)
+        cell_state = forget_gate * previous_cell + input_gate * candidate
+        if output_peephole is not None:
+            z_output = z_output + output_peephole * cell_state
+        output_gate = tf.sigmoid(z_output)
+        squashed_cell = tf.tanh(cell_state)
+        output = output_gate * squashed_cell
+
+        def gradient(output_gradient: Any, cell_gradient: Any) -> Any:
+            d_z_output = tf.raw_ops.SigmoidGrad(y=output_gate, dy=output_gradient * squashed_cell)
+            cell_terms = [
+                cell_gradient,
+                tf.raw_ops.TanhGrad(y=squashed_cell, dy=output_gradient * output_gate),
+            ]
+            if output_peephole is not None:
+                cell_terms.append(d_z_output * output_peephole)
+            d_cell = tf.add_n(cell_terms)
+            d_z_cell = tf.raw_ops.TanhGrad(y=candidate, dy=d_cell * input_gate)
+            previous_terms = [d_cell * forget_gate]
+            if coupled:
+                d_z_forget = tf.raw_ops.SigmoidGrad(
+                    y=forget_gate, dy=d_cell * (previous_cell - candidate)
+                )
+                blocks = [d_z_forget, d_z_cell, d_z_output]
+            else:
+                d_z_forget = tf.raw_ops.SigmoidGrad(y=forget_gate, dy=d_cell * previous_cell)
+                d_z_input = tf.raw_ops.SigmoidGrad(y=input_gate, dy=d_cell * candidate)
+                blocks = [d_z_input, d_z_forget, d_z_cell, d_z_output]
+                if input_peephole is not None:
+                    previous_terms.append(d_z_input * input_peephole)
+            if forget_peephole is not None:
+                previous_terms.append(d_z_forget * forget_peephole)
+            peephole_gradients = [
+                d_z_input * previous_cell if input_peephole is not None else None,
+                d_z_forget * previous_cell if forget_peephole is not None else None,
+                d_z_output * cell_state if output_peephole is not None else None,
+            ]
+            return (
+                tf.concat(blocks, axis=0),
+                tf.add_n(previous_terms),
+                *(g for g in peephole_gradients if g is not None),
+            )
+
+        return (output, cell_state), gradient
+
+    present_weights = [weight for weight in peepholes if weight is not None]
+    return lambda z, previous_cell: gate_update_with_peepholes(z, previous_cell, *present_weights)
