@@ -68,7 +68,7 @@ def feature_major_loop(
     def step(step_inputs: Any, output: Any, state: Any) -> tuple[Any, Any]:
         if recurrent_mask is not None:
             output = output * recurrent_mask
-        z = tf.matmul(kernel, step_inputs) + tf.matmul(recurrent_kernel, output)
+        z = tf.add_n([tf.matmul(kernel, step_inputs), tf.matmul(recurrent_kernel, output)])
         return gate_update(z, state)
 
     if unroll:
@@ -122,11 +122,14 @@ def _sigmoid_tanh_gate_update(
     ):
         return lambda z, previous_cell: cell.gate_update(z, previous_cell, peepholes, axis=0)
     present = [weight is not None for weight in peepholes]
+    present_weights = [weight for weight in peepholes if weight is not None]
     coupled = cell.coupled_input_forget
 
     @tf.custom_gradient
-    def gate_update_with_peepholes(z: Any, previous_cell: Any, *weights: Any) -> Any:
-        given = iter(weights)
+    def gate_update_with_peepholes(z: Any, previous_cell: Any, *stacked: Any) -> Any:
+        # The peepholes come stacked in one `(count * units, batch)` tensor: every input of a
+        # custom gradient gets a zero-filled gradient of its own in each step of the loop.
+        given = iter(tf.split(stacked[0], len(present_weights), axis=0) if stacked else ())
         input_peephole, forget_peephole, output_peephole = (
             next(given) if is_present else None for is_present in present
         )
@@ -183,10 +186,14 @@ def _sigmoid_tanh_gate_update(
             return (
                 tf.concat(blocks, axis=0),
                 tf.add_n(previous_terms),
-                *(g for g in peephole_gradients if g is not None),
+                *(
+                    [tf.concat([g for g in peephole_gradients if g is not None], 0)]
+                    if stacked
+                    else []
+                ),
             )
 
         return (output, cell_state), gradient
 
-    present_weights = [weight for weight in peepholes if weight is not None]
-    return lambda z, previous_cell: gate_update_with_peepholes(z, previous_cell, *present_weights)
+    stacked = [tf.concat(present_weights, axis=0)] if present_weights else []
+    return lambda z, previous_cell: gate_update_with_peepholes(z, previous_cell, *stacked)

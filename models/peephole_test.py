@@ -564,6 +564,7 @@ def test_layer_loop_matches_the_cell_step_by_step(
     [
         (("input", "forget", "output"), False, ("tanh", "sigmoid")),
         (("output",), False, ("tanh", "sigmoid")),
+        ((), False, ("tanh", "sigmoid")),
         (("forget", "output"), True, ("tanh", "sigmoid")),
         (("input", "forget", "output"), False, ("relu", "hard_sigmoid")),
     ],
