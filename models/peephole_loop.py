@@ -34,10 +34,10 @@ def feature_major_loop(
     Why transposed: at these sizes (batch 256, 32 units) the cost of a step is its ops, and
     splitting the pre-activations into gate blocks along the last axis (and concatenating
     their gradients back) copies 256 short rows each time, where blocks along the first axis
-    are contiguous: 11.5 against 2.3 microseconds per split-and-concat on the 2-core machine.
-    The bias rides in the input matmul as a column of ones, and the loop carries only the
-    step counter and `h, c` (`rnn_loop` also writes every output to a list). Measured with
-    `benchmarks/peephole.py` (benchmarks/README.md).
+    are contiguous: 11.5 against 2.3 microseconds per split-and-concat in a probe on the 2-core
+    machine. The bias rides in the input matmul as a column of ones, and the loop carries only
+    the step counter and `h, c` (`rnn_loop` also writes every output to a list). The layer's
+    speed against Keras' LSTM, and how far it can be measured: benchmarks/README.md.
     """
     dtype = sequences.dtype
     if training and 0.0 < cell.dropout < 1.0:

@@ -76,6 +76,7 @@ def test_models_package_is_shipped_whole_without_tests() -> None:
         "models/hyperparameters.py",
         "models/normalization.py",
         "models/peephole.py",
+        "models/peephole_loop.py",
         "models/recurrent.py",
         "models/shape.py",
         "models/zoo.py",
