@@ -19,6 +19,14 @@ The last line is JSON. `train_ratio_vs_lstm` is peephole / LSTM training samples
 higher) / LSTM prediction in default mode; `predict_default_ratio_vs_lstm` and
 `predict_jit_ratio_vs_lstm` give both. Keys starting with `long_` are the 144-step case.
 
+A second, lower-noise measure of training follows the tables: the training step alone
+(forward, gradient and Adam update of the same models) as one `tf.function` traced with an
+unknown batch size, as `fit` traces it, on one constant batch, with no data pipeline, callbacks
+or metrics. PeepholeLSTM and keras LSTM alternate in rounds of several steps, and the median of
+the per-round ratios is reported with its quartiles (`step_train_ratio_vs_lstm`). Passes of
+`fit` in one process agree with each other, but separate processes were seen to scatter by up
+to 0.2x (benchmarks/README.md); the per-round pairs show the same comparison without `fit`.
+
 Usage:
     python benchmarks/peephole.py [--quick]
 """
@@ -172,6 +180,57 @@ def measure_rates(
     }
 
 
+def train_step_function(model: keras.Model, inputs: tf.Tensor, targets: tf.Tensor) -> Callable:
+    """One training step of a compiled model (forward, MSE gradient, its optimizer's update)
+    as a `tf.function` traced with an unknown batch size, as `fit` traces it, bound to one
+    batch: calling it trains on that batch once and returns the loss."""
+    variables = model.trainable_variables
+    model.optimizer.build(variables)
+    signature = [
+        tf.TensorSpec((None, *inputs.shape[1:]), inputs.dtype),
+        tf.TensorSpec((None, *targets.shape[1:]), targets.dtype),
+    ]
+
+    @tf.function(input_signature=signature)
+    def step(batch_inputs: tf.Tensor, batch_targets: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(batch_inputs, training=True) - batch_targets))
+        model.optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss
+
+    return lambda: step(inputs, targets)
+
+
+def paired_ratio(rates: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles of the per-round ratios `rates[i] / baseline[i]`."""
+    per_round = [rate / base for rate, base in zip(rates, baseline, strict=True)]
+    first, _, third = statistics.quantiles(per_round, n=4)
+    return statistics.median(per_round), first, third
+
+
+def measure_train_steps(steps: int, rounds: int, steps_per_round: int) -> tuple[float, ...]:
+    """PeepholeLSTM's training-step rate over keras LSTM's (`paired_ratio`), timed in
+    alternating rounds of `steps_per_round` steps on one random batch."""
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(rng.normal(size=(BATCH_SIZE, steps, FEATURES)).astype("float32"))
+    targets = tf.constant(rng.normal(size=(BATCH_SIZE, 1)).astype("float32"))
+    functions = {
+        name: train_step_function(build_model(name, steps), inputs, targets)
+        for name in ("peephole", "lstm")
+    }
+    for function in functions.values():  # tracing stays untimed
+        function().numpy()
+    rates: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            for _ in range(steps_per_round):
+                loss = function()
+            loss.numpy()
+            rates[name].append(steps_per_round * BATCH_SIZE / (time.perf_counter() - started))
+    return paired_ratio(rates["peephole"], rates["lstm"])
+
+
 def ratios(case: dict[str, dict[str, float]], prefix: str = "") -> dict[str, float]:
     train, prediction = case["train"], case["predict"]
     best_peephole = max(prediction["peephole"], prediction["peephole_jit"])
@@ -241,6 +300,14 @@ def pass_sizes(quick: bool) -> tuple[int, int, int]:
     return (3, 8, 4) if quick else (5, 800, 134)
 
 
+def step_round_sizes(quick: bool) -> dict[int, tuple[int, int]]:
+    """Rounds and training steps per round of `measure_train_steps`, per sequence length:
+    rounds of about a quarter of a second each way in full mode."""
+    if quick:
+        return {SHORT_STEPS: (3, 2), LONG_STEPS: (3, 1)}
+    return {SHORT_STEPS: (40, 60), LONG_STEPS: (20, 10)}
+
+
 def machine_line() -> str:
     return (
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -255,6 +322,10 @@ def main() -> None:
     repeats, short_batches, long_batches = pass_sizes(arguments.quick)
     short = measure_case(SHORT_STEPS, short_batches, repeats)
     long = measure_case(LONG_STEPS, long_batches, repeats)
+    step_ratios = {
+        steps: measure_train_steps(steps, *sizes)
+        for steps, sizes in step_round_sizes(arguments.quick).items()
+    }
     print(machine_line())
     print_table(SHORT_STEPS, short, repeats)
     print_table(LONG_STEPS, long, repeats)
@@ -266,7 +337,20 @@ def main() -> None:
         "Per CPU-second ratios count the work of both cores; wall-clock ratios are what a user "
         "waits for. PeepholeLSTM unrolls sequences of up to 48 steps by default."
     )
-    summary = {**ratios(short), **ratios(long, prefix="long_"), "quick": arguments.quick}
+    rounds = step_round_sizes(arguments.quick)
+    for steps, (median, first, third) in step_ratios.items():
+        print(
+            f"training step alone ({steps} steps; one tf.function, unknown batch size, no fit; "
+            f"median [quartiles] of {rounds[steps][0]} paired rounds): "
+            f"PeepholeLSTM {median:.2f}x keras LSTM [{first:.2f}-{third:.2f}]"
+        )
+    summary = {
+        **ratios(short),
+        **ratios(long, prefix="long_"),
+        "step_train_ratio_vs_lstm": round(step_ratios[SHORT_STEPS][0], 3),
+        "long_step_train_ratio_vs_lstm": round(step_ratios[LONG_STEPS][0], 3),
+        "quick": arguments.quick,
+    }
     print(json.dumps(summary))
 
 

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -269,6 +270,32 @@ def test_peephole_ratios_divide_the_right_rates(monkeypatch: pytest.MonkeyPatch)
     # The default mode faster than XLA: the best ratio is the default one.
     case["predict"]["peephole_jit"] = 750.0
     assert peephole.ratios(case)["predict_ratio_vs_lstm"] == 2.0
+
+
+def test_peephole_paired_ratio_is_the_median_and_quartiles_of_per_round_ratios(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    peephole = load_benchmark("peephole.py", monkeypatch)
+    # Per-round ratios 1.1, 0.9, 1.2, 1.0; the ratio of the medians (115 / 100) would differ.
+    median, first, third = peephole.paired_ratio([110.0, 180.0, 120.0, 50.0], [100, 200, 100, 50])
+    assert median == pytest.approx(1.05)
+    assert (first, third) == (pytest.approx(0.925), pytest.approx(1.175))
+
+
+@pytest.mark.parametrize(("prefix", "steps"), [("", 24), ("long_", 144)])
+def test_peephole_quick_prints_the_training_step_ratio_it_reports(
+    peephole_run: QuickRun, prefix: str, steps: int
+) -> None:
+    line = line_starting(peephole_run.lines, f"training step alone ({steps} steps;")
+    assert "median [quartiles] of 3 paired rounds" in line
+    median, first, third = (
+        float(figure)
+        for figure in re.search(r"([\d.]+)x keras LSTM \[([\d.]+)-([\d.]+)\]", line).groups()
+    )
+    assert first <= median <= third
+    assert peephole_run.figures[f"{prefix}step_train_ratio_vs_lstm"] == pytest.approx(
+        median, abs=0.0051
+    )
 
 
 # --------------------------------------------------------------------------------------------
