@@ -322,10 +322,8 @@ def main() -> None:
     repeats, short_batches, long_batches = pass_sizes(arguments.quick)
     short = measure_case(SHORT_STEPS, short_batches, repeats)
     long = measure_case(LONG_STEPS, long_batches, repeats)
-    step_ratios = {
-        steps: measure_train_steps(steps, *sizes)
-        for steps, sizes in step_round_sizes(arguments.quick).items()
-    }
+    rounds = step_round_sizes(arguments.quick)
+    step_ratios = {steps: measure_train_steps(steps, *sizes) for steps, sizes in rounds.items()}
     print(machine_line())
     print_table(SHORT_STEPS, short, repeats)
     print_table(LONG_STEPS, long, repeats)
@@ -337,7 +335,6 @@ def main() -> None:
         "Per CPU-second ratios count the work of both cores; wall-clock ratios are what a user "
         "waits for. PeepholeLSTM unrolls sequences of up to 48 steps by default."
     )
-    rounds = step_round_sizes(arguments.quick)
     for steps, (median, first, third) in step_ratios.items():
         print(
             f"training step alone ({steps} steps; one tf.function, unknown batch size, no fit; "

@@ -26,7 +26,7 @@ peephole.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -36,6 +36,19 @@ from models.cell_layer import fresh_initializer, positive_integer_argument
 from models.peephole_loop import feature_major_loop
 
 PEEPHOLE_GATES = ("input", "forget", "output")
+
+
+class GateValues(NamedTuple):
+    """One step's gates and states; the output is `output_gate * squashed_cell`."""
+
+    input_gate: Any  # 1 - forget_gate under CIFG
+    forget_gate: Any
+    candidate: Any  # activation(W_c x + U_c h + b_c)
+    cell: Any  # the new cell state
+    output_gate: Any
+    squashed_cell: Any  # activation(cell)
+
+
 AUTO_UNROLL_MAX_STEPS = 48
 """Longest sequence that `PeepholeLSTM(unroll=None)` unrolls (see `PeepholeLSTM`'s `unroll`)."""
 
@@ -278,10 +291,18 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
     def gate_update(
         self, z: Any, previous_cell: Any, peepholes: tuple[Any, Any, Any], axis: int
     ) -> tuple[Any, Any]:
-        """The gates, new cell state and output from the pre-activations `z`, whose gate
-        blocks lie along `axis` (1 for `(batch, gates * units)`, 0 for the transposed layout
-        of `PeepholeLSTM`'s loop); `previous_cell` and `peepholes` have the layout of one block.
+        """The output and new cell state from the pre-activations `z`, whose gate blocks lie
+        along `axis` (1 for `(batch, gates * units)`, 0 for the transposed layout of
+        `PeepholeLSTM`'s loop); `previous_cell` and `peepholes` have the layout of one block.
         """
+        gates = self.gate_values(z, previous_cell, peepholes, axis)
+        return gates.output_gate * gates.squashed_cell, gates.cell
+
+    def gate_values(
+        self, z: Any, previous_cell: Any, peepholes: tuple[Any, Any, Any], axis: int
+    ) -> GateValues:
+        """Every intermediate of `gate_update` (the hand-written gradient of the layer's loop
+        needs them)."""
         input_peephole, forget_peephole, output_peephole = peepholes
         if self.coupled_input_forget:
             z_forget, z_cell, z_output = ops.split(z, 3, axis=axis)
@@ -296,10 +317,18 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
             if input_peephole is not None:
                 z_input = z_input + input_peephole * previous_cell
             input_gate = self.recurrent_activation(z_input)
-        cell = forget_gate * previous_cell + input_gate * self.activation(z_cell)
+        candidate = self.activation(z_cell)
+        cell = forget_gate * previous_cell + input_gate * candidate
         if output_peephole is not None:
             z_output = z_output + output_peephole * cell
-        return self.recurrent_activation(z_output) * self.activation(cell), cell
+        return GateValues(
+            input_gate=input_gate,
+            forget_gate=forget_gate,
+            candidate=candidate,
+            cell=cell,
+            output_gate=self.recurrent_activation(z_output),
+            squashed_cell=self.activation(cell),
+        )
 
     def get_config(self) -> dict[str, Any]:
         """Every constructor argument, serialised."""

@@ -133,25 +133,10 @@ def _sigmoid_tanh_gate_update(
         input_peephole, forget_peephole, output_peephole = (
             next(given) if is_present else None for is_present in present
         )
-        if coupled:
-            z_forget, z_cell, z_output = tf.split(z, 3, axis=0)
-        else:
-            z_input, z_forget, z_cell, z_output = tf.split(z, 4, axis=0)
-        if forget_peephole is not None:
-            z_forget = z_forget + forget_peephole * previous_cell
-        forget_gate = tf.sigmoid(z_forget)
-        candidate = tf.tanh(z_cell)
-        if coupled:
-            input_gate = 1.0 - forget_gate
-        else:
-            if input_peephole is not None:
-                z_input = z_input + input_peephole * previous_cell
-            input_gate = tf.sigmoid(z_input)
-        cell_state = forget_gate * previous_cell + input_gate * candidate
-        if output_peephole is not None:
-            z_output = z_output + output_peephole * cell_state
-        output_gate = tf.sigmoid(z_output)
-        squashed_cell = tf.tanh(cell_state)
+        gates = cell.gate_values(
+            z, previous_cell, (input_peephole, forget_peephole, output_peephole), axis=0
+        )
+        input_gate, forget_gate, candidate, cell_state, output_gate, squashed_cell = gates
         output = output_gate * squashed_cell
 
         def gradient(output_gradient: Any, cell_gradient: Any) -> Any:
