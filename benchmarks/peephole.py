@@ -3,10 +3,14 @@
 Same random data and shapes for all (batch 256, 19 features, 32 units, a Dense(1) head): a
 24-step case and a long 144-step case. Every layer runs in its default configuration: Keras'
 LSTM and GRU with a symbolic time loop, `PeepholeLSTM` with its measured policy (unrolled up to
-48 steps, a symbolic loop beyond). Each model is warmed up (traced) first; then the
-contenders alternate, one training epoch and one prediction pass each per repeat, and the median
-of the repeats is reported. Prediction of the peephole model is measured twice: in Keras' default
-mode and compiled with XLA (`jit_compile=True`).
+48 steps, a symbolic loop beyond). Each contender is built three times (three copies, each
+traced on its own) and each copy is warmed up (traced) first; then all copies alternate, one
+training epoch and one prediction pass each per repeat. A copy's figure is the median of its
+repeats and a contender's the median of its copies; the training of every copy is printed too.
+Copies, because separately traced copies of the same model were seen to train at two distinct
+speeds in one process (benchmarks/README.md, session 14): with one copy per contender the
+comparison was partly a draw. Prediction of the peephole model is measured twice: in Keras'
+default mode and compiled with XLA (`jit_compile=True`).
 
 Wall-clock time on the 2-core VMs this was written on was seen to snap to multiples of about
 0.33 s, so each timed pass lasts about three seconds, and samples per second of process CPU
@@ -22,10 +26,11 @@ higher) / LSTM prediction in default mode; `predict_default_ratio_vs_lstm` and
 A second, lower-noise measure of training follows the tables: the training step alone
 (forward, gradient and Adam update of the same models) as one `tf.function` traced with an
 unknown batch size, as `fit` traces it, on one constant batch, with no data pipeline, callbacks
-or metrics. PeepholeLSTM and keras LSTM alternate in rounds of several steps, and the median of
-the per-round ratios is reported with its quartiles (`step_train_ratio_vs_lstm`). Passes of
-`fit` in one process agree with each other, but separate processes were seen to scatter by up
-to 0.2x (benchmarks/README.md); the per-round pairs show the same comparison without `fit`.
+or metrics. Three copies of PeepholeLSTM and of keras LSTM alternate in rounds of several
+steps; a round's ratio is the median copy's rate over the median copy's, and the median of the
+per-round ratios is reported with its quartiles (`step_train_ratio_vs_lstm`). The per-round
+pairs show the same comparison without `fit`. `train_ratios_by_instance` lists each
+PeepholeLSTM copy's `fit` training rate over keras LSTM's median copy.
 
 Usage:
     python benchmarks/peephole.py [--quick]
@@ -42,6 +47,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -113,16 +119,42 @@ def samples_per_second(work: Callable[[BatchClock], object], samples: int) -> tu
     return samples / clock.wall, samples / clock.cpu
 
 
-def measure_case(steps: int, batches: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Median training and prediction samples/s per contender for one sequence length."""
+TRAINED = ("peephole", "lstm", "gru")
+# Only prediction is timed under XLA: on these CPUs XLA made training slower.
+CONTENDERS = (*TRAINED, "peephole_jit")
+
+
+def instance_name(contender: str, instance: int) -> str:
+    return f"{contender}#{instance}"
+
+
+def measure_case(steps: int, batches: int, repeats: int, instances: int) -> dict[str, Any]:
+    """Training and prediction samples/s per contender for one sequence length: the median over
+    `instances` separately built and traced copies of each contender of their median over
+    `repeats` passes (`by_instance` keeps every copy's figure)."""
     models = {
-        "peephole": build_model("peephole", steps),
-        "lstm": build_model("lstm", steps),
-        "gru": build_model("gru", steps),
-        # Only prediction is timed under XLA: on these CPUs XLA made training slower.
-        "peephole_jit": build_model("peephole", steps, jit_compile=True),
+        instance_name(contender, instance): build_model(
+            contender.removesuffix("_jit"), steps, jit_compile=contender.endswith("_jit")
+        )
+        for instance in range(instances)
+        for contender in CONTENDERS
     }
-    return measure_rates(models, ("peephole", "lstm", "gru"), steps, batches, repeats)
+    trained = tuple(instance_name(c, i) for i in range(instances) for c in TRAINED)
+    return median_over_instances(measure_rates(models, trained, steps, batches, repeats))
+
+
+def median_over_instances(rates: dict[str, Any]) -> dict[str, Any]:
+    """`measure_rates`' figures per `contender#instance` folded into one figure per contender
+    (the median over its instances); `by_instance` lists each contender's figures in instance
+    order."""
+    folded: dict[str, Any] = {"samples": rates["samples"], "by_instance": {}}
+    for measure in ("train", "predict", "train_cpu", "predict_cpu"):
+        by_contender: dict[str, list[float]] = {}
+        for name, rate in rates[measure].items():
+            by_contender.setdefault(name.split("#")[0], []).append(rate)
+        folded[measure] = {name: statistics.median(r) for name, r in by_contender.items()}
+        folded["by_instance"][measure] = by_contender
+    return folded
 
 
 def measure_rates(
@@ -208,30 +240,38 @@ def paired_ratio(rates: list[float], baseline: list[float]) -> tuple[float, floa
     return statistics.median(per_round), first, third
 
 
-def measure_train_steps(steps: int, rounds: int, steps_per_round: int) -> tuple[float, ...]:
-    """PeepholeLSTM's training-step rate over keras LSTM's (`paired_ratio`), timed in
-    alternating rounds of `steps_per_round` steps on one random batch."""
+def measure_train_steps(
+    steps: int, rounds: int, steps_per_round: int, instances: int
+) -> tuple[float, ...]:
+    """PeepholeLSTM's training-step rate over keras LSTM's (`paired_ratio` of the per-round
+    medians over `instances` copies of each), timed in alternating rounds of `steps_per_round`
+    steps on one random batch."""
     rng = np.random.default_rng(0)
     inputs = tf.constant(rng.normal(size=(BATCH_SIZE, steps, FEATURES)).astype("float32"))
     targets = tf.constant(rng.normal(size=(BATCH_SIZE, 1)).astype("float32"))
     functions = {
-        name: train_step_function(build_model(name, steps), inputs, targets)
+        (name, instance): train_step_function(build_model(name, steps), inputs, targets)
+        for instance in range(instances)
         for name in ("peephole", "lstm")
     }
     for function in functions.values():  # tracing stays untimed
         function().numpy()
-    rates: dict[str, list[float]] = {name: [] for name in functions}
+    rates: dict[str, list[float]] = {"peephole": [], "lstm": []}
     for _ in range(rounds):
-        for name, function in functions.items():
+        round_rates: dict[str, list[float]] = {name: [] for name in rates}
+        for (name, _), function in functions.items():
             started = time.perf_counter()
             for _ in range(steps_per_round):
                 loss = function()
             loss.numpy()
-            rates[name].append(steps_per_round * BATCH_SIZE / (time.perf_counter() - started))
+            elapsed = time.perf_counter() - started
+            round_rates[name].append(steps_per_round * BATCH_SIZE / elapsed)
+        for name, values in round_rates.items():
+            rates[name].append(statistics.median(values))
     return paired_ratio(rates["peephole"], rates["lstm"])
 
 
-def ratios(case: dict[str, dict[str, float]], prefix: str = "") -> dict[str, float]:
+def ratios(case: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     train, prediction = case["train"], case["predict"]
     best_peephole = max(prediction["peephole"], prediction["peephole_jit"])
     return {
@@ -258,14 +298,22 @@ def ratios(case: dict[str, dict[str, float]], prefix: str = "") -> dict[str, flo
         f"{prefix}lstm_train_samples_per_s": round(train["lstm"]),
         f"{prefix}lstm_predict_samples_per_s": round(prediction["lstm"]),
         f"{prefix}peephole_predict_jit_samples_per_s": round(prediction["peephole_jit"]),
+        f"{prefix}train_ratios_by_instance": [
+            round(rate / train["lstm"], 3) for rate in case["by_instance"]["train"]["peephole"]
+        ],
+        f"{prefix}lstm_train_ratios_by_instance": [
+            round(rate / train["lstm"], 3) for rate in case["by_instance"]["train"]["lstm"]
+        ],
     }
 
 
-def print_table(steps: int, case: dict[str, dict[str, float]], repeats: int) -> None:
+def print_table(steps: int, case: dict[str, Any], repeats: int) -> None:
     lstm_train, lstm_predict = case["train"]["lstm"], case["predict"]["lstm"]
+    instances = len(case["by_instance"]["train"]["lstm"])
     print(
         f"{steps} steps: batch {BATCH_SIZE}, {FEATURES} features, {UNITS} units, "
-        f"{case['samples']:,} samples per pass, median of {repeats}"
+        f"{case['samples']:,} samples per pass; median over {instances} copies of each model "
+        f"of the median of {repeats} passes"
     )
     cpu_train, cpu_predict = case["train_cpu"], case["predict_cpu"]
     print(
@@ -290,6 +338,9 @@ def print_table(steps: int, case: dict[str, dict[str, float]], repeats: int) -> 
             f"  {label:<22} {train_text} {predict:>11,.0f} {predict / lstm_predict:>7.2f}"
             f"   {'':>16} {cpu_train_text} {cpu_predict[name] / cpu_predict['lstm']:>14.2f}"
         )
+    for name, label in (("peephole", "PeepholeLSTM"), ("lstm", "keras LSTM")):
+        copies = " ".join(f"{rate / lstm_train:.2f}" for rate in case["by_instance"]["train"][name])
+        print(f"  training of each copy of {label}, x LSTM (median copy): {copies}")
 
 
 def pass_sizes(quick: bool) -> tuple[int, int, int]:
@@ -297,7 +348,14 @@ def pass_sizes(quick: bool) -> tuple[int, int, int]:
     these 2-core VMs passes under a second or two were seen to snap to multiples of ~0.33 s and
     to carry each fit() call's fixed start-up cost, which made the same code measure 0.5x in one
     run and 1.0x in the next."""
-    return (3, 8, 4) if quick else (5, 800, 134)
+    return (3, 8, 4) if quick else (3, 800, 134)
+
+
+def instance_count(quick: bool) -> int:
+    """Copies of each model: separately traced copies of the same model, in one process, were
+    seen to train at two distinct speeds (benchmarks/README.md, session 14), so one copy per
+    contender made the comparison a draw."""
+    return 2 if quick else 3
 
 
 def step_round_sizes(quick: bool) -> dict[int, tuple[int, int]]:
@@ -320,10 +378,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer batches and repeats")
     arguments = parser.parse_args()
     repeats, short_batches, long_batches = pass_sizes(arguments.quick)
-    short = measure_case(SHORT_STEPS, short_batches, repeats)
-    long = measure_case(LONG_STEPS, long_batches, repeats)
+    instances = instance_count(arguments.quick)
+    short = measure_case(SHORT_STEPS, short_batches, repeats, instances)
+    long = measure_case(LONG_STEPS, long_batches, repeats, instances)
     rounds = step_round_sizes(arguments.quick)
-    step_ratios = {steps: measure_train_steps(steps, *sizes) for steps, sizes in rounds.items()}
+    step_ratios = {
+        steps: measure_train_steps(steps, *sizes, instances) for steps, sizes in rounds.items()
+    }
     print(machine_line())
     print_table(SHORT_STEPS, short, repeats)
     print_table(LONG_STEPS, long, repeats)
@@ -338,7 +399,7 @@ def main() -> None:
     for steps, (median, first, third) in step_ratios.items():
         print(
             f"training step alone ({steps} steps; one tf.function, unknown batch size, no fit; "
-            f"median [quartiles] of {rounds[steps][0]} paired rounds): "
+            f"{instances} copies each; median [quartiles] of {rounds[steps][0]} paired rounds): "
             f"PeepholeLSTM {median:.2f}x keras LSTM [{first:.2f}-{third:.2f}]"
         )
     summary = {

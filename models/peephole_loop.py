@@ -55,15 +55,11 @@ def feature_major_loop(
     kernel = tf.transpose(kernel)  # (gates * units, features [+ 1])
     recurrent_kernel = tf.transpose(ops.convert_to_tensor(cell.recurrent_kernel, dtype=dtype))
     output, state = (tf.transpose(s) for s in initial_state[:2])
-    block_shape = tf.shape(state)
-    peepholes = tuple(
-        None
-        if weight is None
-        else tf.broadcast_to(ops.convert_to_tensor(weight, dtype=dtype)[:, None], block_shape)
+    peephole_columns = tuple(
+        None if weight is None else ops.convert_to_tensor(weight, dtype=dtype)[:, None]
         for weight in cell.peephole_weights()
     )
-
-    gate_update = _sigmoid_tanh_gate_update(cell, peepholes)
+    gate_update = _sigmoid_tanh_gate_update(cell, peephole_columns, tf.shape(state))
 
     def step(step_inputs: Any, output: Any, state: Any) -> tuple[Any, Any]:
         if recurrent_mask is not None:
@@ -104,38 +100,40 @@ def feature_major_loop(
 
 
 def _sigmoid_tanh_gate_update(
-    cell: PeepholeLSTMCell, peepholes: tuple[Any, Any, Any]
+    cell: PeepholeLSTMCell, peephole_columns: tuple[Any, Any, Any], block_shape: Any
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
     """`cell.gate_update(z, previous_cell, peepholes, axis=0)` as a function of `z` and
     `previous_cell`, with a hand-written gradient where the activations are Keras' sigmoid and
-    tanh (otherwise the traced one).
+    tanh (otherwise the traced one, with the peephole columns broadcast once to `block_shape`).
 
     Why by hand: `fit` traces the batch dimension as unknown, and TensorFlow's gradient of
     every `Mul` and `AddV2` whose operand shapes are not fully known adds a
     `BroadcastGradientArgs`, two `Sum`s, two `Reshape`s and their `Shape`s to each step of the
     backward loop (about 100 ops per step for this cell's 13 products and sums). Here the
-    operands always have the same shape, so none of that is needed.
+    operands always have the same shape, so none of that is needed, and each peephole's
+    gradient is reduced over the batch in its step: a `(units, 1)` column per step is cheaper
+    to pass back than a `(units, batch)` block (stacking three such blocks cost as much as the
+    gate gradients' own concat).
     """
+    peepholes = tuple(
+        None if column is None else tf.broadcast_to(column, block_shape)
+        for column in peephole_columns
+    )
     if not (
         cell.activation is keras.activations.tanh
         and cell.recurrent_activation is keras.activations.sigmoid
     ):
         return lambda z, previous_cell: cell.gate_update(z, previous_cell, peepholes, axis=0)
-    present = [weight is not None for weight in peepholes]
-    present_weights = [weight for weight in peepholes if weight is not None]
+    present = [column is not None for column in peephole_columns]
     coupled = cell.coupled_input_forget
+    input_peephole, forget_peephole, output_peephole = peepholes
 
     @tf.custom_gradient
-    def gate_update_with_peepholes(z: Any, previous_cell: Any, *stacked: Any) -> Any:
-        # The peepholes come stacked in one `(count * units, batch)` tensor: every input of a
-        # custom gradient gets a zero-filled gradient of its own in each step of the loop.
-        given = iter(tf.split(stacked[0], len(present_weights), axis=0) if stacked else ())
-        input_peephole, forget_peephole, output_peephole = (
-            next(given) if is_present else None for is_present in present
-        )
-        gates = cell.gate_values(
-            z, previous_cell, (input_peephole, forget_peephole, output_peephole), axis=0
-        )
+    def gate_update_with_peepholes(z: Any, previous_cell: Any, *columns: Any) -> Any:
+        # The step computes with the broadcast blocks (a broadcasting `Mul` costs three times
+        # a same-shape one); `columns` are the peepholes as the gradient sees them.
+        del columns
+        gates = cell.gate_values(z, previous_cell, peepholes, axis=0)
         input_gate, forget_gate, candidate, cell_state, output_gate, squashed_cell = gates
         output = output_gate * squashed_cell
 
@@ -150,6 +148,7 @@ def _sigmoid_tanh_gate_update(
             d_cell = tf.add_n(cell_terms)
             d_z_cell = tf.raw_ops.TanhGrad(y=candidate, dy=d_cell * input_gate)
             previous_terms = [d_cell * forget_gate]
+            d_z_input = None
             if coupled:
                 d_z_forget = tf.raw_ops.SigmoidGrad(
                     y=forget_gate, dy=d_cell * (previous_cell - candidate)
@@ -163,22 +162,22 @@ def _sigmoid_tanh_gate_update(
                     previous_terms.append(d_z_input * input_peephole)
             if forget_peephole is not None:
                 previous_terms.append(d_z_forget * forget_peephole)
-            peephole_gradients = [
-                d_z_input * previous_cell if input_peephole is not None else None,
-                d_z_forget * previous_cell if forget_peephole is not None else None,
-                d_z_output * cell_state if output_peephole is not None else None,
+            peephole_terms = [
+                (d_z_input, previous_cell),
+                (d_z_forget, previous_cell),
+                (d_z_output, cell_state),
             ]
             return (
                 tf.concat(blocks, axis=0),
                 tf.add_n(previous_terms),
                 *(
-                    [tf.concat([g for g in peephole_gradients if g is not None], 0)]
-                    if stacked
-                    else []
+                    tf.reduce_sum(d_z * state, axis=1, keepdims=True)
+                    for (d_z, state), is_present in zip(peephole_terms, present, strict=True)
+                    if is_present
                 ),
             )
 
         return (output, cell_state), gradient
 
-    stacked = [tf.concat(present_weights, axis=0)] if present_weights else []
-    return lambda z, previous_cell: gate_update_with_peepholes(z, previous_cell, *stacked)
+    columns = [column for column in peephole_columns if column is not None]
+    return lambda z, previous_cell: gate_update_with_peepholes(z, previous_cell, *columns)

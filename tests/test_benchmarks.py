@@ -251,6 +251,7 @@ def test_peephole_ratios_divide_the_right_rates(monkeypatch: pytest.MonkeyPatch)
         "train_cpu": {"peephole": 90.0, "lstm": 60.0, "gru": 30.0},
         "predict_cpu": {"peephole": 400.0, "peephole_jit": 100.0, "lstm": 800.0, "gru": 80.0},
         "samples": 2048,
+        "by_instance": {"train": {"peephole": [300.0, 180.0], "lstm": [200.0, 250.0]}},
     }
     assert peephole.ratios(case, prefix="long_") == {
         "long_train_ratio_vs_lstm": 1.5,
@@ -266,10 +267,50 @@ def test_peephole_ratios_divide_the_right_rates(monkeypatch: pytest.MonkeyPatch)
         "long_lstm_train_samples_per_s": 200,
         "long_lstm_predict_samples_per_s": 500,
         "long_peephole_predict_jit_samples_per_s": 1500,
+        # Each copy over the median LSTM copy (the folded `train` figure).
+        "long_train_ratios_by_instance": [1.5, 0.9],
+        "long_lstm_train_ratios_by_instance": [1.0, 1.25],
     }
     # The default mode faster than XLA: the best ratio is the default one.
     case["predict"]["peephole_jit"] = 750.0
     assert peephole.ratios(case)["predict_ratio_vs_lstm"] == 2.0
+
+
+def test_peephole_median_over_instances_folds_each_contenders_copies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    peephole = load_benchmark("peephole.py", monkeypatch)
+    rates = {
+        "train": {
+            "peephole#0": 90.0,
+            "lstm#0": 100.0,
+            "peephole#1": 120.0,
+            "lstm#1": 104.0,
+            "peephole#2": 118.0,
+            "lstm#2": 98.0,
+        },
+        "predict": {
+            "peephole#0": 5.0,
+            "peephole_jit#0": 7.0,
+            "peephole#1": 3.0,
+            "peephole_jit#1": 9.0,
+            "peephole#2": 4.0,
+            "peephole_jit#2": 8.0,
+        },
+        "train_cpu": {"lstm#0": 1.0, "lstm#1": 3.0, "lstm#2": 2.0},
+        "predict_cpu": {"lstm#0": 6.0, "lstm#1": 4.0, "lstm#2": 5.0},
+        "samples": 512,
+    }
+    folded = peephole.median_over_instances(rates)
+    assert folded["samples"] == 512
+    assert folded["train"] == {"peephole": 118.0, "lstm": 100.0}
+    assert folded["predict"] == {"peephole": 4.0, "peephole_jit": 8.0}  # `_jit` stays apart
+    assert folded["train_cpu"] == {"lstm": 2.0} and folded["predict_cpu"] == {"lstm": 5.0}
+    # Every copy's figure, in instance order.
+    assert folded["by_instance"]["train"] == {
+        "peephole": [90.0, 120.0, 118.0],
+        "lstm": [100.0, 104.0, 98.0],
+    }
 
 
 def test_peephole_paired_ratio_is_the_median_and_quartiles_of_per_round_ratios(
@@ -287,7 +328,7 @@ def test_peephole_quick_prints_the_training_step_ratio_it_reports(
     peephole_run: QuickRun, prefix: str, steps: int
 ) -> None:
     line = line_starting(peephole_run.lines, f"training step alone ({steps} steps;")
-    assert "median [quartiles] of 3 paired rounds" in line
+    assert "2 copies each; median [quartiles] of 3 paired rounds" in line
     median, first, third = (
         float(figure)
         for figure in re.search(r"([\d.]+)x keras LSTM \[([\d.]+)-([\d.]+)\]", line).groups()
@@ -295,6 +336,33 @@ def test_peephole_quick_prints_the_training_step_ratio_it_reports(
     assert first <= median <= third
     assert peephole_run.figures[f"{prefix}step_train_ratio_vs_lstm"] == pytest.approx(
         median, abs=0.0051
+    )
+
+
+@pytest.mark.parametrize("prefix", sorted(PEEPHOLE_CASES))
+def test_peephole_quick_prints_each_copys_training_ratio(
+    peephole_run: QuickRun, prefix: str
+) -> None:
+    header, _ = PEEPHOLE_CASES[prefix]
+    lines = peephole_run.lines
+    case_lines = lines[lines.index(line_starting(lines, header)) :]
+    for label, key in (
+        ("PeepholeLSTM", "train_ratios_by_instance"),
+        ("keras LSTM", "lstm_train_ratios_by_instance"),
+    ):
+        # The case's own line: the first after its header.
+        line = next(
+            line
+            for line in case_lines
+            if line.startswith(f"  training of each copy of {label}, x LSTM (median copy):")
+        )
+        printed = [float(figure) for figure in line.split(":")[1].split()]
+        reported = peephole_run.figures[f"{prefix}{key}"]
+        assert len(printed) == len(reported) == 2
+        assert printed == pytest.approx(reported, abs=0.0051)
+    # Over the median of two LSTM copies (their mean), the two LSTM ratios average 1.
+    assert sum(peephole_run.figures[f"{prefix}lstm_train_ratios_by_instance"]) / 2 == pytest.approx(
+        1.0, abs=0.001
     )
 
 
