@@ -4,9 +4,10 @@ Same random data and shapes for all (batch 256, 19 features, 32 units, a Dense(1
 24-step case and a long 144-step case. Every layer runs in its default configuration: Keras'
 LSTM and GRU with a symbolic time loop, `PeepholeLSTM` with its measured policy (unrolled up to
 48 steps, a symbolic loop beyond). Each contender is built three times (three copies, each
-traced on its own) and each copy is warmed up (traced) first; then all copies alternate, one
-training epoch and one prediction pass each per repeat. A copy's figure is the median of its
-repeats and a contender's the median of its copies; the training of every copy is printed too.
+traced on its own; two with `--quick`) and each copy is warmed up (traced) first; then all
+copies alternate, one training epoch and one prediction pass each per repeat. A copy's figure
+is the median of its 3 repeats and a contender's the median of its copies; the training of
+every copy is printed too.
 Copies, because separately traced copies of the same model were seen to train at two distinct
 speeds in one process (benchmarks/README.md, session 14): with one copy per contender the
 comparison was partly a draw. Prediction of the peephole model is measured twice: in Keras'
@@ -29,8 +30,9 @@ unknown batch size, as `fit` traces it, on one constant batch, with no data pipe
 or metrics. Three copies of PeepholeLSTM and of keras LSTM alternate in rounds of several
 steps; a round's ratio is the median copy's rate over the median copy's, and the median of the
 per-round ratios is reported with its quartiles (`step_train_ratio_vs_lstm`). The per-round
-pairs show the same comparison without `fit`. `train_ratios_by_instance` lists each
-PeepholeLSTM copy's `fit` training rate over keras LSTM's median copy.
+pairs show the same comparison without `fit`. `train_ratios_by_instance` and
+`lstm_train_ratios_by_instance` list each PeepholeLSTM and each keras LSTM copy's `fit` training
+rate over keras LSTM's median copy.
 
 Usage:
     python benchmarks/peephole.py [--quick]
@@ -60,6 +62,9 @@ from models.peephole import PeepholeLSTM
 
 BATCH_SIZE, FEATURES, UNITS = 256, 19, 32
 SHORT_STEPS, LONG_STEPS = 24, 144
+# Passes per copy of each model in `main`, in both modes, to keep a full run with three copies
+# under ten minutes (`pass_sizes`' own repeats serve `cell_speed.py`, which builds one copy).
+REPEATS_PER_COPY = 3
 
 
 def build_model(kind: str, steps: int, jit_compile: bool = False) -> keras.Model:
@@ -348,7 +353,7 @@ def pass_sizes(quick: bool) -> tuple[int, int, int]:
     these 2-core VMs passes under a second or two were seen to snap to multiples of ~0.33 s and
     to carry each fit() call's fixed start-up cost, which made the same code measure 0.5x in one
     run and 1.0x in the next."""
-    return (3, 8, 4) if quick else (3, 800, 134)
+    return (3, 8, 4) if quick else (5, 800, 134)
 
 
 def instance_count(quick: bool) -> int:
@@ -360,7 +365,7 @@ def instance_count(quick: bool) -> int:
 
 def step_round_sizes(quick: bool) -> dict[int, tuple[int, int]]:
     """Rounds and training steps per round of `measure_train_steps`, per sequence length:
-    rounds of about a quarter of a second each way in full mode."""
+    in full mode, about a quarter of a second per copy and round."""
     if quick:
         return {SHORT_STEPS: (3, 2), LONG_STEPS: (3, 1)}
     return {SHORT_STEPS: (40, 60), LONG_STEPS: (20, 10)}
@@ -377,7 +382,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer batches and repeats")
     arguments = parser.parse_args()
-    repeats, short_batches, long_batches = pass_sizes(arguments.quick)
+    _, short_batches, long_batches = pass_sizes(arguments.quick)
+    repeats = REPEATS_PER_COPY
     instances = instance_count(arguments.quick)
     short = measure_case(SHORT_STEPS, short_batches, repeats, instances)
     long = measure_case(LONG_STEPS, long_batches, repeats, instances)

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -311,6 +312,40 @@ def test_peephole_median_over_instances_folds_each_contenders_copies(
         "peephole": [90.0, 120.0, 118.0],
         "lstm": [100.0, 104.0, 98.0],
     }
+
+
+def test_peephole_train_steps_pair_the_median_copies_of_each_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    peephole = load_benchmark("peephole.py", monkeypatch)
+    # Seconds per training step of each copy, in build order. Per round, the median copy of
+    # the peephole model takes 2 s a step and of the LSTM 4 s: a ratio of 2. The last copies
+    # alone would give 0.25, the mean rates 1.27, the first copies 8.
+    seconds_per_step = {"peephole": [1.0, 2.0, 4.0], "lstm": [8.0, 4.0, 1.0]}
+    built: dict[str, int] = {"peephole": 0, "lstm": 0}
+    clock = [0.0]
+
+    def build_model(kind: str, steps: int) -> float:
+        built[kind] += 1
+        return seconds_per_step[kind][built[kind] - 1]
+
+    class Loss:
+        def numpy(self) -> float:
+            return 0.0
+
+    def train_step_function(seconds: float, inputs: object, targets: object) -> object:
+        def step() -> Loss:
+            clock[0] += seconds
+            return Loss()
+
+        return step
+
+    monkeypatch.setattr(peephole, "build_model", build_model)
+    monkeypatch.setattr(peephole, "train_step_function", train_step_function)
+    monkeypatch.setattr(peephole, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    median, first, third = peephole.measure_train_steps(24, 4, 3, 3)
+    assert built == {"peephole": 3, "lstm": 3}
+    assert (median, first, third) == (pytest.approx(2.0),) * 3
 
 
 def test_peephole_paired_ratio_is_the_median_and_quartiles_of_per_round_ratios(
