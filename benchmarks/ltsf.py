@@ -229,9 +229,9 @@ def run_config(
 
 
 def _accepted(model: str, hparams: dict[str, Any]) -> dict[str, Any]:
-    from models.hyperparameters import HYPERPARAMETERS
+    from models.registry import hyperparameters
 
-    accepted = HYPERPARAMETERS[MODEL_ALIASES.get(model, model)]
+    accepted = hyperparameters(MODEL_ALIASES.get(model, model))
     return {key: value for key, value in hparams.items() if key in accepted}
 
 
@@ -461,7 +461,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     for key in DEFAULTS:
         if getattr(args, key) is None:
             setattr(args, key, base[key])
-    from models.hyperparameters import MODEL_NAMES
+    from models.registry import MODEL_NAMES
 
     unknown = [name for name in args.models if MODEL_ALIASES.get(name, name) not in MODEL_NAMES]
     if unknown:

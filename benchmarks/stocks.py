@@ -109,13 +109,13 @@ def run_config(
 ):
     """One model's run on one target; `hparams` (over HPARAMS) and `seed` (over `--seed`) let
     `variants.py` size and seed each run."""
-    from models.hyperparameters import HYPERPARAMETERS
+    from models.registry import hyperparameters
 
     defaults = dict(HPARAMS[target])
     if args.quick:
         defaults["units"] = 8
     given = {**defaults, **(hparams or {})}
-    hparams = {k: v for k, v in given.items() if k in HYPERPARAMETERS[model]}
+    hparams = {k: v for k, v in given.items() if k in hyperparameters(model)}
     return config_from_dict(
         {
             "data": {
@@ -356,7 +356,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"{QUICK_TICKERS} tickers, 1 epoch, 8 units"
     )
     args = parser.parse_args(argv)
-    from models.hyperparameters import MODEL_NAMES
+    from models.registry import MODEL_NAMES
 
     unknown = [name for name in args.models if name not in MODEL_NAMES]
     if unknown:

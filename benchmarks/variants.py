@@ -71,6 +71,7 @@ import numpy as np
 import stocks
 from scipy.stats import ttest_rel
 
+from models.registry import resolve_hyperparameters
 from pipelines.data.prepare import run as prepare_data
 from pipelines.tracking.runs import use_experiment
 from pipelines.training.train import model_shape, train_model
@@ -208,7 +209,7 @@ def budget_units(
 ) -> int:
     """The width of `variant` whose parameter count is closest to `budget` (the reference's),
     in steps of the Clockwork RNN's module count; ties go to the smaller width."""
-    step = len(str(variant.hparams.get("periods", "1")).split(","))
+    step = len(resolve_hyperparameters(variant.model, **variant.hparams).get("periods", (1,)))
     low, high = 1, max(2, 4 * reference_units // step)  # in steps
     while count_for_units(high * step) < budget:
         high *= 2

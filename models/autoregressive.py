@@ -11,11 +11,9 @@ import numpy as np
 from keras import layers as keras_layers
 from keras import ops
 
-from models.clockwork import ClockworkRNN
-from models.depth_gated import DepthGatedLSTM
-from models.hyperparameters import CELL_TYPES, NORMALIZATIONS
+from models.hyperparameters import NORMALIZATIONS
 from models.normalization import WindowDenormalization, WindowNormalization
-from models.peephole import PeepholeLSTM, PeepholeLSTMCell
+from models.registry import cell_entry, load_attribute
 from models.shape import ModelShape, require_positive
 
 
@@ -27,12 +25,11 @@ def recurrent_cell(
     cell_options: Mapping[str, Any],
     name: str,
 ) -> keras.layers.Layer:
-    arguments = {"dropout": dropout, "recurrent_dropout": recurrent_dropout, "name": name}
-    if cell_type == "lstm":
-        return keras_layers.LSTMCell(units, **arguments)
-    if cell_type == "gru":
-        return keras_layers.GRUCell(units, **arguments)
-    return PeepholeLSTMCell(units, **arguments, **cell_options)
+    """One step of a registered cell (`models.registry.CELLS`) that can run one step."""
+    cell_class = load_attribute(cell_entry(cell_type, stepping=True).step_cell or "")
+    return cell_class(
+        units, dropout=dropout, recurrent_dropout=recurrent_dropout, name=name, **cell_options
+    )
 
 
 def recurrent_layer(
@@ -45,22 +42,17 @@ def recurrent_layer(
     name: str,
     return_state: bool = False,
 ) -> keras.layers.Layer:
-    arguments = {
-        "dropout": dropout,
-        "recurrent_dropout": recurrent_dropout,
-        "return_sequences": return_sequences,
-        "return_state": return_state,
-        "name": name,
-    }
-    if cell_type == "lstm":
-        return keras_layers.LSTM(units, **arguments)
-    if cell_type == "gru":
-        return keras_layers.GRU(units, **arguments)
-    if cell_type == "clockwork":
-        return ClockworkRNN(units, **arguments, **cell_options)
-    if cell_type == "depth-gated":
-        return DepthGatedLSTM(units, **arguments, **cell_options)
-    return PeepholeLSTM(units, **arguments, **cell_options)
+    """A registered cell's recurrent layer over a sequence (`models.registry.CELLS`)."""
+    layer_class = load_attribute(cell_entry(cell_type).layer)
+    return layer_class(
+        units,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        name=name,
+        **cell_options,
+    )
 
 
 @keras.saving.register_keras_serializable(package="forecaster")
@@ -93,7 +85,8 @@ class AutoregressiveForecaster(keras.Model):
         horizon: steps to forecast.
         n_features: input features per step.
         target_indices: positions of the targets among the input features.
-        cell: "lstm", "gru" or "peephole".
+        cell: a cell that runs one step (`models.registry.STEP_CELLS`: lstm, gru,
+            peephole).
         units: units of every cell.
         layers: number of stacked cells.
         dropout: input dropout rate of every cell.
@@ -125,8 +118,10 @@ class AutoregressiveForecaster(keras.Model):
     ) -> None:
         super().__init__(**kwargs)
         shape = ModelShape(input_width, horizon, n_features, tuple(target_indices))
-        if cell not in CELL_TYPES:
-            raise ValueError(f"parameter cell: expected one of {list(CELL_TYPES)}, got {cell!r}")
+        try:
+            cell_entry(cell, stepping=True)
+        except ValueError as error:
+            raise ValueError(f"parameter cell: {error}") from None
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"parameter normalization: expected one of {list(NORMALIZATIONS)}, "

@@ -173,7 +173,7 @@ def test_both_new_layers_load_in_a_fresh_process(tmp_path: Path) -> None:
     sequences = random_sequences(seed=12)
     path = tmp_path / "model.keras"
     model.save(path)
-    predictions = load_in_fresh_process(path, sequences, "import models")
+    predictions = load_in_fresh_process(path, sequences, "import models.zoo")
     np.testing.assert_allclose(predictions, model.predict(sequences, verbose=0), atol=1e-6)
 
 

@@ -25,6 +25,7 @@ peephole.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -32,10 +33,13 @@ import keras
 from keras import ops
 from keras.src.backend import rnn as rnn_loop  # keras.layers.RNN's loop; no public name
 
-from models.cell_layer import fresh_initializer, positive_integer_argument
+from models.cell_layer import (
+    dropout_rate_argument,
+    fresh_initializer,
+    positive_integer_argument,
+)
+from models.names import PEEPHOLE_GATES
 from models.peephole_loop import feature_major_loop
-
-PEEPHOLE_GATES = ("input", "forget", "output")
 
 
 class GateValues(NamedTuple):
@@ -146,12 +150,8 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
         **kwargs: Any,
     ) -> None:
         positive_integer_argument("units", units)
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(
-                    f"Received an invalid value for argument `{name}`, "
-                    f"expected a float between 0 and 1, got {rate!r}."
-                )
+        dropout_rate_argument("dropout", dropout)
+        dropout_rate_argument("recurrent_dropout", recurrent_dropout)
         # This cell computes all gates with one matmul whatever the dropout, so Keras'
         # per-gate `implementation=1` has no meaning here.
         kwargs.pop("implementation", None)
@@ -268,20 +268,15 @@ class PeepholeLSTMCell(keras.layers.LSTMCell):
     ) -> tuple[Any, list[Any]]:
         """`call` with `peephole_weights()` given, or them broadcast to `(batch, units)`."""
         previous_output, previous_cell = states[0], states[1]
-        if training and 0.0 < self.dropout < 1.0:
+        if training and self.dropout > 0.0:
             inputs = inputs * self.get_dropout_mask(inputs)
-        if training and 0.0 < self.recurrent_dropout < 1.0:
+        if training and self.recurrent_dropout > 0.0:
             previous_output = previous_output * self.get_recurrent_dropout_mask(previous_output)
 
         # This step serves masked input and `keras.layers.RNN(cell)`; `PeepholeLSTM` without a
-        # mask runs `feature_major_loop` (models/peephole_loop.py). Step form chosen by
-        # measurement (batch 256, 24 steps, 19 features, 32 units, 2 CPU cores, training
-        # samples/s relative to keras LSTM, median of 5): two matmuls plus an
-        # add (this) 0.83; one matmul of [x, h] by [kernel; recurrent_kernel] stacked once per
-        # sequence outside the loop 0.79; i and f peepholes as one 2U-wide op 0.59-0.76; i and
-        # f peepholes folded into the matmul as diagonal blocks of [x, h, c] 0.69. Prediction
-        # was within noise for all of them. At 144 steps: this 0.80, stacked 0.75. `x W + b` for
-        # all steps before the loop was slower still (benchmarks/README.md).
+        # mask runs `feature_major_loop` (models/peephole_loop.py). Two matmuls and an add
+        # trained faster than one stacked matmul, peepholes folded into it, or `x W + b` for
+        # all steps before the loop (benchmarks/README.md, the cell's step forms).
         z = ops.matmul(inputs, self.kernel) + ops.matmul(previous_output, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
@@ -491,11 +486,23 @@ class PeepholeLSTM(keras.layers.RNN):
         if not keras.tree.is_nested(initial_state):
             initial_state = [initial_state]
         if mask is None and keras.backend.backend() == "tensorflow":
+            dropping_inputs = training and cell.dropout > 0.0
+            dropping_outputs = training and cell.recurrent_dropout > 0.0
             return feature_major_loop(
-                cell,
                 sequences,
                 list(initial_state),
-                training=training,
+                kernel=cell.kernel,
+                recurrent_kernel=cell.recurrent_kernel,
+                bias=cell.bias if cell.use_bias else None,
+                peepholes=cell.peephole_weights(),
+                gate_values=functools.partial(cell.gate_values, axis=0),
+                sigmoid_and_tanh=cell.activation is keras.activations.tanh
+                and cell.recurrent_activation is keras.activations.sigmoid,
+                coupled_input_forget=cell.coupled_input_forget,
+                input_mask=cell.get_dropout_mask(sequences[:, 0, :]) if dropping_inputs else None,
+                recurrent_mask=cell.get_recurrent_dropout_mask(initial_state[0])
+                if dropping_outputs
+                else None,
                 go_backwards=self.go_backwards,
                 unroll=self.unroll,
                 return_sequences=self.return_sequences,

@@ -5,28 +5,52 @@ holds only how the layer runs them fast (measured in benchmarks/README.md, `peep
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import keras
 import tensorflow as tf
 from keras import ops
 
-if TYPE_CHECKING:
-    from models.peephole import PeepholeLSTMCell
+GateValuesFunction = Callable[[Any, Any, tuple[Any, Any, Any]], tuple[Any, ...]]
+"""`(z, previous_cell, peepholes) -> (input_gate, forget_gate, candidate, cell, output_gate,
+squashed_cell)` for gate blocks along the first axis (the cell's `gate_values`, axis 0)."""
 
 
 def feature_major_loop(
-    cell: PeepholeLSTMCell,
     sequences: Any,
     initial_state: list[Any],
     *,
-    training: bool,
+    kernel: Any,
+    recurrent_kernel: Any,
+    bias: Any | None,
+    peepholes: tuple[Any | None, Any | None, Any | None],
+    gate_values: GateValuesFunction,
+    sigmoid_and_tanh: bool,
+    coupled_input_forget: bool,
+    input_mask: Any | None,
+    recurrent_mask: Any | None,
     go_backwards: bool,
     unroll: bool,
     return_sequences: bool,
 ) -> tuple[Any, Any, list[Any]]:
     """`PeepholeLSTM`'s time loop without a mask, computing in the transposed layout: every
     per-step tensor is `(units, batch)` and the pre-activations `(gates * units, batch)`.
+
+    Like `keras.layers.LSTM`'s loop, it takes plain tensors and functions, not the cell.
+
+    Args:
+        sequences: `(batch, steps, features)`.
+        initial_state: `[h, c]`, each `(batch, units)`.
+        kernel: `(features, gates * units)`; `recurrent_kernel`: `(units, gates * units)`;
+            `bias`: `(gates * units,)` or None.
+        peepholes: the input, forget and output gates' `(units,)` vectors, None where a gate
+            has none.
+        gate_values: the gate maths (see `GateValuesFunction`).
+        sigmoid_and_tanh: whether the activations are Keras' sigmoid (gates) and tanh (cell),
+            for which the gate update's gradient is written by hand; otherwise it is traced.
+        coupled_input_forget: CIFG (`i = 1 - f`, three gate blocks).
+        input_mask: `(batch, features)` dropout mask of the inputs (one per sequence), or None.
+        recurrent_mask: `(batch, units)` dropout mask of the previous output, or None.
+        go_backwards, unroll, return_sequences: as in `keras.layers.RNN`.
 
     Returns what `keras.src.backend.rnn` returns: the last output `(batch, units)`, the outputs
     `(batch, steps, units)` (or `(batch, 1, units)` without `return_sequences`) and `[h, c]`.
@@ -40,26 +64,27 @@ def feature_major_loop(
     speed against Keras' LSTM, and how far it can be measured: benchmarks/README.md.
     """
     dtype = sequences.dtype
-    if training and 0.0 < cell.dropout < 1.0:
-        sequences = sequences * cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
-    recurrent_mask = None
-    if training and 0.0 < cell.recurrent_dropout < 1.0:
-        recurrent_mask = tf.transpose(cell.get_recurrent_dropout_mask(initial_state[0]))
+    if input_mask is not None:
+        sequences = sequences * input_mask[:, None, :]
+    if recurrent_mask is not None:
+        recurrent_mask = tf.transpose(recurrent_mask)
     inputs = tf.transpose(sequences, (1, 2, 0))  # (steps, features, batch)
     if go_backwards:
         inputs = tf.reverse(inputs, [0])
-    kernel = ops.convert_to_tensor(cell.kernel, dtype=dtype)
-    if cell.use_bias:
+    kernel = ops.convert_to_tensor(kernel, dtype=dtype)
+    if bias is not None:
         inputs = tf.concat([inputs, tf.ones_like(inputs[:, :1, :])], axis=1)
-        kernel = tf.concat([kernel, ops.convert_to_tensor(cell.bias, dtype=dtype)[None, :]], 0)
+        kernel = tf.concat([kernel, ops.convert_to_tensor(bias, dtype=dtype)[None, :]], 0)
     kernel = tf.transpose(kernel)  # (gates * units, features [+ 1])
-    recurrent_kernel = tf.transpose(ops.convert_to_tensor(cell.recurrent_kernel, dtype=dtype))
+    recurrent_kernel = tf.transpose(ops.convert_to_tensor(recurrent_kernel, dtype=dtype))
     output, state = (tf.transpose(s) for s in initial_state[:2])
     peephole_columns = tuple(
         None if weight is None else ops.convert_to_tensor(weight, dtype=dtype)[:, None]
-        for weight in cell.peephole_weights()
+        for weight in peepholes
     )
-    gate_update = _sigmoid_tanh_gate_update(cell, peephole_columns, tf.shape(state))
+    gate_update = _gate_update(
+        gate_values, peephole_columns, tf.shape(state), sigmoid_and_tanh, coupled_input_forget
+    )
 
     def step(step_inputs: Any, output: Any, state: Any) -> tuple[Any, Any]:
         if recurrent_mask is not None:
@@ -99,12 +124,16 @@ def feature_major_loop(
     return last_output, all_outputs, [last_output, last_state]
 
 
-def _sigmoid_tanh_gate_update(
-    cell: PeepholeLSTMCell, peephole_columns: tuple[Any, Any, Any], block_shape: Any
+def _gate_update(
+    gate_values: GateValuesFunction,
+    peephole_columns: tuple[Any, Any, Any],
+    block_shape: Any,
+    sigmoid_and_tanh: bool,
+    coupled: bool,
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
-    """`cell.gate_update(z, previous_cell, peepholes, axis=0)` as a function of `z` and
-    `previous_cell`, with a hand-written gradient where the activations are Keras' sigmoid and
-    tanh (otherwise the traced one, with the peephole columns broadcast once to `block_shape`).
+    """The output and new cell state as a function of `z` and `previous_cell`, with a
+    hand-written gradient where the activations are Keras' sigmoid and tanh (otherwise the
+    traced one), the peephole columns broadcast once to `block_shape`.
 
     Why by hand: `fit` traces the batch dimension as unknown, and TensorFlow's gradient of
     every `Mul` and `AddV2` whose operand shapes are not fully known adds a
@@ -119,13 +148,14 @@ def _sigmoid_tanh_gate_update(
         None if column is None else tf.broadcast_to(column, block_shape)
         for column in peephole_columns
     )
-    if not (
-        cell.activation is keras.activations.tanh
-        and cell.recurrent_activation is keras.activations.sigmoid
-    ):
-        return lambda z, previous_cell: cell.gate_update(z, previous_cell, peepholes, axis=0)
+    if not sigmoid_and_tanh:
+
+        def traced_gate_update(z: Any, previous_cell: Any) -> tuple[Any, Any]:
+            gates = gate_values(z, previous_cell, peepholes)
+            return gates[4] * gates[5], gates[3]
+
+        return traced_gate_update
     present = [column is not None for column in peephole_columns]
-    coupled = cell.coupled_input_forget
     input_peephole, forget_peephole, output_peephole = peepholes
 
     @tf.custom_gradient
@@ -133,7 +163,7 @@ def _sigmoid_tanh_gate_update(
         # The step computes with the broadcast blocks (a broadcasting `Mul` costs three times
         # a same-shape one); `columns` are the peepholes as the gradient sees them.
         del columns
-        gates = cell.gate_values(z, previous_cell, peepholes, axis=0)
+        gates = gate_values(z, previous_cell, peepholes)
         input_gate, forget_gate, candidate, cell_state, output_gate, squashed_cell = gates
         output = output_gate * squashed_cell
 

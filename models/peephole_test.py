@@ -281,7 +281,7 @@ def load_in_fresh_process(path: Path, sequences: np.ndarray, imports: str) -> np
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("imports", ["import models", "import models.peephole"])
+@pytest.mark.parametrize("imports", ["import models.zoo", "import models.peephole"])
 def test_loads_in_fresh_process(tmp_path: Path, imports: str) -> None:
     model = small_model()
     sequences = random_sequences(seed=12)
@@ -447,8 +447,9 @@ def test_cell_works_inside_keras_rnn() -> None:
         ({"units": 0}, "expected a positive integer, got 0"),
         ({"units": 2.5}, "expected a positive integer, got 2.5"),
         ({"units": 4, "peepholes": ("input", "outptu")}, "unknown: ['outptu']"),
-        ({"units": 4, "dropout": 1.5}, "`dropout`, expected a float between 0 and 1, got 1.5"),
-        ({"units": 4, "recurrent_dropout": -0.1}, "expected a float between 0 and 1, got -0.1"),
+        ({"units": 4, "dropout": 1.5}, "`dropout`, expected a float in [0, 1), got 1.5"),
+        ({"units": 4, "dropout": 1.0}, "`dropout`, expected a float in [0, 1), got 1.0"),
+        ({"units": 4, "recurrent_dropout": -0.1}, "expected a float in [0, 1), got -0.1"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(arguments: dict, message: str) -> None:

@@ -38,18 +38,21 @@ from models.shape import ModelShape
 
 
 def build_recurrent(
-    name: str, shape: ModelShape, cell_options: Mapping[str, Any], **hparams: Any
+    name: str, cell: str, shape: ModelShape, cell_options: Mapping[str, Any], **hparams: Any
 ) -> keras.Model:
-    """Builds a model of `RECURRENT_NAMES` from resolved hyper-parameters (see the module)."""
-    _check_decoding(hparams)
-    _check_clock_modules(hparams["units"], cell_options.get("periods"))
+    """Builds a single-shot recurrent model from checked hyper-parameters (see the module).
+
+    Args:
+        name: the model's name (its layers are named after it).
+        cell: a registered cell (`models.registry.CELLS`).
+        shape: the window's and the forecast's shapes.
+        cell_options: the cell's own arguments; a cell that takes `layers` itself joins the
+            whole stack into one recurrent layer (the depth-gated LSTM's depth gates).
+        **hparams: the rest of the model's hyper-parameters.
+    """
     segment_length = hparams["segment_length"]
     independent = hparams["channel_independent"]
-    layer_count = hparams["layers"]
-    if name == "depth-gated":
-        # The depth gates join the LSTM layers within each step, so the whole stack is one
-        # recurrent layer.
-        cell_options, layer_count = {**cell_options, "layers": layer_count}, 1
+    layer_count = 1 if "layers" in cell_options else hparams["layers"]
 
     def forecast(features: Any) -> Any:
         rows = _channel_rows(features, shape) if independent else features
@@ -60,7 +63,7 @@ def build_recurrent(
             )(hidden)
         cells = [
             recurrent_layer(
-                name,
+                cell,
                 hparams["units"],
                 hparams["dropout"],
                 hparams["recurrent_dropout"],
@@ -92,43 +95,10 @@ def build_recurrent(
     )
 
 
-def _check_decoding(hparams: Mapping[str, Any]) -> None:
-    if hparams["decoder"] == "parallel" and hparams["segment_length"] is None:
-        raise ValueError(
-            "hyper-parameter 'decoder': 'parallel' decodes the horizon in segments of "
-            "segment_length steps; set 'segment_length'"
-        )
-    if hparams["channel_embedding"] and not (
-        hparams["channel_independent"] and hparams["decoder"] == "parallel"
-    ):
-        raise ValueError(
-            "hyper-parameter 'channel_embedding': expected it only with channel_independent=True "
-            "and decoder='parallel', whose segment queries it is part of"
-        )
-    if hparams["channel_embedding"] and hparams["units"] < 2:
-        raise ValueError(
-            "hyper-parameter 'channel_embedding': the query splits units between position and "
-            f"channel; expected units >= 2, got {hparams['units']}"
-        )
-
-
-def _check_clock_modules(units: int, periods: tuple[int, ...] | None) -> None:
-    if periods is not None and units % len(periods):
-        raise ValueError(
-            f"hyper-parameter 'periods': the units are split into one module per period; "
-            f"expected units to be a multiple of {len(periods)} for {list(periods)}, got {units}"
-        )
-
-
 def segment_count(shape: ModelShape, segment_length: int | None) -> int:
-    """How many recurrent steps read the window: one per segment of `segment_length` steps."""
-    length = segment_length or 1
-    if shape.input_width % length:
-        raise ValueError(
-            f"hyper-parameter 'segment_length': expected a divisor of the input width "
-            f"{shape.input_width}, got {length}"
-        )
-    return shape.input_width // length
+    """How many recurrent steps read the window: one per segment of `segment_length` steps (a
+    divisor of the input width: `models.registry.check_shape`)."""
+    return shape.input_width // (segment_length or 1)
 
 
 def _channel_rows(features: Any, shape: ModelShape) -> Any:

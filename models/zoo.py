@@ -36,28 +36,37 @@ from typing import Any
 import keras
 from keras import layers as keras_layers
 
+# The custom layers are imported for their registration: a saved model that holds one loads
+# with `keras.saving.load_model` and no custom_objects once this module is imported.
+from models import clockwork, depth_gated, peephole  # noqa: F401
 from models.autoregressive import AutoregressiveForecaster
 from models.baselines import LastValueForecast, MeanForecast, SeasonalForecast
-from models.hyperparameters import (
+from models.normalization import normalized_model
+from models.recurrent import build_recurrent
+from models.registry import (
     AUTOREGRESSIVE_NAMES,
     BASELINE_NAMES,
     DIRECT_NAMES,
     MODEL_NAMES,
+    MODELS,
     RECURRENT_NAMES,
+    ModelEntry,
+    cell_arguments,
+    check_shape,
     default_hyperparameters,
     hyperparameters,
+    load_attribute,
+    model_entry,
     model_family,
     resolve_hyperparameters,
 )
-from models.normalization import normalized_model
-from models.recurrent import build_recurrent
 from models.shape import ModelShape
 
 __all__ = [
     "AUTOREGRESSIVE_NAMES",
     "BASELINE_NAMES",
-    "BUILDERS",
     "DIRECT_NAMES",
+    "MODELS",
     "MODEL_NAMES",
     "RECURRENT_NAMES",
     "ModelShape",
@@ -87,47 +96,47 @@ def _direct_model(
     return normalized_model(name, shape, forecast, normalization, affine)
 
 
-def _last_steps(shape: ModelShape, steps: int, hparam: str) -> keras_layers.Layer:
-    if steps > shape.input_width:
-        raise ValueError(
-            f"hyper-parameter {hparam!r}: expected at most the input width "
-            f"{shape.input_width}, got {steps}"
-        )
+def _last_steps(shape: ModelShape, steps: int) -> keras_layers.Layer:
     # Cropping1D keeps the model made of stock, serializable layers.
     return keras_layers.Cropping1D((shape.input_width - steps, 0), name=f"last_{steps}_steps")
 
 
-def _build_baseline(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
+def _baseline_inputs(entry: ModelEntry, shape: ModelShape) -> tuple[Any, dict[str, Any]]:
     inputs = keras.Input(shape=shape.input_shape, name="inputs")
-    arguments = {"horizon": shape.horizon, "target_indices": shape.target_indices}
-    if name == "last":
-        layer = LastValueForecast(**arguments, name="forecast")
-    elif name == "mean":
-        layer = MeanForecast(**arguments, name="forecast")
-    else:
-        season = hparams["season"] or shape.horizon
-        if season > shape.input_width:
-            raise ValueError(
-                f"hyper-parameter 'season': expected at most the input width "
-                f"{shape.input_width}, got {season}"
-            )
-        layer = SeasonalForecast(**arguments, season=season, name="forecast")
-    return keras.Model(inputs, layer(inputs), name=name)
+    return inputs, {"horizon": shape.horizon, "target_indices": shape.target_indices}
 
 
-def _build_linear(
-    name: str, shape: ModelShape, lookback: int | None, normalization: str, affine: bool
+def build_last(entry: ModelEntry, shape: ModelShape) -> keras.Model:
+    inputs, arguments = _baseline_inputs(entry, shape)
+    return keras.Model(
+        inputs, LastValueForecast(**arguments, name="forecast")(inputs), name=entry.name
+    )
+
+
+def build_mean(entry: ModelEntry, shape: ModelShape) -> keras.Model:
+    inputs, arguments = _baseline_inputs(entry, shape)
+    return keras.Model(inputs, MeanForecast(**arguments, name="forecast")(inputs), name=entry.name)
+
+
+def build_repeat(entry: ModelEntry, shape: ModelShape, season: int | None) -> keras.Model:
+    inputs, arguments = _baseline_inputs(entry, shape)
+    layer = SeasonalForecast(**arguments, season=season or shape.horizon, name="forecast")
+    return keras.Model(inputs, layer(inputs), name=entry.name)
+
+
+def build_linear(
+    entry: ModelEntry, shape: ModelShape, lookback: int | None, normalization: str, affine: bool
 ) -> keras.Model:
-    crop = _last_steps(shape, lookback or shape.input_width, "lookback")
+    crop = _last_steps(shape, lookback or shape.input_width)
 
     def core(features: Any) -> Any:
         return keras_layers.Flatten(name="flatten")(crop(features))
 
-    return _direct_model(name, shape, core, normalization, affine)
+    return _direct_model(entry.name, shape, core, normalization, affine)
 
 
-def _build_dense(
-    name: str,
+def build_dense(
+    entry: ModelEntry,
     shape: ModelShape,
     units: int,
     layers: int,
@@ -136,7 +145,7 @@ def _build_dense(
     normalization: str,
     affine: bool,
 ) -> keras.Model:
-    crop = _last_steps(shape, lookback or shape.input_width, "lookback")
+    crop = _last_steps(shape, lookback or shape.input_width)
 
     def core(features: Any) -> Any:
         hidden = keras_layers.Flatten(name="flatten")(crop(features))
@@ -146,11 +155,11 @@ def _build_dense(
                 hidden = keras_layers.Dropout(dropout, name=f"dropout_{index}")(hidden)
         return hidden
 
-    return _direct_model(name, shape, core, normalization, affine)
+    return _direct_model(entry.name, shape, core, normalization, affine)
 
 
-def _build_conv(
-    name: str,
+def build_conv(
+    entry: ModelEntry,
     shape: ModelShape,
     filters: int,
     kernel_size: int,
@@ -158,7 +167,7 @@ def _build_conv(
     normalization: str,
     affine: bool,
 ) -> keras.Model:
-    crop = _last_steps(shape, kernel_size, "kernel_size")
+    crop = _last_steps(shape, kernel_size)
 
     def core(features: Any) -> Any:
         # One convolution over exactly the last kernel_size steps: a learned feature of the
@@ -171,52 +180,39 @@ def _build_conv(
             hidden = keras_layers.Dropout(dropout, name="dropout")(hidden)
         return hidden
 
-    return _direct_model(name, shape, core, normalization, affine)
+    return _direct_model(entry.name, shape, core, normalization, affine)
 
 
-def _cell_options(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
-    """Takes out of `hparams` the arguments that only one kind of cell has."""
-    if name.startswith("peephole"):
-        return {
-            "peepholes": hparams.pop("peepholes"),
-            "coupled_input_forget": hparams.pop("coupled_input_forget"),
-        }
-    if name == "clockwork":
-        return {"periods": hparams.pop("periods")}
-    return {}
+def _split_cell_options(entry: ModelEntry, hparams: dict[str, Any]) -> dict[str, Any]:
+    """Takes out of `hparams` the cell's own arguments."""
+    options = cell_arguments(entry.name, hparams)
+    for key in options:
+        del hparams[key]
+    return options
 
 
-def _build_recurrent(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
-    return build_recurrent(name, shape, _cell_options(name, hparams), **hparams)
+def build_single_shot(entry: ModelEntry, shape: ModelShape, **hparams: Any) -> keras.Model:
+    assert entry.cell is not None, "a single-shot recurrent model has a cell"
+    cell_options = _split_cell_options(entry, hparams)
+    return build_recurrent(entry.name, entry.cell.name, shape, cell_options, **hparams)
 
 
-def _build_autoregressive(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
-    cell_options = _cell_options(name, hparams)
+def build_autoregressive(entry: ModelEntry, shape: ModelShape, **hparams: Any) -> keras.Model:
+    assert entry.cell is not None, "an autoregressive model has a cell"
+    cell_options = _split_cell_options(entry, hparams)
     model = AutoregressiveForecaster(
         shape.input_width,
         shape.horizon,
         shape.n_features,
         shape.target_indices,
-        cell=name.removesuffix("-ar"),
+        cell=entry.cell.name,
         cell_options=cell_options,
-        name=name,
+        name=entry.name,
         **hparams,
     )
     # Create the weights now, so that the model can be summarised, counted and saved at once.
     model.build((None, *shape.input_shape))
     return model
-
-
-BUILDERS: dict[str, Callable[..., keras.Model]] = {
-    **dict.fromkeys(BASELINE_NAMES, _build_baseline),
-    "linear": _build_linear,
-    "dense": _build_dense,
-    "conv": _build_conv,
-    **dict.fromkeys(RECURRENT_NAMES, _build_recurrent),
-    **dict.fromkeys(AUTOREGRESSIVE_NAMES, _build_autoregressive),
-}
-"""Model name -> the function that builds it from `(name, shape, **resolved hyper-parameters)`."""
-assert tuple(BUILDERS) == MODEL_NAMES, "every name in MODEL_NAMES needs exactly one builder"
 
 
 def build_model(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
@@ -233,8 +229,9 @@ def build_model(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
         (batch, horizon, n_targets). Compile it with `compile_model`.
 
     Raises:
-        ValueError: unknown name, unknown or bad hyper-parameter, or a hyper-parameter that
-            does not fit the shape (e.g. a season longer than the input window).
+        HyperParameterError: unknown name, unknown or bad hyper-parameter, or a
+            hyper-parameter that does not fit the shape (e.g. a season longer than the input
+            window); a ValueError.
 
     Example:
         >>> shape = ModelShape(input_width=14, horizon=7, n_features=4, target_indices=(1,))
@@ -243,14 +240,10 @@ def build_model(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
     """
     if not isinstance(shape, ModelShape):
         raise ValueError(f"parameter shape: expected a ModelShape, got {shape!r}")
+    entry = model_entry(name)
     resolved = resolve_hyperparameters(name, **hparams)
-    try:
-        return BUILDERS[name](name, shape, **resolved)
-    except ValueError as error:
-        message = str(error)
-        if message.startswith("hyper-parameter"):
-            raise ValueError(f"model {name!r}: {message}") from None
-        raise
+    check_shape(name, resolved, shape.input_width, shape.horizon)
+    return load_attribute(entry.builder)(entry, shape, **resolved)
 
 
 def compile_model(

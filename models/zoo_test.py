@@ -23,6 +23,7 @@ from models.zoo import (
     build_model,
     compile_model,
     default_hyperparameters,
+    hyperparameters,
 )
 
 TRAINABLE_NAMES = tuple(name for name in MODEL_NAMES if name not in BASELINE_NAMES)
@@ -465,8 +466,8 @@ def test_unknown_hyperparameter_lists_valid_ones() -> None:
     with pytest.raises(ValueError) as error:
         build_model("lstm", SHAPES[0], unit=8)
     assert str(error.value) == (
-        "model 'lstm': unknown hyper-parameter 'unit' (did you mean 'units'?); valid: units, "
-        "layers, dropout, recurrent_dropout, normalization, affine, channel_independent, "
+        "model 'lstm': unknown hyper-parameter 'unit' (did you mean 'units'?); valid: "
+        "normalization, affine, units, layers, dropout, recurrent_dropout, channel_independent, "
         "segment_length, decoder, channel_embedding, head_dropout, linear_skip"
     )
 
@@ -487,9 +488,14 @@ def test_baseline_without_hyperparameters_says_so() -> None:
             "model 'lstm': hyper-parameter 'units': expected a positive integer, got 0",
         ),
         ("gru", {"dropout": 1.0}, "hyper-parameter 'dropout': expected a number in [0, 1)"),
-        ("dense", {"normalization": "batch"}, "expected one of ['none', 'last', 'revin']"),
-        ("peephole", {"peepholes": ("input", "cell")}, "expected a subset of ['input', "),
-        ("lstm-ar", {"teacher_forcing": "yes"}, "expected True or False, got 'yes'"),
+        ("dense", {"normalization": "batch"}, "expected one of none, last, revin, got 'batch'"),
+        ("dense", {"normalization": "revn"}, "got 'revn'; did you mean 'revin'?"),
+        ("peephole", {"peepholes": ("input", "cell")}, "expected one of input, forget, output"),
+        ("peephole", {"peepholes": "forget,forget"}, "expected each gate once"),
+        ("lstm-ar", {"teacher_forcing": "maybe"}, "expected true or false, got 'maybe'"),
+        ("lstm", {"units": True}, "expected a positive integer, got True"),
+        ("lstm", {"dropout": True}, "expected a number in [0, 1), got True"),
+        ("lstm", {"units": 2.5}, "expected a positive integer, got 2.5"),
         (
             "repeat",
             {"season": 7},
@@ -518,27 +524,38 @@ def test_compile_model_rejects_bad_learning_rate(learning_rate: object) -> None:
         compile_model(build_model("linear", SHAPES[0]), learning_rate=learning_rate)
 
 
-def test_explicit_builder_signatures_match_the_hyperparameter_table() -> None:
-    """A builder that names its keyword arguments takes exactly the table's hyper-parameters."""
+def test_every_registered_builder_takes_exactly_its_hyperparameters() -> None:
+    """A builder that names its keyword arguments takes exactly the entry's hyper-parameters;
+    every entry's builder and cell resolve."""
     import inspect
 
-    from models.hyperparameters import HYPERPARAMETERS
-    from models.zoo import BUILDERS
+    from models.registry import MODELS, load_attribute
 
     checked = 0
-    for name, builder in BUILDERS.items():
+    for name, entry in MODELS.items():
+        builder = load_attribute(entry.builder)
+        if entry.cell is not None:
+            assert load_attribute(entry.cell.layer) is not None
         parameters = inspect.signature(builder).parameters
         if any(item.kind is inspect.Parameter.VAR_KEYWORD for item in parameters.values()):
             continue
-        assert list(parameters)[:2] == ["name", "shape"]
-        assert set(list(parameters)[2:]) == set(HYPERPARAMETERS[name]), name
+        assert list(parameters)[:2] == ["entry", "shape"]
+        assert set(list(parameters)[2:]) == set(hyperparameters(name)), name
         checked += 1
-    assert checked == 3  # linear, dense, conv
+    assert checked == 6  # last, repeat, mean, linear, dense, conv
+
+
+def test_an_unknown_cell_name_raises() -> None:
+    from models.autoregressive import recurrent_layer
+
+    with pytest.raises(ValueError, match="unknown cell 'peepole' \\(did you mean 'peephole'\\?\\)"):
+        recurrent_layer("peepole", 4, 0.0, 0.0, {}, return_sequences=False, name="x")
+    with pytest.raises(ValueError, match="parameter cell: unknown cell 'clockwork'"):
+        AutoregressiveForecaster(4, 2, 1, (0,), cell="clockwork")
 
 
 def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
     """Changing any declared hyper-parameter from its default changes the built model."""
-    from models.hyperparameters import HYPERPARAMETERS
 
     shape = ModelShape(input_width=8, horizon=4, n_features=2, target_indices=(0,))
     changed = {
@@ -572,7 +589,8 @@ def test_every_declared_hyperparameter_reaches_the_built_model() -> None:
             "decoder": "parallel",
         },
     }
-    for name, table in HYPERPARAMETERS.items():
+    for name in MODEL_NAMES:
+        table = hyperparameters(name)
         base = {"normalization": "revin"} if "affine" in table else {}
         for key in table:
             default_config = json.dumps(
@@ -721,7 +739,7 @@ def test_channel_embedding_tells_identical_channels_apart() -> None:
             },
             "'channel_embedding': the query splits units .* expected units >= 2, got 1",
         ),
-        ({"decoder": "sideways"}, "'decoder': expected one of \\['dense', 'parallel'\\]"),
+        ({"decoder": "sideways"}, "'decoder': expected one of dense, parallel, got 'sideways'"),
     ],
 )
 def test_decoder_options_that_do_not_fit_are_named(hparams: dict, message: str) -> None:
@@ -737,10 +755,10 @@ def test_decoder_options_that_do_not_fit_are_named(hparams: dict, message: str) 
             {"units": 30},
             "'periods': .* expected units to be a multiple of 4 for \\[1, 2, 4, 8\\], got 30",
         ),
-        ({"periods": "1,2,2"}, "'periods': expected each period once, got '1,2,2'"),
-        ({"periods": "1,x"}, "'periods': expected positive integers such as 1,2,4,8, got '1,x'"),
-        ({"periods": (2, 0)}, "'periods': expected positive integers such as 1,2,4,8"),
-        ({"periods": ()}, "'periods': expected positive integers such as 1,2,4,8, got \\(\\)"),
+        ({"periods": "1,2,2"}, "'periods': expected each period once, got \\(1, 2, 2\\)"),
+        ({"periods": "1,x"}, "'periods': expected every item to be a positive integer, got 'x'"),
+        ({"periods": (2, 0)}, "'periods': expected every item to be a positive integer, got 0"),
+        ({"periods": ()}, "'periods': expected at least one value, got \\(\\)"),
     ],
 )
 def test_clockwork_periods_that_do_not_fit_are_named(hparams: dict, message: str) -> None:

@@ -22,12 +22,15 @@ from __future__ import annotations
 import datetime
 import difflib
 import numbers
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 NONE_WORDS = frozenset({"", "none", "null", "~"})
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -97,6 +100,73 @@ def require_choice(key: str, value: Any, choices: Iterable[str]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Times
+
+TIME_WORDS = ("now", "today")
+"""`now`: the current time (UTC, to the second); `today`: midnight UTC of the current day. Read
+once, when the setting is read, so a run's logged configuration holds the time it used."""
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([T ].*)?$")
+TIME_EXAMPLE = "an ISO 8601 time such as 2018-02-07 or 2018-02-07T16:00:00Z, or now or today"
+
+
+def parse_utc_time(value: Any, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """A time as a UTC timestamp: the one reading of every date setting.
+
+    Args:
+        value: ISO 8601 text (a date first; naive is read as UTC, an offset is converted),
+            `now` or `today` (see `TIME_WORDS`), or a date or datetime (from YAML).
+        now: the current time, for tests; default the clock's.
+
+    Raises:
+        ValueError: anything else ("expected ..., got ..."); paths, numbers and words such as
+            "yesterday" included.
+
+    Example:
+        >>> parse_utc_time("2018-02-07T17:00+01:00")
+        Timestamp('2018-02-07 16:00:00+0000', tz='UTC')
+    """
+    if isinstance(value, datetime.datetime | datetime.date) and not isinstance(value, bool):
+        parsed = pd.Timestamp(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        word = text.lower()
+        if word in TIME_WORDS:
+            clock = pd.Timestamp.now(tz="UTC") if now is None else now
+            return (clock.normalize() if word == "today" else clock.floor("s")).as_unit("ns")
+        if not _ISO_DATE.match(text):
+            raise ValueError(f"expected {TIME_EXAMPLE}, got {value!r}")
+        try:
+            parsed = pd.Timestamp(text)
+        except (ValueError, TypeError, OverflowError):
+            raise ValueError(f"expected {TIME_EXAMPLE}, got {value!r}") from None
+    else:
+        raise ValueError(f"expected {TIME_EXAMPLE}, got {value!r}")
+    if pd.isna(parsed):
+        raise ValueError(f"expected {TIME_EXAMPLE}, got {value!r}")
+    parsed = parsed.tz_localize("UTC") if parsed.tzinfo is None else parsed.tz_convert("UTC")
+    return parsed.as_unit("ns")
+
+
+def format_utc_time(value: datetime.datetime) -> str:
+    """A UTC time as canonical ISO 8601 text (`2018-02-07T16:00:00Z`), which reads back equal.
+
+    Example:
+        >>> format_utc_time(parse_utc_time("2018-02-07T17:00+01:00").to_pydatetime())
+        '2018-02-07T16:00:00Z'
+    """
+    text = value.astimezone(datetime.UTC).replace(tzinfo=None).isoformat()
+    return f"{text}Z"
+
+
+def _utc_datetime(value: Any) -> datetime.datetime:
+    return parse_utc_time(value).to_pydatetime(warn=False)
+
+
+UtcTime = Annotated[datetime.datetime, BeforeValidator(_utc_datetime)]
+"""A date setting: read by `parse_utc_time`, held as a timezone-aware UTC datetime."""
+
+
+# --------------------------------------------------------------------------------------------
 # Types and text
 
 
@@ -111,10 +181,58 @@ def split_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _is_time(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation is datetime.datetime
+
+
+def _choices(annotation: Any) -> tuple[str, ...] | None:
+    """The values of a `Literal[...]` type, else None."""
+    return typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
+
+
+def _bounds(metadata: Iterable[Any]) -> str:
+    """A field's numeric constraints as text (" >= 1", " in [0, 1)", " > 0")."""
+    limits = {
+        kind: getattr(item, kind)
+        for item in metadata
+        for kind in ("ge", "gt", "le", "lt")
+        if getattr(item, kind, None) is not None
+    }
+    low = ("[", limits["ge"]) if "ge" in limits else ("(", limits["gt"]) if "gt" in limits else None
+    high = (
+        ("]", limits["le"]) if "le" in limits else (")", limits["lt"]) if "lt" in limits else None
+    )
+    if low and high:
+        return f" in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+    if low:
+        return f" {'>=' if low[0] == '[' else '>'} {low[1]:g}"
+    if high:
+        return f" {'<=' if high[0] == ']' else '<'} {high[1]:g}"
+    return ""
+
+
+def describe_field(field: FieldInfo) -> str:
+    """What a field's values look like, constraints included ("an integer >= 1, or none")."""
+    text = describe(field.annotation)
+    if any(getattr(item, "allow_inf_nan", None) is False for item in field.metadata):
+        text = text.replace("a number", "a finite number")
+    bounds = _bounds(field.metadata)
+    if not bounds:
+        return text
+    if text.endswith(", or none"):
+        return text.removesuffix(", or none") + bounds + ", or none"
+    return text + bounds
+
+
 def describe(annotation: Any) -> str:
     """What a value of this type looks like, for messages ("an integer, or none")."""
     base, optional = split_optional(annotation)
-    if base is bool:
+    choices = _choices(base)
+    if choices is not None:
+        text = "one of " + ", ".join(str(choice) for choice in choices)
+    elif base is bool:
         text = "true or false"
     elif base is int:
         text = "an integer"
@@ -122,9 +240,12 @@ def describe(annotation: Any) -> str:
         text = "a number"
     elif base is str:
         text = "a non-empty string"
+    elif _is_time(base):
+        text = TIME_EXAMPLE
     elif typing.get_origin(base) is tuple:
         item = typing.get_args(base)[0]
         text = "a list of numbers" if item is float else "a list of names"
+        text = "a list of ISO 8601 times (or now, today)" if _is_time(item) else text
         text += " (or one comma-separated string)"
     elif typing.get_origin(base) is dict or base is dict:
         text = "a mapping"
@@ -261,12 +382,20 @@ class SettingsSection(BaseModel):
         if isinstance(cause, ConfigError):
             return cause
         location = [str(part) for part in first["loc"]]
+        if isinstance(cause, ValueError) and str(cause).startswith("expected") and location:
+            return bad_value(f"{cls.section}.{location[0]}", str(cause))
+        location = [str(part) for part in first["loc"]]
         name = location[0] if location else ""
         key = f"{cls.section}.{name}" if name else cls.section
         if first["type"] == "extra_forbidden":
             return unknown_key(key, None, [f"{cls.section}.{field}" for field in cls.model_fields])
         if name in cls.model_fields:
-            annotation = cls.model_fields[name].annotation
+            field = cls.model_fields[name]
             value = values.get(name, first.get("input"))
-            return bad_value(key, f"expected {describe(annotation)}, got {value!r}")
+            choices = _choices(split_optional(field.annotation)[0])
+            hint = ""
+            if choices is not None and isinstance(value, str):
+                match = closest(value, [str(choice) for choice in choices])
+                hint = f"; did you mean {match!r}?" if match else ""
+            return bad_value(key, f"expected {describe_field(field)}, got {value!r}{hint}")
         return bad_value(key, str(first["msg"]))

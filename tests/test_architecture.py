@@ -221,3 +221,22 @@ def test_import_contracts_are_kept() -> None:
     )
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-2000:]
     assert "0 broken" in completed.stdout
+
+
+def test_checking_settings_imports_no_tensorflow() -> None:
+    """The configuration checks every model setting against `models.registry` without Keras:
+    a bad setting is refused in a fraction of the seconds TensorFlow takes to import."""
+    script = (
+        "import sys\n"
+        "from pipelines.config.loading import load_config\n"
+        "load_config(overrides={'model': 'peephole', 'model.hparams.units': '8'})\n"
+        "print(sorted(name for name in ('keras', 'tensorflow') if name in sys.modules))\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert finished.stdout.strip() == "[]"

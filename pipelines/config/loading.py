@@ -16,16 +16,17 @@
     mlflow.log_text(dump_yaml(config), "config.yaml")
 
 Override text is read by the type of its field (`pipelines.settings.read_text`); model
-hyper-parameters by the type of their default in the model zoo, then checked by
-`models.zoo.resolve_hyperparameters`. An unknown key or a bad value raises one `ConfigError`
-before any data is read or any model is built, naming the key, where the value came from, the
-value, what was expected and, for a misspelt key, the closest valid one:
+hyper-parameters by their model's pydantic model (`models.registry`). An unknown key or a bad
+value raises one `ConfigError` before any data is read or any model is built, naming the key,
+where the value came from, the value, what was expected and, for a misspelt key, the closest
+valid one:
 
     config key 'training.epoch' (from overrides) is unknown; did you mean 'training.epochs'?
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -35,15 +36,11 @@ import yaml
 
 from pipelines.config.schema import FLAT_PARAMETERS, SECTIONS, RunConfig
 from pipelines.settings import (
-    NONE_WORDS,
     ConfigError,
     bad_value,
     closest,
-    read_bool,
-    read_float,
-    read_int,
+    format_utc_time,
     read_text,
-    require_choice,
     unknown_key,
 )
 
@@ -270,14 +267,6 @@ def _build(given: dict[str, dict[str, Any]], origins: dict[str, str]) -> RunConf
                 origins,
                 functools.partial(read_text, key, value, annotation, none_is_text=none_is_text),
             )
-        if section == "model" and "hparams" in values:
-            # The hyper-parameters are read for the final model name, so check it first.
-            name = values.get("name", cls.model_fields["name"].default)
-            model_names = _zoo_model_names()
-            _with_origin(
-                origins, functools.partial(require_choice, "model.name", name, model_names)
-            )
-            values["hparams"] = _read_hparams(name, values["hparams"])
         sections[section] = _with_origin(origins, functools.partial(cls, **values))
     return RunConfig(**sections)
 
@@ -286,48 +275,6 @@ def _none_is_text(section: str, name: str) -> bool:
     """Whether the field reads "none" as text (see `pipelines.settings.read_text`)."""
     extra = SECTIONS[section].model_fields[name].json_schema_extra
     return isinstance(extra, dict) and bool(extra.get("none_is_text"))
-
-
-def _zoo_model_names() -> tuple[str, ...]:
-    from models import zoo
-
-    return zoo.MODEL_NAMES
-
-
-def _read_hparams(model: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """String values read by the type of the zoo's default; what does not read is left for the
-    zoo to reject with its own message."""
-    from models import zoo
-
-    known = zoo.hyperparameters(model)
-    return {
-        name: _read_hparam(value, known[name].default) if name in known else value
-        for name, value in hparams.items()
-    }
-
-
-def _read_hparam(value: Any, default: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    readers: list[Callable[[Any], Any]]
-    if isinstance(default, bool):
-        readers = [read_bool]
-    elif isinstance(default, int):
-        readers = [read_int]
-    elif isinstance(default, float):
-        readers = [read_float]
-    elif default is None:
-        if value.strip().lower() in NONE_WORDS:
-            return None
-        readers = [read_int, read_float]
-    else:  # strings and tuples: the zoo reads them (tuples from "a,b")
-        readers = []
-    for reader in readers:
-        try:
-            return reader(value)
-        except ValueError:
-            continue
-    return value
 
 
 def parameters_given(parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -369,6 +316,8 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, str]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return format_utc_time(value)
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
     if isinstance(value, Mapping):
@@ -400,7 +349,7 @@ def format_value(value: Any) -> str:
         return ",".join(format_value(item) for item in value)
     if isinstance(value, Mapping):
         return yaml.safe_dump(_plain(value), default_flow_style=True).strip()
-    return str(value)
+    return str(_plain(value))
 
 
 def shorten(text: str, limit: int = MAX_PARAM_LENGTH) -> str:

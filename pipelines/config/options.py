@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from pipelines.config.loading import load_config, parameters_given, parse_assignments
 from pipelines.config.schema import FLAT_PARAMETERS, SECTIONS, RunConfig
+from pipelines.data.prepare import resolve_widths
 from pipelines.data.settings import SOURCE_PARAMETER_TYPES
 from pipelines.settings import ConfigError, describe, split_optional
 
@@ -165,4 +166,30 @@ def read_config(entry_point: str, argv: Sequence[str] | None = None) -> RunConfi
                 f"{overrides[key]!r} and {value!r}"
             )
     overrides.update(assignments)
-    return load_config(arguments.config or None, overrides)
+    config = load_config(arguments.config or None, overrides)
+    check_models_to_build(config, entry_point)
+    return config
+
+
+BUILDS: dict[str, str] = {
+    "train": "name",
+    "compare": "models",
+    "main": "models",
+    "backtest": "models",
+}
+"""Entry point -> which models it builds: `model.name` or every model of `model.models`."""
+
+
+def check_models_to_build(config: RunConfig, entry_point: str) -> None:
+    """Raises unless every model the entry point builds takes the configured hyper-parameters
+    on the configured window (no data are read: the window comes from the config or the
+    catalog).
+
+    Raises:
+        ConfigError: naming the hyper-parameter and the model.
+    """
+    if entry_point not in BUILDS:
+        return
+    models = (config.model.name,) if BUILDS[entry_point] == "name" else config.model.models
+    input_width, horizon = resolve_widths(config.data)
+    config.model.check_models(models, input_width, horizon)

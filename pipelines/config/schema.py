@@ -16,29 +16,40 @@ that takes it, and the same MLproject parameter. Loading (defaults < YAML < over
 `pipelines.config.loading`; the options of each entry point are `pipelines.config.options`.
 
 Nothing happens on import: the catalog is read (once per process) when the first config is
-made, and Keras is imported by the first check of model settings.
+made. Model settings are checked by `models.registry`, which imports no Keras.
 """
 
 from __future__ import annotations
 
-import math
-import types
-from typing import Any
+import typing
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from models.hyperparameters import HyperParameterError
+from models.registry import (
+    MODEL_NAMES,
+    check_shape,
+    hyperparameters,
+    parse_hyperparameters,
+    resolve_hyperparameters,
+)
 from pipelines.data.settings import DataConfig
 from pipelines.paths import DATA_DIRECTORY
 from pipelines.settings import (
+    ConfigError,
     SettingsSection,
+    UtcTime,
     bad_value,
     require,
     require_choice,
 )
 
-LOSSES = ("mse", "mae", "huber", "log_cosh")
+Loss = Literal["mse", "mae", "huber", "log_cosh"]
+LOSSES: tuple[str, ...] = typing.get_args(Loss)
 """Keras loss names that `training.loss` accepts."""
-LR_SCHEDULES = ("constant", "cosine", "plateau")
+LearningRateSchedule = Literal["constant", "cosine", "plateau"]
+LR_SCHEDULES: tuple[str, ...] = typing.get_args(LearningRateSchedule)
 """How the learning rate moves during training (`training.lr_schedule`)."""
 DEFAULT_COMPARE_MODELS = ("last", "repeat", "linear", "lstm", "gru", "peephole")
 DEFAULT_FORECAST_OUTPUT = str(DATA_DIRECTORY / "forecasts")
@@ -113,20 +124,18 @@ FLAT_PARAMETERS: dict[str, str] = {
 """Flat name (command-line option without `--`, MLproject parameter) -> dotted key."""
 
 
-def _zoo() -> types.ModuleType:
-    # Imported on first use: it imports Keras, which takes seconds and is not needed to import
-    # this module.
-    from models import zoo
-
-    return zoo
+def _hyperparameter_error(error: HyperParameterError) -> ConfigError:
+    """The registry's error (which names the model) under the key `model.hparams[.NAME]`."""
+    key = "model.hparams" + (f".{error.key}" if error.key else "")
+    return bad_value(key, str(error))
 
 
 class ModelConfig(SettingsSection):
     """Which model to train (`name`) or compare (`models`), and its hyper-parameters.
 
     `hparams` holds only the hyper-parameters that were set, checked against `name` by
-    `models.zoo.resolve_hyperparameters` (defaults come from the zoo; see `hparams_for`).
-    Treat it as read-only.
+    `models.registry.parse_hyperparameters` (defaults come from the registry; see
+    `hparams_for`). Treat it as read-only. `check_window` checks them against the window.
     """
 
     section = "model"
@@ -142,31 +151,25 @@ class ModelConfig(SettingsSection):
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        if not self.model_fields_set:
-            # The defaults are valid zoo names (a test checks it); not importing the zoo here
-            # keeps Keras out of commands that never build a model, such as `prepare`.
-            return self
-        zoo = _zoo()
-        require_choice("model.name", self.name, zoo.MODEL_NAMES)
+        require_choice("model.name", self.name, MODEL_NAMES)
         require(bool(self.models), "model.models", self.models, "at least one model name")
         for model in self.models:
-            require_choice("model.models", model, zoo.MODEL_NAMES)
+            require_choice("model.models", model, MODEL_NAMES)
         repeated = sorted({model for model in self.models if self.models.count(model) > 1})
         require(not repeated, "model.models", self.models, f"each model once ({repeated} repeat)")
-        for key, value in self.hparams.items():
+        for key in self.hparams:
             if not isinstance(key, str):
                 raise bad_value("model.hparams", f"expected names as keys, got {key!r}")
-            try:
-                zoo.resolve_hyperparameters(self.name, **{key: value})
-            except ValueError as error:
-                raise bad_value(f"model.hparams.{key}", str(error)) from None
-        resolved = zoo.resolve_hyperparameters(self.name, **self.hparams)
-        object.__setattr__(self, "hparams", {key: resolved[key] for key in self.hparams})
+        try:
+            parsed = parse_hyperparameters(self.name, self.hparams).model_dump()
+        except HyperParameterError as error:
+            raise _hyperparameter_error(error) from None
+        object.__setattr__(self, "hparams", {key: parsed[key] for key in self.hparams})
         return self
 
     def hparams_for(self, model: str | None = None) -> dict[str, Any]:
         """Every hyper-parameter of `model`: the config's where the model accepts them, else
-        the zoo's defaults.
+        the registry's defaults.
 
         Args:
             model: a model name; default `name`.
@@ -178,14 +181,27 @@ class ModelConfig(SettingsSection):
             ConfigError: a shared hyper-parameter has a value this model rejects.
         """
         model = self.name if model is None else model
-        zoo = _zoo()
-        require_choice("model.models", model, zoo.MODEL_NAMES)
-        accepted = zoo.hyperparameters(model)
+        require_choice("model.models", model, MODEL_NAMES)
+        accepted = hyperparameters(model)
         given = {key: value for key, value in self.hparams.items() if key in accepted}
         try:
-            return zoo.resolve_hyperparameters(model, **given)
-        except ValueError as error:
-            raise bad_value("model.hparams", str(error)) from None
+            return resolve_hyperparameters(model, **given)
+        except HyperParameterError as error:
+            raise _hyperparameter_error(error) from None
+
+    def check_models(self, models: tuple[str, ...], input_width: int, horizon: int) -> None:
+        """Raises unless every one of `models` can be built with these hyper-parameters on
+        this window (a shared value it rejects; a segment length that does not divide the
+        input width; a season, lookback or kernel longer than it).
+
+        Raises:
+            ConfigError: naming the hyper-parameter and the model.
+        """
+        for model in models:
+            try:
+                check_shape(model, self.hparams_for(model), input_width, horizon)
+            except HyperParameterError as error:
+                raise _hyperparameter_error(error) from None
 
 
 class TrainingConfig(SettingsSection):
@@ -193,52 +209,29 @@ class TrainingConfig(SettingsSection):
 
     section = "training"
 
-    epochs: int = Field(20, description="most passes over the training windows")
-    batch_size: int = Field(64, description="windows per gradient step")
-    learning_rate: float = Field(1e-3, description="Adam's learning rate")
-    patience: int = Field(
-        5, description="epochs without a better validation loss before early stopping"
+    epochs: int = Field(20, ge=1, description="most passes over the training windows")
+    batch_size: int = Field(64, ge=1, description="windows per gradient step")
+    learning_rate: float = Field(
+        1e-3, gt=0, allow_inf_nan=False, description="Adam's learning rate"
     )
-    seed: int = Field(42, description="seed of Python, NumPy and Keras")
-    loss: str = Field("mse", description="Keras loss: " + ", ".join(LOSSES))
-    lr_schedule: str = Field(
+    patience: int = Field(
+        5, ge=0, description="epochs without a better validation loss before early stopping"
+    )
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="seed of Python, NumPy and Keras")
+    loss: Loss = Field("mse", description="Keras loss: " + ", ".join(LOSSES))
+    lr_schedule: LearningRateSchedule = Field(
         "constant",
         description="constant; cosine: decays to 0 over `epochs` (Keras CosineDecay); plateau: "
         "halved after max(1, patience // 2) epochs without a better validation loss",
     )
     ema_momentum: float = Field(
         0.0,
+        ge=0,
+        lt=1,
         description="0: off; else validation, early stopping and the kept model use an "
         "exponential moving average of the weights over steps (Polyak averaging, Keras' "
-        "use_ema), this momentum per step",
+        "use_ema), this momentum per step (0.99 averages over about 100 steps)",
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> TrainingConfig:
-        require(self.epochs >= 1, "training.epochs", self.epochs, "an integer >= 1")
-        require(self.batch_size >= 1, "training.batch_size", self.batch_size, "an integer >= 1")
-        require(
-            math.isfinite(self.learning_rate) and self.learning_rate > 0,
-            "training.learning_rate",
-            self.learning_rate,
-            "a finite number > 0",
-        )
-        require(self.patience >= 0, "training.patience", self.patience, "an integer >= 0")
-        require(
-            0 <= self.seed <= MAX_SEED,
-            "training.seed",
-            self.seed,
-            f"an integer in [0, {MAX_SEED}]",
-        )
-        require_choice("training.loss", self.loss, LOSSES)
-        require_choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        require(
-            0 <= self.ema_momentum < 1,
-            "training.ema_momentum",
-            self.ema_momentum,
-            "a number in [0, 1): 0 is off, 0.99 averages over about 100 steps",
-        )
-        return self
 
 
 class TrackingConfig(SettingsSection):
@@ -281,29 +274,23 @@ class ForecastConfig(SettingsSection):
         description="models:/NAME@ALIAS or models:/NAME/VERSION "
         "(default models:/REGISTERED_MODEL_NAME@champion)",
     )
-    as_of: str | None = Field(
-        None, description="ISO 8601 time (naive = UTC); default: the data's last timestamp"
+    as_of: UtcTime | None = Field(
+        None,
+        description="ISO 8601 time (naive = UTC), now or today; default: the data's last timestamp",
     )
     output: str = Field(DEFAULT_FORECAST_OUTPUT, description="folder of the as_of= partitions")
     series: tuple[str, ...] | None = Field(None, description="forecast only these series")
-    lock_timeout: float = Field(0.0, description="seconds to wait for another run's lock")
+    lock_timeout: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="seconds to wait for another run's lock"
+    )
     replace: bool = Field(False, description="overwrite a partition made by another model version")
     experiment_name: str = Field("forecasts", description="MLflow experiment of forecast runs")
 
     @model_validator(mode="after")
     def _check(self) -> ForecastConfig:
-        require(
-            math.isfinite(self.lock_timeout) and self.lock_timeout >= 0,
-            "forecast.lock_timeout",
-            self.lock_timeout,
-            "seconds >= 0",
-        )
         if self.series is not None:
             object.__setattr__(self, "series", tuple(dict.fromkeys(self.series)) or None)
         return self
-
-
-BACKTEST_WINDOWS = ("expanding", "sliding")
 
 
 class BacktestConfig(SettingsSection):
@@ -318,51 +305,33 @@ class BacktestConfig(SettingsSection):
 
     section = "backtest"
 
-    folds: int = Field(3, description="number of folds (origins), unless fold_starts is given")
-    fold_starts: tuple[str, ...] | None = Field(
-        None, description="first forecast time of each fold (ISO 8601 dates, naive = UTC)"
+    folds: int = Field(
+        3, ge=1, description="number of folds (origins), unless fold_starts is given"
     )
-    step: int | None = Field(None, description="steps between origins (default: the horizon)")
-    window: str = Field(
+    fold_starts: tuple[UtcTime, ...] | None = Field(
+        None,
+        min_length=1,
+        description="first forecast time of each fold (ISO 8601 dates, naive = UTC)",
+    )
+    step: int | None = Field(None, ge=1, description="steps between origins (default: the horizon)")
+    window: Literal["expanding", "sliding"] = Field(
         "expanding",
         description="expanding (all rows up to the origin) or sliding (the last training_rows)",
     )
     training_rows: int | None = Field(
-        None, description="steps of a sliding window (default: those up to the first origin)"
+        None, ge=2, description="steps of a sliding window (default: those up to the first origin)"
     )
     refit: int = Field(
-        1, description="train again every k folds; 0: train once on the first fold, then forecast"
+        1,
+        ge=0,
+        description="train again every k folds; 0: train once on the first fold, then forecast",
     )
     validation_fraction: float = Field(
-        0.1, description="share of each fold's rows (its end) that early stopping watches"
+        0.1,
+        gt=0,
+        lt=1,
+        description="share of each fold's rows (its end) that early stopping watches",
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> BacktestConfig:
-        require(self.folds >= 1, "backtest.folds", self.folds, "an integer >= 1")
-        require(self.step is None or self.step >= 1, "backtest.step", self.step, "an integer >= 1")
-        require_choice("backtest.window", self.window, BACKTEST_WINDOWS)
-        require(
-            self.training_rows is None or self.training_rows >= 2,
-            "backtest.training_rows",
-            self.training_rows,
-            "an integer >= 2, or none",
-        )
-        require(self.refit >= 0, "backtest.refit", self.refit, "an integer >= 0")
-        require(
-            0 < self.validation_fraction < 1,
-            "backtest.validation_fraction",
-            self.validation_fraction,
-            "a fraction between 0 and 1",
-        )
-        if self.fold_starts is not None:
-            require(
-                bool(self.fold_starts),
-                "backtest.fold_starts",
-                self.fold_starts,
-                "at least one date, or none",
-            )
-        return self
 
 
 class RunConfig(SettingsSection):

@@ -14,27 +14,23 @@ no `dataset`).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
+import pandas as pd
 from pydantic import Field, model_validator
 
 from pipelines.data.catalog import DatasetEntry, load_catalog
-from pipelines.data.contract import DataValidationError
+from pipelines.data.contract import TRADING_DAYS, DataValidationError
 from pipelines.data.split import SplitSpec
 from pipelines.settings import (
     SettingsSection,
     bad_value,
     read_text,
-    require,
     require_choice,
 )
 
-SCALERS = ("standard", "minmax")
-FILL_METHODS = ("time", "ffill")
-DUPLICATE_POLICIES = ("error", "first", "last", "mean")
-POLICIES = ("validate", "as_published")
-"""`validate` checks and repairs (sort, duplicates, sentinels, gaps); `as_published` keeps the
-file's rows as they are, for benchmarks whose published figures were measured that way."""
+# `policy`: `validate` checks and repairs (sort, duplicates, sentinels, gaps); `as_published`
+# keeps the file's rows as they are, for benchmarks whose published figures were measured so.
 DEFAULT_SPLIT = "0.7,0.1,0.2"
 """The LTSF rule: `int(n * 0.7)` training rows, `int(n * 0.2)` test rows, the rest validation."""
 
@@ -48,6 +44,24 @@ def catalog() -> tuple[dict[str, DatasetEntry], str]:
 def default_dataset() -> str:
     """The catalog's default data set."""
     return catalog()[1]
+
+
+def parse_frequency(text: str) -> str:
+    """`text` if it is `trading-days` or a pandas frequency alias of a positive step (`10min`,
+    `h`, `D`, `B`, `W-MON`), else ConfigError naming `data.frequency`."""
+    if text == TRADING_DAYS:
+        return text
+    try:
+        offset = pd.tseries.frequencies.to_offset(text)
+    except (ValueError, TypeError):
+        offset = None
+    if offset is None or offset.n <= 0:
+        raise bad_value(
+            "data.frequency",
+            f"expected a pandas frequency alias with a positive step (10min, h, D, B, W-MON) or "
+            f"{TRADING_DAYS}, got {text!r}",
+        )
+    return text
 
 
 class SourceParameters(SettingsSection):
@@ -87,9 +101,9 @@ class DataConfig(SettingsSection):
         None, description="CSV/Parquet file; with dataset it replaces the entry's location"
     )
     targets: tuple[str, ...] | None = Field(None, description="columns to forecast")
-    input_width: int | None = Field(None, description="steps of history per window")
-    horizon: int | None = Field(None, description="steps to forecast")
-    policy: str = Field(
+    input_width: int | None = Field(None, ge=1, description="steps of history per window")
+    horizon: int | None = Field(None, ge=1, description="steps to forecast")
+    policy: Literal["validate", "as_published"] = Field(
         "validate",
         description="validate (sort, deduplicate, fill gaps) or as_published (rows as in the file)",
     )
@@ -98,12 +112,14 @@ class DataConfig(SettingsSection):
         description="train,validation,test fractions, validation_start,test_start dates, "
         "or ett-hour / ett-minute (12/4/4 months of 30 days)",
     )
-    scaler: str = Field("standard", description="standard or minmax, fitted on train only")
+    scaler: Literal["standard", "minmax"] = Field(
+        "standard", description="standard or minmax, fitted on train only"
+    )
     per_series_scaling: bool = Field(True, description="one scaler per series (else pooled)")
     calendar_features: bool = Field(False, description="add time-of-day/day-of-year cycles")
     wind_vector: bool = Field(False, description="replace wind speed/direction by a vector")
     log_returns: bool = Field(False, description="add log returns of the price columns")
-    stride: int = Field(1, description="steps between window starts")
+    stride: int = Field(1, ge=1, description="steps between window starts")
     timestamp_column: str | None = Field(None, description="the time column")
     timestamp_format: str | None = Field(None, description="strftime format, when not ISO 8601")
     series_column: str | None = Field(
@@ -120,9 +136,9 @@ class DataConfig(SettingsSection):
     sentinels: tuple[float, ...] | None = Field(
         None, description="values meaning 'missing', e.g. -9999"
     )
-    max_gap: int | None = Field(None, description="longest gap (steps) filled; longer split")
-    fill_method: str | None = Field(None, description="time or ffill")
-    duplicates: str | None = Field(
+    max_gap: int | None = Field(None, ge=0, description="longest gap (steps) filled; longer split")
+    fill_method: Literal["time", "ffill"] | None = Field(None, description="time or ffill")
+    duplicates: Literal["error", "first", "last", "mean"] | None = Field(
         None, description="conflicting rows with one timestamp: error, first, last or mean"
     )
     source_parameters: dict[str, Any] = Field(
@@ -159,26 +175,12 @@ class DataConfig(SettingsSection):
                 "a file outside the catalog (data.dataset none) also needs "
                 f"data.timestamp_column and data.targets, got source {self.source!r}",
             )
-        for name in ("input_width", "horizon"):
-            value = getattr(self, name)
-            require(value is None or value >= 1, f"data.{name}", value, "an integer >= 1, or none")
-        require(self.stride >= 1, "data.stride", self.stride, "an integer >= 1")
-        require(
-            self.max_gap is None or self.max_gap >= 0,
-            "data.max_gap",
-            self.max_gap,
-            "an integer >= 0, or none",
-        )
         try:
             SplitSpec.parse(self.split)
         except DataValidationError as error:
             raise bad_value("data.split", str(error).removeprefix("parameter split: ")) from None
-        require_choice("data.scaler", self.scaler, SCALERS)
-        require_choice("data.policy", self.policy, POLICIES)
-        if self.fill_method is not None:
-            require_choice("data.fill_method", self.fill_method, FILL_METHODS)
-        if self.duplicates is not None:
-            require_choice("data.duplicates", self.duplicates, DUPLICATE_POLICIES)
+        if self.frequency is not None:
+            object.__setattr__(self, "frequency", parse_frequency(self.frequency))
         if entry is not None:
             self._check_entry_features(entry)
         self._check_source_parameters(entry)

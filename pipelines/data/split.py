@@ -22,6 +22,7 @@ from pipelines.data.contract import (
     VALIDATION,
     DataValidationError,
 )
+from pipelines.settings import parse_utc_time
 
 UNUSED = 3
 """Part of the rows that a row-count split leaves out (after its test rows)."""
@@ -102,10 +103,9 @@ class SplitSpec:
                 f"'validation_start,test_start' dates, got {text!r}"
             )
         try:
-            starts = [pd.Timestamp(part) for part in parts]
+            starts = [parse_utc_time(part) for part in parts]
         except ValueError as error:
-            raise DataValidationError(f"parameter split: {error}") from error
-        starts = [s.tz_localize("UTC") if s.tzinfo is None else s.tz_convert("UTC") for s in starts]
+            raise DataValidationError(f"parameter split: {error}") from None
         return cls(fractions=None, validation_start=starts[0], test_start=starts[1])
 
     def describe(self) -> str:

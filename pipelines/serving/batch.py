@@ -75,7 +75,6 @@ if TYPE_CHECKING:
     from pipelines.serving.pyfunc import ForecastModel
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -153,28 +152,6 @@ class ForecastResult:
 
 # --------------------------------------------------------------------------------------------
 # Parsing user input
-
-
-def parse_as_of(text: str) -> pd.Timestamp:
-    """The UTC time of an ISO 8601 `--as-of` (naive = UTC).
-
-    Raises:
-        DataValidationError: not ISO 8601 starting with a date (`now` and paths are refused).
-    """
-    stripped = text.strip()
-    if not _ISO_DATE.match(stripped):
-        raise DataValidationError(
-            f"parameter as_of: {text!r} is not an ISO 8601 time; expected e.g. "
-            "'2018-02-07' or '2018-02-07T16:00:00Z'"
-        )
-    try:
-        parsed = pd.to_datetime(stripped, format="ISO8601", utc=True)
-    except (ValueError, TypeError, OverflowError):
-        raise DataValidationError(
-            f"parameter as_of: {text!r} is not an ISO 8601 time; expected e.g. "
-            "'2018-02-07' or '2018-02-07T16:00:00Z'"
-        ) from None
-    return pd.Timestamp(parsed).as_unit("ns")
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,7 +458,7 @@ def run(config: RunConfig) -> ForecastResult:
     """
     started = time.perf_counter()
     settings = config.forecast
-    as_of = parse_as_of(settings.as_of) if settings.as_of is not None else None
+    as_of = None if settings.as_of is None else pd.Timestamp(settings.as_of).as_unit("ns")
     if as_of is not None:
         partition_name(as_of)  # reject a bad as_of before loading anything
     model = resolve_model(config.forecast_model_uri())

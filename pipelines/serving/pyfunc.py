@@ -110,9 +110,9 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
     def _load_files(self, keras_path: Path, scaler_path: Path, spec_path: Path) -> None:
         import keras
 
-        # Importing the package registers the custom layers: MLflow's loader passes no
+        # Importing the zoo registers the custom layers: MLflow's loader passes no
         # custom_objects, and compile=False skips the optimizer, which inference never uses.
-        import models  # noqa: F401
+        import models.zoo  # noqa: F401
 
         self.keras_model = keras.saving.load_model(keras_path, compile=False)
         self.scaler = FittedScaler.load(scaler_path)

@@ -15,7 +15,7 @@ import time
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: a caller's backend stays as it was
 
-from models.hyperparameters import model_family
+from models.registry import model_family
 from pipelines.config.loading import dump_yaml, flatten
 from pipelines.config.schema import RunConfig
 from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import keras
 import pandas as pd
 
-from models.hyperparameters import model_family
+from models.registry import model_family
 from pipelines.config.loading import dump_yaml
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import PrepareResult

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from models.hyperparameters import model_family
+from models.registry import model_family
 from pipelines.config.loading import dump_yaml, flatten
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import resolve_entry

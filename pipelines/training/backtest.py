@@ -159,15 +159,6 @@ class BacktestResult:
 # Folds
 
 
-def parse_time(text: str, key: str) -> pd.Timestamp:
-    """An ISO 8601 time as a UTC timestamp (naive read as UTC)."""
-    try:
-        value = pd.Timestamp(text)
-    except ValueError as error:
-        raise bad_value(key, f"expected ISO 8601 dates, got {text!r} ({error})") from None
-    return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-
-
 def fold_origins(
     timeline: np.ndarray, settings: BacktestConfig, input_width: int, horizon: int
 ) -> list[int]:
@@ -178,7 +169,7 @@ def fold_origins(
     """
     minimum = input_width + horizon  # the first origin must leave room for a training window
     if settings.fold_starts is not None:
-        starts = [parse_time(text, "backtest.fold_starts") for text in settings.fold_starts]
+        starts = [pd.Timestamp(start).as_unit("ns") for start in settings.fold_starts]
         origins = [int(np.searchsorted(timeline, start.value, side="left")) - 1 for start in starts]
         last = len(timeline) - horizon - 1  # the last origin with one horizon after it
         for start, origin in zip(starts, origins, strict=True):

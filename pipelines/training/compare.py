@@ -65,7 +65,7 @@ class ModelOutcome:
 
     Attributes:
         name: the zoo name.
-        family: `models.hyperparameters.model_family(name)`.
+        family: `models.registry.model_family(name)`.
         variant: compact variant string (see `variant`).
         status: `FINISHED` or `FAILED`.
         run_id: the child run's id.

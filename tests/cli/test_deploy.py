@@ -4,6 +4,7 @@ passes the forecast's exit code through (checked with a stub Python, no systemd 
 from __future__ import annotations
 
 import configparser
+import datetime
 import os
 import re
 import shutil
@@ -169,7 +170,10 @@ def test_wrapper_passes_the_exit_code_through_and_logs_it(
     # ... and the real command reads them as the settings they name.
     config = read_config("forecast", arguments[2:])
     assert config.forecast.output == str(tmp_path / "out")
-    assert config.forecast.series == ("alpha", "beta") and config.forecast.as_of == "2026-01-01"
+    assert config.forecast.series == (
+        "alpha",
+        "beta",
+    ) and config.forecast.as_of == datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     assert config.data.dataset == "seattle-weather"
 
 

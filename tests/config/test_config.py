@@ -355,9 +355,9 @@ def test_same_field_given_twice_with_different_values():
     ],
 )
 def test_bad_model_hparam_is_rejected_with_the_zoo_message(hparams, model):
-    with pytest.raises(ValueError) as zoo_error:
-        zoo.resolve_hyperparameters(model, **hparams)
     name = next(iter(hparams))
+    with pytest.raises(ValueError) as zoo_error:
+        zoo.resolve_hyperparameters(model, **{name: str(hparams[name])})
     overrides = {"model": model, f"model.hparams.{name}": str(hparams[name])}
     message = error_of(overrides=overrides)
     assert message.startswith(f"config key 'model.hparams.{name}' (from overrides): ")
@@ -387,9 +387,11 @@ def test_hparams_reach_every_compared_model_that_accepts_them():
 
 
 def test_direct_construction_is_checked_without_reading_strings():
-    with pytest.raises(ConfigError, match=r"'training.epochs': expected an integer, got '3'"):
+    with pytest.raises(ConfigError, match=r"'training.epochs': expected an integer >= 1, got '3'"):
         TrainingConfig(epochs="3")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"'data.horizon': expected an integer, or none, got '3'"):
+    with pytest.raises(
+        ConfigError, match=r"'data.horizon': expected an integer >= 1, or none, got '3'"
+    ):
         RunConfig(data={"dataset": "weather-ltsf", "horizon": "3"})  # type: ignore[arg-type]
     assert RunConfig(data={"dataset": "weather-ltsf"}).data == DataConfig(dataset="weather-ltsf")
     assert DataConfig(targets=["temp_max"]).targets == ("temp_max",)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ from pipelines.data.prepare import run as prepare_data
 from pipelines.paths import REPOSITORY_ROOT
 from pipelines.serving import batch, partitions
 from pipelines.serving.pyfunc import log_forecast_model
+from pipelines.settings import parse_utc_time
 
 MODEL_NAME = "forecaster"
 INPUT_WIDTH = 5
@@ -398,11 +399,11 @@ def test_plan_flags_trading_day_staleness_by_the_datas_own_calendar() -> None:
         (["--series", "A,Bee"], "series 'Bee' not found"),
         (["--series", "../etc"], "series '../etc' not found"),
         (["--as-of", "2020-01-01"], "is before the data, which starts at 2021-01-01"),
-        (["--as-of", "../../x"], "'../../x' is not an ISO 8601 time"),
-        (["--as-of", "now"], "'now' is not an ISO 8601 time"),
-        (["--as-of", "2021-13-45"], "'2021-13-45' is not an ISO 8601 time"),
+        (["--as-of", "../../x"], "expected an ISO 8601 time such as 2018-02-07"),
+        (["--as-of", "soon"], "or now or today, got 'soon'"),
+        (["--as-of", "2021-13-45"], "got '2021-13-45'"),
         (["--lock-timeout", "soon"], "'forecast.lock_timeout' (from parameter 'lock_timeout')"),
-        (["--lock-timeout", "-1"], "expected seconds >= 0, got -1.0"),
+        (["--lock-timeout", "-1"], "expected a finite number >= 0, got -1.0"),
         (["--replace", "maybe"], "'forecast.replace' (from parameter 'replace')"),
     ],
 )
@@ -433,13 +434,13 @@ def test_all_series_too_short_names_the_input_width(store: Store, tmp_path: Path
 
 
 def test_partition_names_are_normalised_utc_inside_the_output(tmp_path: Path) -> None:
-    as_of = batch.parse_as_of("2018-02-07T10:30:00+02:00")
+    as_of = parse_utc_time("2018-02-07T10:30:00+02:00")
     assert partitions.partition_name(as_of) == "as_of=2018-02-07T083000Z"
-    assert partitions.partition_name(batch.parse_as_of("2018-02-07")) == "as_of=2018-02-07T000000Z"
+    assert partitions.partition_name(parse_utc_time("2018-02-07")) == "as_of=2018-02-07T000000Z"
     path = partitions.partition_path(tmp_path / "out" / ".." / "out", as_of)
     assert path.parent == (tmp_path / "out").resolve()
     with pytest.raises(DataValidationError, match="fractions of a second"):
-        partitions.partition_name(batch.parse_as_of("2018-02-07T00:00:00.5"))
+        partitions.partition_name(parse_utc_time("2018-02-07T00:00:00.5"))
 
 
 # --------------------------------------------------------------------------------------------

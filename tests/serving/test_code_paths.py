@@ -74,10 +74,12 @@ def test_models_package_is_shipped_whole_without_tests() -> None:
         "models/depth_gated.py",
         "models/gates.py",
         "models/hyperparameters.py",
+        "models/names.py",
         "models/normalization.py",
         "models/peephole.py",
         "models/peephole_loop.py",
         "models/recurrent.py",
+        "models/registry.py",
         "models/shape.py",
         "models/zoo.py",
     ]

@@ -118,7 +118,7 @@ def test_sliding_windows_and_the_refit_schedule() -> None:
         ("folds", 0, "an integer >= 1"),
         ("window", "rolling", "expanding"),
         ("refit", -1, "an integer >= 0"),
-        ("validation_fraction", 1.0, "a fraction between 0 and 1"),
+        ("validation_fraction", 1.0, r"a number in \(0, 1\), got 1.0"),
     ],
 )
 def test_bad_settings_name_their_key(key: str, value, expected: str) -> None:
