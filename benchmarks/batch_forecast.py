@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from models.zoo import ModelShape, build_model
 from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
-from pipelines.data.history import check_history, last_windows, to_model_input
+from pipelines.data.history import check_history, ready_windows, refuse_unready, to_model_input
 from pipelines.data.prepare import PrepareResult, run
 from pipelines.data.settings import DataConfig
 from pipelines.serving.pyfunc import long_forecast_frame, save_forecast_model
@@ -133,12 +133,14 @@ def breakdown(
     spec, scaler, frequency = model.spec, model.scaler, model.metadata["frequency"]
     width = spec.input_width
     state: dict[str, object] = {}
+    known = sorted(scaler.scalers) if scaler.per_series else None
 
     def checks() -> None:
-        state["history"] = check_history(history, spec, model.metadata, scaler)
+        state["history"] = check_history(history, spec, model.metadata, known)
 
     def windows() -> None:
-        state["windows"] = last_windows(state["history"], spec, frequency)
+        state["windows"], not_ready = ready_windows(state["history"], spec, frequency, known)
+        refuse_unready(not_ready)
 
     def scaling() -> None:
         rows = state["windows"]

@@ -19,10 +19,12 @@ metrics serve `train`; this script only chooses the settings and prints the figu
 is the LTSF papers' "Repeat" baseline, which repeats the last value (the zoo's `last`).
 Settings are chosen on validation data; the test figures are for reporting.
 
-`--preset best` runs the settings chosen for the long-input recurrent models (PRESETS: L=720,
-channels alone, segments of 72, parallel decoding, cosine learning rate); options and `--set`
-given beside it win. `--ablate` runs the preset, then each of its options turned off alone
-(ABLATIONS), for every model and horizon; `--variants` picks some of them. `--seeds 42,43,44`
+`--preset best` runs the settings chosen for the long-input recurrent models, read from
+`configs/weather-ltsf-long.yaml` (L=720, channels alone, segments of 72, parallel decoding,
+cosine learning rate), the file that `mlflow run . -e compare -P config=...` trains the app's
+model with; options and `--set` given beside it win. `--ablate` runs the preset, then each of
+its options turned off alone (the file's `benchmark.ablations`), for every model and horizon;
+`--variants` picks some of them. `--seeds 42,43,44`
 runs everything once per seed.
 
 Output: a table (model x horizon x seed: test MSE / MAE, validation MSE, test windows, training
@@ -62,10 +64,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd
 
-from pipelines.config.loading import config_from_dict, flatten, parse_assignments
+from pipelines.config.loading import (
+    apply_overrides,
+    benchmark_overrides,
+    config_from_dict,
+    config_to_dict,
+    flatten,
+    load_config,
+    parse_assignments,
+)
 from pipelines.config.schema import RunConfig
 from pipelines.data.contract import DataValidationError
 from pipelines.data.prepare import run as prepare_data
+from pipelines.paths import REPOSITORY_ROOT
 from pipelines.settings import ConfigError
 from pipelines.tracking.runs import use_experiment
 from pipelines.training.train import train_model
@@ -83,64 +94,58 @@ DEFAULT_SEED = 42
 """Settings without a preset; a preset replaces them, and an option given replaces both."""
 
 
+PRESETS = {"best": REPOSITORY_ROOT / "configs" / "weather-ltsf-long.yaml"}
+"""`--preset NAME`: a run configuration file (chosen on Weather's validation part only:
+benchmarks/README.md says how); `--preset PATH` reads any such file."""
+
+
 @dataclass(frozen=True)
 class Preset:
-    """Named settings of the harness: widths, models, hyper-parameters and training.
+    """What the harness takes from a config file: widths, models, hyper-parameters, training,
+    and the file's `benchmark:` section (the data protocol is the harness's own).
 
     Attributes:
-        input_width: the input window L.
-        models: the models run unless `--models` is given.
+        input_width: the input window L (`data.input_width`).
+        models: the models run unless `--models` is given (`model.name`).
         epochs: most epochs unless `--epochs` is given.
-        hparams: hyper-parameters of every model that takes them.
-        model_hparams: hyper-parameters of one model, over `hparams`.
-        training: `training.*` settings (batch size, learning rate and schedule, patience).
+        hparams: hyper-parameters of every model that takes them (`model.hparams`).
+        training: the other `training.*` settings (batch size, learning rate and schedule...).
+        per_model: overrides of one model (`benchmark.per_model`).
+        ablations: `--ablate`'s variants, as overrides (`benchmark.ablations`).
     """
 
     input_width: int
     models: tuple[str, ...]
     epochs: int
     hparams: dict[str, Any]
-    model_hparams: dict[str, dict[str, Any]]
     training: dict[str, Any]
+    per_model: dict[str, dict[str, str]]
+    ablations: dict[str, dict[str, str]]
 
 
-PRESETS = {
-    "best": Preset(
-        input_width=720,
-        models=("gru",),
-        epochs=10,
-        hparams={
-            "channel_independent": True,
-            "segment_length": 72,
-            "decoder": "parallel",
-            "channel_embedding": True,
-            "units": 128,
-            "head_dropout": 0.3,
-        },
-        model_hparams={"peephole": {"dropout": 0.2}},
-        training={
-            "batch_size": 256,
-            "learning_rate": 1e-3,
-            "lr_schedule": "cosine",
-            "patience": 3,
-        },
-    ),
-}
-"""`--preset best`: chosen on Weather's validation part only (benchmarks/README.md says how)."""
+def load_preset(name: str) -> Preset:
+    """The preset of a name of `PRESETS` or a config file's path.
 
-ABLATIONS: dict[str, dict[str, str]] = {
-    "preset": {},
-    "channels mixed": {
-        "model.hparams.channel_independent": "false",
-        "model.hparams.channel_embedding": "false",
-    },
-    "dense decoder": {"model.hparams.decoder": "dense", "model.hparams.channel_embedding": "false"},
-    "no channel embedding": {"model.hparams.channel_embedding": "false"},
-    "no head dropout": {"model.hparams.head_dropout": "0"},
-    "constant learning rate": {"training.lr_schedule": "constant"},
-    "L=96 in segments of 24": {"data.input_width": "96", "model.hparams.segment_length": "24"},
-}
-"""`--ablate`: the preset, then each option turned off alone (config keys -> values)."""
+    Raises:
+        ConfigError: the file cannot be read, a setting is bad, or it names no input width.
+    """
+    path = PRESETS.get(name, Path(name))
+    config = load_config(path)
+    if config.data.input_width is None:
+        raise ConfigError(f"preset {path}: expected data.input_width, got none")
+    benchmark = benchmark_overrides(path)
+    for overrides in [*benchmark["per_model"].values(), *benchmark["ablations"].values()]:
+        apply_overrides(config, overrides)  # every override checked before any run
+    training = config_to_dict(config)["training"]
+    return Preset(
+        input_width=config.data.input_width,
+        models=(config.model.name,),
+        epochs=training.pop("epochs"),
+        hparams=dict(config.model.hparams),
+        training={key: value for key, value in training.items() if key != "seed"},
+        per_model=benchmark["per_model"],
+        ablations=benchmark["ablations"],
+    )
 
 
 @dataclass
@@ -200,10 +205,10 @@ def run_config(
         "seed": args.seeds[0] if seed is None else seed,
     }
     if args.preset is not None:
-        preset = PRESETS[args.preset]
+        preset = args.preset_settings
         hparams.update(preset.hparams)
-        hparams.update(preset.model_hparams.get(model, {}))
         training.update(preset.training)
+        overrides = {**preset.per_model.get(model, {}), **overrides}
     if args.quick:
         hparams["units"] = QUICK["units"]
         if "segment_length" in hparams:
@@ -239,18 +244,22 @@ def run_benchmark(args: argparse.Namespace) -> list[Result]:
     """Trains and scores every model (and, with `--ablate`, every variant of the preset) at
     every horizon; logs to MLflow with `--log-mlflow`."""
     overrides = parse_assignments(args.set)
-    variants = {name: ABLATIONS[name] for name in args.variants} if args.ablate else {"": {}}
+    ablations = args.preset_settings.ablations if args.ablate else {}
+    variants = {name: ablations[name] for name in args.variants} if args.ablate else {"": {}}
     results: list[Result] = []
     for horizon in args.horizons:
-        prepared_by_width: dict[int, Any] = {}
+        prepared_by_data: dict[str, Any] = {}
         for model in args.models:
             for variant, changes in variants.items():
                 for seed in args.seeds:
                     config = run_config(args, model, horizon, {**overrides, **changes}, seed)
-                    width = config.data.input_width
-                    if width not in prepared_by_width:
-                        prepared_by_width[width] = prepare_data(config.data)
-                    result = _scored(model, horizon, variant, config, prepared_by_width[width])
+                    # Keyed by the whole data section: an ablation or `--set` that changes any
+                    # data setting (not only the input width) prepares its own data.
+                    data_key = json.dumps(config_to_dict(config)["data"], sort_keys=True)
+                    if data_key not in prepared_by_data:
+                        prepared_by_data[data_key] = prepare_data(config.data)
+                    prepared = prepared_by_data[data_key]
+                    result = _scored(model, horizon, variant, config, prepared)
                     if args.validation_only:
                         result = replace(result, mse=math.nan, mae=math.nan)
                     results.append(result)
@@ -405,17 +414,20 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--features", choices=("M", "S"), default="M")
     parser.add_argument("--target", default="OT", help="the channel of --features S")
     parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="named settings (see PRESETS); options win"
+        "--preset",
+        help=f"a config file's settings ({', '.join(PRESETS)}: see PRESETS, or a path); "
+        "options win",
     )
     parser.add_argument(
         "--ablate",
         action="store_true",
-        help="with --preset: run the preset, then each option turned off alone (ABLATIONS)",
+        help="with --preset: run the preset, then each option turned off alone (the file's "
+        "benchmark.ablations)",
     )
     parser.add_argument(
         "--variants",
         type=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
-        help="with --ablate: only these ABLATIONS, comma-separated (default: all of them)",
+        help="with --ablate: only these ablations, comma-separated (default: all of them)",
     )
     parser.add_argument("--input-width", type=int, help="input window L (default 96)")
     parser.add_argument("--horizons", type=_integers, default=(96, 192, 336, 720))
@@ -439,25 +451,32 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: L=24, H=12, 1 epoch, 8 units"
     )
     args = parser.parse_args(argv)
+    args.preset_settings = None
+    if args.preset is not None:
+        try:
+            args.preset_settings = load_preset(args.preset)
+        except ConfigError as error:
+            parser.error(f"--preset: {error}")
+    ablations = args.preset_settings.ablations if args.preset_settings else {}
     if args.ablate and args.preset is None:
         parser.error("--ablate: expected a --preset whose options it turns off one at a time")
     if args.variants is not None:
         if not args.ablate:
             parser.error("--variants: expected --ablate, whose variants it picks")
-        unknown_variants = [name for name in args.variants if name not in ABLATIONS]
+        unknown_variants = [name for name in args.variants if name not in ablations]
         if unknown_variants or not args.variants:
             parser.error(
-                f"--variants: expected names from {list(ABLATIONS)}, got {list(args.variants)}"
+                f"--variants: expected names from {list(ablations)}, got {list(args.variants)}"
             )
     else:
-        args.variants = tuple(ABLATIONS)
+        args.variants = tuple(ablations)
     if args.seed is not None and args.seeds is not None:
         parser.error("--seed and --seeds: expected one of them, got both")
     if args.seeds is None:
         args.seeds = (DEFAULT_SEED if args.seed is None else args.seed,)
     if len(set(args.seeds)) < len(args.seeds):
         parser.error(f"--seeds: expected distinct seeds, got {args.seeds}")
-    base = DEFAULTS if args.preset is None else asdict(PRESETS[args.preset])
+    base = DEFAULTS if args.preset_settings is None else asdict(args.preset_settings)
     for key in DEFAULTS:
         if getattr(args, key) is None:
             setattr(args, key, base[key])

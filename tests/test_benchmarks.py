@@ -584,12 +584,14 @@ def test_ltsf_preset_sets_every_model_and_options_given_win(tmp_path, monkeypatc
     # Each ablation is a valid run that differs from the preset only where it says.
     args = ltsf.parse_arguments(["--data", str(path), "--preset", "best", "--ablate"])
     preset = flatten(ltsf.run_config(args, "gru", 96, {}))
-    for variant, changes in ltsf.ABLATIONS.items():
+    ablations = args.preset_settings.ablations
+    assert len(ablations) == 7 and ablations["preset"] == {}
+    for variant, changes in ablations.items():
         changed = flatten(ltsf.run_config(args, "gru", 96, changes))
         differing = {key for key in preset if preset[key] != changed[key]}
         assert differing == {key for key in changes if preset[key] != changes[key]}, variant
-    assert args.variants == tuple(ltsf.ABLATIONS)
-    assert all("," not in name for name in ltsf.ABLATIONS)  # --variants splits on commas
+    assert args.variants == tuple(ablations)
+    assert all("," not in name for name in ablations)  # --variants splits on commas
     picked = ["--data", str(path), "--preset", "best", "--ablate"]
     chosen = ltsf.parse_arguments([*picked, "--variants", "no head dropout,channels mixed"])
     assert chosen.variants == ("no head dropout", "channels mixed")
@@ -679,6 +681,43 @@ def test_ltsf_validation_only_keeps_no_test_figure(tmp_path, monkeypatch, capsys
     assert [row["mse"] for row in record["results"]] == [None, None]
     assert record["over_seeds"][0]["mse_std"] is None
     assert record["over_seeds"][0]["validation_mse"] == pytest.approx(0.345678)
+
+
+def test_ltsf_preset_file_prepares_once_per_data_section(tmp_path, monkeypatch) -> None:
+    """A preset is any config file; its ablations run with their own prepared data whenever they
+    change a data setting, and share it otherwise."""
+    from tests.data.test_as_published import ltsf_file
+
+    ltsf = load_benchmark("ltsf.py", monkeypatch)
+    path = tmp_path / "tiny.csv"
+    ltsf_file(path, 50)
+    preset = tmp_path / "preset.yaml"
+    preset.write_text(
+        "data: {dataset: weather-ltsf, input_width: 24}\n"
+        "model: {name: gru, hparams: {units: 4}}\n"
+        "benchmark:\n"
+        "  ablations:\n"
+        "    preset: []\n"
+        "    stride 2: [data.stride=2]\n"
+        "    wider: [model.hparams.units=8]\n"
+    )
+    prepared: list[int] = []
+    monkeypatch.setattr(ltsf, "prepare_data", lambda data: prepared.append(data.stride))
+    scored = ltsf.Result("gru", 12, 0.1, 0.2, 10, 5.0, 0.3, 0.4, 3, 9)
+    monkeypatch.setattr(ltsf, "_scored", lambda *arguments: scored)
+    arguments = ["--data", str(path), "--preset", str(preset), "--ablate", "--horizons", "12"]
+    args = ltsf.parse_arguments(arguments)
+    assert (args.input_width, args.models, args.variants) == (
+        24,
+        ("gru",),
+        ("preset", "stride 2", "wider"),
+    )
+    assert len(ltsf.run_benchmark(args)) == 3
+    assert prepared == [1, 2]
+    # A bad override in the file is refused before any run.
+    preset.write_text(preset.read_text().replace("units=8", "unit=8"))
+    with pytest.raises(SystemExit):
+        ltsf.parse_arguments(arguments)
 
 
 def test_ltsf_rejects_a_file_without_the_date_column(tmp_path, monkeypatch, capsys) -> None:

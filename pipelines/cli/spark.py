@@ -17,9 +17,9 @@ from pipelines.data.contract import DataValidationError
 if TYPE_CHECKING:
     pass
 
-from pipelines.cli.exit_codes import EXIT_OK, report_bad_input
+from pipelines.cli.exit_codes import EXIT_OK, EXIT_PARTIAL, report_bad_input
 from pipelines.config.options import OptionParser
-from pipelines.serving.spark import forecast_spark
+from pipelines.serving.spark import forecast_spark, unready_spark
 from pipelines.settings import ConfigError
 
 # --------------------------------------------------------------------------------------------
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Reads history, forecasts, writes Parquet; exit 0 on success, 2 on bad input."""
+    """Reads history, forecasts, writes Parquet; exit 0 when every series was forecast, 3 when
+    some were skipped (each listed on stderr with its reason), 2 on bad input."""
     from pyspark.sql import SparkSession
 
     try:
@@ -62,12 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         history = spark.read.parquet(arguments.history)
         forecast = forecast_spark(history, arguments.model_uri, buckets=arguments.buckets)
         forecast.write.mode("overwrite").parquet(arguments.output)
+        skipped = unready_spark(history, arguments.model_uri, buckets=arguments.buckets)
+        not_ready = sorted(tuple(row) for row in skipped.collect())
     except DataValidationError as error:
         return report_bad_input(error)
     finally:
         if owns_session:
             spark.stop()
-    return EXIT_OK
+    for series_id, reason, detail in not_ready:
+        print(f"spark: series {series_id} skipped ({reason}): {detail}", file=sys.stderr)
+    return EXIT_PARTIAL if not_ready else EXIT_OK
 
 
 if __name__ == "__main__":

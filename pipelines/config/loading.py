@@ -48,6 +48,10 @@ MAX_PARAM_LENGTH = 500
 """Longest value `flatten` returns (MLflow's historical limit for a parameter value)."""
 MAPPING_FIELDS = frozenset({"source_parameters", "hparams"})
 """Fields whose entries are set one by one (`model.hparams.units=64`)."""
+BENCHMARK_SECTION = "benchmark"
+BENCHMARK_PARTS = ("per_model", "ablations")
+"""A config file's `benchmark:` section: overrides that `benchmarks/ltsf.py` applies per model
+and per `--ablate` variant; the entry points skip it."""
 
 T = TypeVar("T")
 
@@ -88,19 +92,20 @@ def load_config(
         >>> training.epochs, training.learning_rate, training.batch_size
         (3, 0.01, 64)
     """
-    document: Any = None
-    origin = None
-    if path is not None and str(path) != "":
-        origin = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise ConfigError(f"config file {origin}: cannot read it: {error}") from None
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config file {origin}: not valid YAML: {error}") from None
-    return config_from_dict(document, overrides, origin=origin or "mapping")
+    if path is None or str(path) == "":
+        return config_from_dict(None, overrides)
+    return config_from_dict(_read_yaml(path), overrides, origin=str(path))
+
+
+def _read_yaml(path: str | Path) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot read it: {error}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path}: not valid YAML: {error}") from None
 
 
 def config_from_dict(
@@ -147,6 +152,9 @@ def _apply_document(
             f"got {document!r}"
         )
     for section, values in document.items():
+        if section == BENCHMARK_SECTION:
+            _benchmark_overrides(values, origin)  # checked here, used by benchmarks/ltsf.py
+            continue
         if section not in SECTIONS:
             raise _unknown_top_level_key(str(section), origin)
         if values is None:
@@ -159,6 +167,47 @@ def _apply_document(
             if name not in names:
                 raise unknown_key(key, origin, valid_keys())
             _assign(given, origins, section, str(name), value, origin)
+
+
+def benchmark_overrides(path: str | Path) -> dict[str, dict[str, dict[str, str]]]:
+    """The `benchmark:` section of a config file: `{"per_model": {model: overrides},
+    "ablations": {name: overrides}}`, each overrides a `{dotted key: text}` from a list of
+    `KEY=VALUE` items. The app's entry points ignore the section; `benchmarks/ltsf.py` applies it.
+
+    Raises:
+        ConfigError: the file cannot be read, or the section is not of that form.
+    """
+    document = _read_yaml(path)
+    values = document.get(BENCHMARK_SECTION) if isinstance(document, Mapping) else None
+    return _benchmark_overrides(values, str(path))
+
+
+def _benchmark_overrides(values: Any, origin: str) -> dict[str, dict[str, dict[str, str]]]:
+    parts: dict[str, dict[str, dict[str, str]]] = {name: {} for name in BENCHMARK_PARTS}
+    if values is None:
+        return parts
+    if not isinstance(values, Mapping) or not set(values) <= set(BENCHMARK_PARTS):
+        raise bad_value(
+            BENCHMARK_SECTION,
+            f"expected a mapping with {' and/or '.join(BENCHMARK_PARTS)}, got {values!r}",
+            origin,
+        )
+    for part, named in values.items():
+        key = f"{BENCHMARK_SECTION}.{part}"
+        if not isinstance(named, Mapping):
+            raise bad_value(
+                key, f"expected a mapping of names to KEY=VALUE lists, got {named!r}", origin
+            )
+        for name, items in named.items():
+            if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+                raise bad_value(
+                    f"{key}.{name}", f"expected a list of KEY=VALUE items, got {items!r}", origin
+                )
+            try:
+                parts[part][str(name)] = parse_assignments(items)
+            except ConfigError as error:
+                raise bad_value(f"{key}.{name}", str(error), origin) from None
+    return parts
 
 
 def _unknown_top_level_key(key: str, origin: str) -> ConfigError:

@@ -3,12 +3,14 @@
 
 The logged model (`pipelines.serving.pyfunc`), the batch forecast and Spark all call these, so
 what a model accepts is decided once: string series ids, ISO 8601 or datetime timestamps (naive
-read as UTC), no duplicate timestamps within a series, finite feature values, and no gap in the
-rows the model reads. A model never repairs history: it names the first problem instead.
+read as UTC), no duplicate timestamps within a series; which series can be forecast is the
+readiness rule's (`pipelines.data.readiness`). A model never repairs history: it names the first
+problem instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -18,11 +20,10 @@ from pipelines.data.contract import (
     MAX_LISTED,
     SERIES_COLUMN,
     TIMESTAMP_COLUMN,
-    TRADING_DAYS,
     DataValidationError,
     closest_name_hint,
 )
-from pipelines.data.scaling import FittedScaler
+from pipelines.data.readiness import NotReady, unready_series
 from pipelines.data.windows import WindowSpec
 
 DEFAULT_SERIES_ID = "series"
@@ -42,9 +43,17 @@ def last_rows_per_series(frame: pd.DataFrame, count: int) -> pd.DataFrame:
 
 
 def check_history(
-    model_input: Any, spec: WindowSpec, metadata: dict[str, Any], scaler: FittedScaler
+    model_input: Any,
+    spec: WindowSpec,
+    metadata: dict[str, Any],
+    known_series: Collection[str] | None = None,
 ) -> pd.DataFrame:
-    """The input's needed columns, with string series ids and UTC timestamps, sorted."""
+    """The input's needed columns, with string series ids and UTC timestamps, sorted.
+
+    Raises:
+        DataValidationError: a missing column, no rows, bad timestamps, or duplicate timestamps
+            in a series the model knows (`known_series`; None: any series).
+    """
     if not isinstance(model_input, pd.DataFrame):
         try:
             model_input = pd.DataFrame(model_input)
@@ -73,16 +82,12 @@ def check_history(
     )
     for column in spec.features:
         history[column] = model_input[column].to_numpy()
-    if scaler.per_series:
-        known = set(scaler.scalers)
-        unknown = [sid for sid in pd.unique(history[SERIES_COLUMN]) if sid not in known]
-        if unknown:
-            raise DataValidationError(
-                f"model input: series {unknown[:MAX_LISTED]} unknown to this model; its scaler "
-                f"was fitted per series on {listed_names(sorted(known))}"
-            )
     history = history.sort_values([SERIES_COLUMN, TIMESTAMP_COLUMN], kind="stable")
     duplicated = history.duplicated([SERIES_COLUMN, TIMESTAMP_COLUMN], keep=False).to_numpy()
+    if known_series is not None:
+        # A series the model does not know is refused (or skipped) as unknown by the readiness
+        # rule, whatever its rows hold.
+        duplicated = duplicated & history[SERIES_COLUMN].isin(known_series).to_numpy()
     if duplicated.any():
         first = history.loc[duplicated].iloc[0]
         raise DataValidationError(
@@ -139,66 +144,36 @@ def parse_utc_timestamps(values: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[ns, UTC]").reset_index(drop=True)
 
 
-def last_windows(history: pd.DataFrame, spec: WindowSpec, frequency: str) -> pd.DataFrame:
-    """The last `input_width` rows of every series (sorted), after checking values and gaps."""
-    width = spec.input_width
-    series = history[SERIES_COLUMN]
-    counts = series.value_counts(sort=False)
-    short = counts[counts < width]
-    if len(short):
-        shown = ", ".join(f"{sid!r} has {rows}" for sid, rows in list(short.items())[:MAX_LISTED])
-        raise DataValidationError(
-            f"model input: history too short for {len(short)} series ({shown} rows); the model "
-            f"needs the last {width} rows (input_width) of each series"
-        )
-    window = last_rows_per_series(history, width)
-
-    values = window[list(spec.features)].apply(pd.to_numeric, errors="coerce")
-    finite = np.isfinite(values.to_numpy(dtype="float64"))
-    if not finite.all():
-        row, column = np.argwhere(~finite)[0]
-        raise DataValidationError(
-            f"model input: series {window[SERIES_COLUMN].iloc[row]!r}: column "
-            f"{spec.features[column]!r} at {format_time(window[TIMESTAMP_COLUMN].iloc[row])} is "
-            f"{window[spec.features[column]].iloc[row]!r}; the last {width} rows must be finite "
-            f"numbers ({int((~finite).sum())} such values)"
-        )
-    window[list(spec.features)] = values.astype("float64")
-    _check_gaps(window, width, frequency)
-    return window
+def ready_windows(
+    history: pd.DataFrame,
+    spec: WindowSpec,
+    frequency: str,
+    known_series: Collection[str] | None = None,
+) -> tuple[pd.DataFrame, list[NotReady]]:
+    """The last `input_width` rows of every ready series (sorted, values as float64), and the
+    series the readiness rule (`pipelines.data.readiness`) refuses, with their reasons."""
+    not_ready = unready_series(
+        history,
+        input_width=spec.input_width,
+        features=spec.features,
+        frequency=frequency,
+        known_series=known_series,
+    )
+    refused = [item.series_id for item in not_ready]
+    ready = history.loc[~history[SERIES_COLUMN].isin(refused)].reset_index(drop=True)
+    window = last_rows_per_series(ready, spec.input_width)
+    features = list(spec.features)
+    window[features] = window[features].apply(pd.to_numeric, errors="coerce").astype("float64")
+    return window, not_ready
 
 
-def _check_gaps(window: pd.DataFrame, width: int, frequency: str) -> None:
-    """Rejects a window whose rows are not consecutive steps of the model's frequency."""
-    if width < 2:
-        return
-    times = pd.DatetimeIndex(window[TIMESTAMP_COLUMN])
-    same_series = np.ones(len(window) - 1, dtype=bool)
-    same_series[width - 1 :: width] = False  # a pair that straddles two series is no gap
-    previous, current = times[:-1], times[1:]
-    if frequency == TRADING_DAYS:
-        # The trading calendar is whatever days the data holds, so only order can be checked;
-        # duplicates were rejected, so sorted rows are strictly increasing here.
-        return
-    expected = previous + pd.tseries.frequencies.to_offset(frequency)
-    broken = np.flatnonzero(same_series & (current != expected))
-    if len(broken):
-        pair = broken[0]
-        missing = _steps_between(previous[pair], current[pair], frequency)
-        raise DataValidationError(
-            f"model input: series {window[SERIES_COLUMN].iloc[pair]!r} has a gap in its last "
-            f"{width} rows: {format_time(previous[pair])} is followed by "
-            f"{format_time(current[pair])}, expected {format_time(expected[pair])} "
-            f"(frequency {frequency!r}{missing}); fill the gap or send a consecutive history"
-        )
-
-
-def _steps_between(start: pd.Timestamp, end: pd.Timestamp, frequency: str) -> str:
-    try:
-        steps = len(pd.date_range(start, end, freq=frequency)) - 2
-    except (ValueError, OverflowError):
-        return ""
-    return f", {steps} missing steps" if steps > 0 else ""
+def refuse_unready(not_ready: list[NotReady]) -> None:
+    """Raises, naming the first series that is not ready (what a caller that sent the history
+    gets back)."""
+    if not_ready:
+        first, others = not_ready[0], len(not_ready) - 1
+        more = f" ({others} more series not ready)" if others else ""
+        raise DataValidationError(f"model input: series {first.series_id!r}: {first.detail}{more}")
 
 
 def format_time(value: Any) -> str:

@@ -36,6 +36,7 @@ last input_width rows).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Sequence
@@ -49,16 +50,15 @@ import pandas as pd
 from pipelines.config.schema import RunConfig
 from pipelines.data.contract import (
     MAX_LISTED,
-    SEGMENT_COLUMN,
     SERIES_COLUMN,
     STEP_COLUMN,
     TIMESTAMP_COLUMN,
-    TRADING_DAYS,
     DataValidationError,
     closest_name_hint,
 )
 from pipelines.data.history import last_rows_per_series, to_model_input
 from pipelines.data.prepare import History, load_history
+from pipelines.data.readiness import TOO_SHORT, NotReady, unready_series
 from pipelines.data.settings import DataConfig
 from pipelines.serving.partitions import (
     METADATA_VERSION,
@@ -103,21 +103,6 @@ class ResolvedModel:
         return f"models:/{self.name}/{self.version}"
 
 
-@dataclass(frozen=True)
-class SkippedSeries:
-    """A series that could not be forecast, and why (`reason` is one of the kinds below)."""
-
-    series_id: str
-    reason: str
-    detail: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"series_id": self.series_id, "reason": self.reason, "detail": self.detail}
-
-
-SKIP_REASONS = ("unknown", "stale", "too_short", "gap")
-
-
 @dataclass
 class ForecastResult:
     """What one forecast run did.
@@ -140,7 +125,7 @@ class ForecastResult:
     outcome: str
     frame: pd.DataFrame
     metadata: dict[str, Any]
-    skipped: list[SkippedSeries]
+    skipped: list[NotReady]
     seconds: float
     history: History | None = field(default=None, repr=False)
 
@@ -271,13 +256,14 @@ class ForecastPlan:
 
     window_rows: pd.DataFrame
     series: list[str]
-    skipped: list[SkippedSeries]
+    skipped: list[NotReady]
 
 
 def plan_forecast(
     frame: pd.DataFrame,
     *,
     input_width: int,
+    features: Sequence[str],
     frequency: str,
     as_of: pd.Timestamp,
     known_series: Sequence[str] | None,
@@ -288,6 +274,7 @@ def plan_forecast(
     Args:
         frame: validated history up to `as_of` (`series_id`, `segment`, `timestamp`, ...).
         input_width: rows of history the model reads.
+        features: the model's feature columns.
         frequency: the model's frequency (a pandas alias or `trading-days`).
         as_of: the forecast's cut.
         known_series: the series a per-series scaler knows; None when any series will do.
@@ -306,95 +293,38 @@ def plan_forecast(
                     f"parameter series: series {name!r} not found in the data up to "
                     f"{as_of.isoformat()}{closest_name_hint(name, sorted(available))}"
                 )
-        frame = frame.loc[np.isin(series, list(requested))]
-        series = series[np.isin(series, list(requested))]
-    frame = frame.reset_index(drop=True)
-    summary = _series_summary(frame, series)
-    stale = _stale(summary["last"], frame, frequency, as_of)
-    skipped = []
-    for index, (name, row) in enumerate(summary.iterrows()):
-        reason = _skip_reason(str(name), row, bool(stale[index]), input_width, known_series)
-        if reason is not None:
-            skipped.append(reason)
+        chosen = np.isin(series, list(requested))
+        frame, series = frame.loc[chosen], series[chosen]
+    frame = frame.reset_index(drop=True).assign(**{SERIES_COLUMN: series})
+    skipped = unready_series(
+        frame,
+        input_width=input_width,
+        features=features,
+        frequency=frequency,
+        as_of=as_of,
+        known_series=known_series,
+    )
     skipped_names = {item.series_id for item in skipped}
-    if len(skipped_names) == len(summary):
+    if len(skipped_names) == len(set(series)):
         raise _nothing_to_forecast(skipped, input_width, as_of)
     keep = ~np.isin(series, list(skipped_names))
     window = last_rows_per_series(frame.loc[keep].reset_index(drop=True), input_width)
     return ForecastPlan(
         window_rows=window,
-        series=sorted(set(summary.index) - skipped_names),
-        skipped=sorted(skipped, key=lambda item: item.series_id),
+        series=sorted(set(series) - skipped_names),
+        skipped=skipped,
     )
-
-
-def _series_summary(frame: pd.DataFrame, series: np.ndarray) -> pd.DataFrame:
-    """Per series (sorted by name): rows, last timestamp, rows of its last gap-free stretch."""
-    grouped = frame.assign(**{SERIES_COLUMN: series}).groupby(SERIES_COLUMN, sort=True)
-    last_segment = grouped[SEGMENT_COLUMN].transform("last").to_numpy()
-    in_last = pd.Series(frame[SEGMENT_COLUMN].to_numpy() == last_segment).groupby(series).sum()
-    summary = pd.DataFrame(
-        {
-            "rows": grouped.size(),
-            "last": grouped[TIMESTAMP_COLUMN].max(),
-        }
-    )
-    summary["last_stretch"] = in_last.reindex(summary.index).astype("int64")
-    return summary
-
-
-def _stale(last: pd.Series, frame: pd.DataFrame, frequency: str, as_of: pd.Timestamp) -> np.ndarray:
-    """True where a series' last row is more than one step before `as_of`."""
-    last_times = pd.DatetimeIndex(last)
-    if frequency == TRADING_DAYS:
-        # The calendar is the data's own days: a series is stale when the data holds more than
-        # one day after its last row (a plain business-day rule would flag every holiday).
-        days = np.sort(pd.unique(frame[TIMESTAMP_COLUMN].to_numpy("datetime64[ns]")))
-        after = len(days) - np.searchsorted(days, last_times.to_numpy("datetime64[ns]"), "right")
-        return after > 1
-    offset = pd.tseries.frequencies.to_offset(frequency)
-    return np.asarray((last_times + offset) < as_of)
-
-
-def _skip_reason(
-    name: str,
-    row: pd.Series,
-    stale: bool,
-    input_width: int,
-    known_series: Sequence[str] | None,
-) -> SkippedSeries | None:
-    last = pd.Timestamp(row["last"]).isoformat()
-    if known_series is not None and name not in known_series:
-        return SkippedSeries(
-            name, "unknown", "the model's scaler was fitted per series and never saw it"
-        )
-    if stale:
-        return SkippedSeries(name, "stale", f"last row at {last}, more than one step before as_of")
-    if row["rows"] < input_width:
-        return SkippedSeries(
-            name,
-            "too_short",
-            f"{int(row['rows'])} rows; the model needs the last {input_width} (input_width)",
-        )
-    if row["last_stretch"] < input_width:
-        return SkippedSeries(
-            name,
-            "gap",
-            f"a gap inside its last {input_width} rows: only the last "
-            f"{int(row['last_stretch'])} rows (to {last}) are consecutive",
-        )
-    return None
 
 
 def _nothing_to_forecast(
-    skipped: list[SkippedSeries], input_width: int, as_of: pd.Timestamp
+    skipped: list[NotReady], input_width: int, as_of: pd.Timestamp
 ) -> DataValidationError:
     reasons = {item.reason for item in skipped}
     shown = "; ".join(
         f"{item.series_id!r} {item.reason}: {item.detail}" for item in skipped[:MAX_LISTED]
     )
     more = f" and {len(skipped) - MAX_LISTED} more" if len(skipped) > MAX_LISTED else ""
-    if reasons == {"too_short"}:
+    if reasons == {TOO_SHORT}:
         return DataValidationError(
             f"history too short: every series has fewer than {input_width} rows (the model's "
             f"input_width) up to as_of {as_of.isoformat()} ({shown}{more})"
@@ -478,6 +408,7 @@ def run(config: RunConfig) -> ForecastResult:
     plan = plan_forecast(
         history.frame,
         input_width=spec.input_width,
+        features=spec.features,
         frequency=metadata["frequency"],
         as_of=as_of,
         known_series=sorted(scaler.scalers) if scaler is not None and scaler.per_series else None,
@@ -491,7 +422,7 @@ def run(config: RunConfig) -> ForecastResult:
             frame, document, partition, replace_existing=settings.replace
         )
     skipped = [
-        SkippedSeries(item["series_id"], item["reason"], item["detail"])
+        NotReady(item["series_id"], item["reason"], item["detail"])
         for item in document.get("skipped", [])
     ]
     return ForecastResult(
@@ -528,7 +459,7 @@ def _metadata_document(
         "created_at": created_at.isoformat(),
         "series_requested": list(config.forecast.series) if config.forecast.series else None,
         "series_forecast": plan.series,
-        "skipped": [item.as_dict() for item in plan.skipped],
+        "skipped": [dataclasses.asdict(item) for item in plan.skipped],
         "rows": rows,
         "horizon": spec.horizon,
         "input_width": spec.input_width,

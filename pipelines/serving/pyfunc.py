@@ -60,7 +60,8 @@ from pipelines.data.contract import (
     TRADING_DAYS,
     DataValidationError,
 )
-from pipelines.data.history import check_history, last_windows, to_model_input
+from pipelines.data.history import check_history, ready_windows, refuse_unready, to_model_input
+from pipelines.data.readiness import NotReady
 from pipelines.data.scaling import ALL_SERIES, FittedScaler
 from pipelines.data.windows import WindowSpec
 
@@ -139,17 +140,36 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             DataValidationError: missing columns, bad timestamps or values, duplicates, gaps,
                 too short a history, or a series the per-series scaler does not know.
         """
+        forecast, not_ready = self.forecast_ready(model_input)
+        refuse_unready(not_ready)
+        return forecast
+
+    def forecast_ready(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[NotReady]]:
+        """`predict` for the series that are ready, and the others with their reasons (the
+        readiness rule, `pipelines.data.readiness`): for paths that skip and list series, such
+        as Spark, instead of refusing the whole input.
+
+        Raises:
+            DataValidationError: missing columns, bad timestamps or duplicates (the input as a
+                whole breaks the contract).
+        """
         if self.keras_model is None or self.scaler is None or self.spec is None:
             raise RuntimeError("ForecastModel: no artifacts loaded; load it with MLflow")
-        history = check_history(model_input, self.spec, self.metadata, self.scaler)
-        window_rows = last_windows(history, self.spec, self.metadata["frequency"])
+        known = sorted(self.scaler.scalers) if self.scaler.per_series else None
+        history = check_history(model_input, self.spec, self.metadata, known)
+        window_rows, not_ready = ready_windows(
+            history, self.spec, self.metadata["frequency"], known
+        )
         series_ids = window_rows[SERIES_COLUMN].to_numpy()[:: self.spec.input_width]
         scaled = self.scaler.transform(window_rows, self.spec.features)
         batch = scaled.reshape(len(series_ids), self.spec.input_width, len(self.spec.features))
-        # One call for every series: the batch dimension is the series, so the cost of the
-        # Keras call is paid once however many series are forecast.
-        forecasts = np.asarray(self.keras_model.predict_on_batch(batch), dtype="float64")
         expected_shape = (len(series_ids), self.spec.horizon, len(self.spec.targets))
+        if not len(series_ids):
+            forecasts = np.zeros(expected_shape)
+        else:
+            # One call for every series: the batch dimension is the series, so the cost of the
+            # Keras call is paid once however many series are forecast.
+            forecasts = np.asarray(self.keras_model.predict_on_batch(batch), dtype="float64")
         if forecasts.shape != expected_shape:
             raise RuntimeError(
                 f"ForecastModel: the Keras model returned shape {forecasts.shape}, "
@@ -161,9 +181,10 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         last_times = pd.DatetimeIndex(
             window_rows[TIMESTAMP_COLUMN].array[self.spec.input_width - 1 :: self.spec.input_width]
         )
-        return long_forecast_frame(
+        frame = long_forecast_frame(
             series_ids, last_times, values, self.spec, self.metadata["frequency"]
         )
+        return frame, not_ready
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,19 +79,46 @@ def forecast_spark(
 
     Raises:
         DataValidationError: a needed column is missing from `history`, or `buckets` < 1.
-            Problems inside a series (too short, gaps, unknown id) fail the Spark job with the
-            model's own message when an action runs.
+            A series that is not ready (unknown, too short, a gap, a value that is not finite)
+            is left out, not a failure of the job: `unready_spark` lists them.
 
     Example:
         >>> spark.conf.set("spark.sql.session.timeZone", "UTC")
         >>> history = spark.read.parquet("history.parquet")
         >>> forecast_spark(history, "models:/forecaster@champion").write.parquet("out")
     """
-    spark = history.sparkSession
     model_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    return _per_bucket(history, model_path, buckets, output_schema(model_path), skipped=False)
+
+
+def unready_spark(history: DataFrame, model_uri: str, *, buckets: int | None = None) -> DataFrame:
+    """The series of `history` that `forecast_spark` leaves out, one row each: `series_id`,
+    `reason` (`pipelines.data.readiness.REASONS`) and `detail`, by the same readiness rule as
+    the logged model, the batch forecast and the backtest.
+
+    Args:
+        history, model_uri, buckets: as in `forecast_spark`.
+
+    Raises:
+        DataValidationError: a needed column is missing from `history`, or `buckets` < 1.
+    """
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    model_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    schema = StructType(
+        [StructField(name, StringType(), False) for name in (SERIES_COLUMN, "reason", "detail")]
+    )
+    return _per_bucket(history, model_path, buckets, schema, skipped=True)
+
+
+def _per_bucket(
+    history: DataFrame, model_path: Path, buckets: int | None, schema: StructType, *, skipped: bool
+) -> DataFrame:
+    """`applyInPandas` of the model's `forecast_ready` over hash buckets of series: the
+    forecasts of the ready series, or (`skipped`) the series left out."""
+    spark = history.sparkSession
     features = _model_features(model_path)
     _check_columns(history, [SERIES_COLUMN, TIMESTAMP_COLUMN, *features])
-    schema = output_schema(model_path)
     count = buckets if buckets is not None else _default_buckets(history, spark)
     if count < 1:
         raise DataValidationError(f"parameter buckets: expected a positive number, got {count}")
@@ -101,7 +128,9 @@ def forecast_spark(
 
     archive = SparkModelCache.add_local_model(spark, str(model_path))
     session_time_zone = spark.conf.get("spark.sql.session.timeZone")
-    forecast_bucket = _bucket_forecaster(archive, schema.fieldNames(), session_time_zone)
+    forecast_bucket = _bucket_forecaster(
+        archive, schema.fieldNames(), session_time_zone, skipped=skipped
+    )
     columns = [SERIES_COLUMN, TIMESTAMP_COLUMN, *features]
     bucketed = history.select(*columns).withColumn(
         BUCKET_COLUMN, functions.pmod(functions.xxhash64(SERIES_COLUMN), functions.lit(count))
@@ -143,11 +172,15 @@ def _default_buckets(history: DataFrame, spark: SparkSession) -> int:
     return max(parallelism, -(-series // SERIES_PER_BUCKET))
 
 
-def _bucket_forecaster(archive: str, output_columns: list[str], session_time_zone: str) -> Any:
-    """The per-group function for `applyInPandas`.
+def _bucket_forecaster(
+    archive: str, output_columns: list[str], session_time_zone: str, *, skipped: bool
+) -> Any:
+    """The per-group function for `applyInPandas`: the forecasts of the bucket's ready series,
+    or (`skipped`) the series it leaves out with their reasons.
 
     It refers only to MLflow and pandas (imported inside), so cloudpickle ships it by value;
-    `SparkModelCache` keeps the loaded model per Python worker process.
+    `SparkModelCache` keeps the loaded model per Python worker process. It calls the model's
+    own `forecast_ready`, the code of `predict` that skips series instead of refusing them.
     """
 
     def forecast_bucket(history: Any) -> Any:
@@ -163,7 +196,10 @@ def _bucket_forecaster(archive: str, output_columns: list[str], session_time_zon
             if times.dt.tz is None:
                 times = times.dt.tz_localize(session_time_zone)
             history["timestamp"] = times.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        forecast = model.predict(history)
+        forecast, not_ready = model.unwrap_python_model().forecast_ready(history)
+        if skipped:
+            rows = [(item.series_id, item.reason, item.detail) for item in not_ready]
+            return pd.DataFrame(rows, columns=output_columns)
         return forecast[output_columns]
 
     return forecast_bucket

@@ -3,6 +3,7 @@ freshness and duration, the skipped series and the partition's metadata document
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,7 @@ def log_forecast_run(result: ForecastResult, config: RunConfig, *, exit_code: in
             "skipped_series": tag_text(skipped_names) or "none",
         }
     )
-    mlflow.log_dict({"skipped": [item.as_dict() for item in result.skipped]}, "skipped_series.json")
+    skipped = [dataclasses.asdict(item) for item in result.skipped]
+    mlflow.log_dict({"skipped": skipped}, "skipped_series.json")
     mlflow.log_dict(document, "forecast_metadata.json")
     return run.info.run_id

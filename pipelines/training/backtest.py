@@ -8,8 +8,10 @@ rows; the forecast's inputs are the last `input_width` rows of each series up to
 to forecast ever held a row after its origin: leak-free by construction, not by care.
 
 Only the actual values the forecasts are scored against come from the whole data set (validated
-once). A series is scored in a fold when its history ends at the origin with `input_width`
-gap-free rows and the `horizon` rows after the origin are gap-free too; the others are counted.
+once). A series is scored in a fold when the readiness rule that every forecast path applies
+(`pipelines.data.readiness`, cut at the origin) lets it be forecast, its history ends at the
+origin, and the `horizon` rows after the origin are gap-free; the others are listed with their
+reasons.
 
 Decisions:
     - Folds are placed on the timeline of all series' timestamps: the last origin leaves
@@ -41,6 +43,7 @@ from pipelines.data.contract import (
 )
 from pipelines.data.prepare import PrepareResult, load_history, resolve_widths
 from pipelines.data.prepare import run as prepare_data
+from pipelines.data.readiness import NotReady, unready_series
 from pipelines.data.scaling import FittedScaler
 from pipelines.data.settings import DataConfig
 from pipelines.data.windows import WindowSpec
@@ -231,7 +234,12 @@ class FoldWindows:
     timestamps: np.ndarray  # (series, horizon) forecast times, UTC epoch nanoseconds
     mase_scale_scaled: np.ndarray | None  # (series, 1, targets)
     mase_scale_original: np.ndarray | None
-    skipped: list[str]  # series of the history that could not be scored
+    skipped: list[NotReady]  # series of the history that could not be scored, and why
+
+
+NO_ACTUALS = "no_actuals"
+"""Why a ready series is not scored in a fold: fewer than `horizon` gap-free rows after the
+origin (a backtest's own reason, beside the readiness rule's)."""
 
 
 def fold_windows(
@@ -240,8 +248,13 @@ def fold_windows(
     origin: pd.Timestamp,
     spec: WindowSpec,
     scaler: FittedScaler,
+    frequency: str,
 ) -> FoldWindows:
     """Inputs from `history` (rows up to the origin only) and actuals from `full`.
+
+    A series is scored when the readiness rule (`pipelines.data.readiness`, with the origin as
+    the cut) lets it be forecast, its history ends at the origin, and the `horizon` rows after
+    the origin are gap-free; the others are listed with their reasons.
 
     Args:
         history: validated rows up to the origin, sorted by series and time.
@@ -249,20 +262,23 @@ def fold_windows(
         origin: the fold's origin.
         spec: widths, features and targets.
         scaler: the fitted scaler of the model that forecasts.
+        frequency: the data's frequency.
     """
     width, horizon = spec.input_width, spec.horizon
     series = history[SERIES_COLUMN].astype(str).to_numpy()
-    segments = history[SEGMENT_COLUMN].to_numpy()
     times = epoch_nanoseconds(history[TIMESTAMP_COLUMN])
-    is_last = np.r_[series[1:] != series[:-1], True]
-    ends = np.flatnonzero(is_last & (times == origin.value))
-    firsts = ends - width + 1
-    keep = firsts >= 0
-    keep[keep] &= (series[firsts[keep]] == series[ends[keep]]) & (
-        segments[firsts[keep]] == segments[ends[keep]]
+    not_ready = unready_series(
+        history.assign(**{SERIES_COLUMN: series}),
+        input_width=width,
+        features=spec.features,
+        frequency=frequency,
+        as_of=origin,
+        known_series=sorted(scaler.scalers) if scaler.per_series else None,
     )
-    if scaler.per_series:
-        keep &= np.isin(series[ends], list(scaler.scalers))
+    is_last = np.r_[series[1:] != series[:-1], True]
+    ends = np.flatnonzero(is_last & ~np.isin(series, [item.series_id for item in not_ready]))
+    firsts = ends - width + 1
+    keep = times[ends] == origin.value
 
     full_series = full[SERIES_COLUMN].astype(str).to_numpy()
     full_segments = full[SEGMENT_COLUMN].to_numpy()
@@ -275,8 +291,12 @@ def fold_windows(
         full_segments[safe] == full_segments[np.maximum(positions, 0)]
     )
     keep &= inside
+    no_actuals = [
+        NotReady(name, NO_ACTUALS, f"fewer than {horizon} gap-free rows after the origin {origin}")
+        for name in series[ends[~keep]]
+    ]
     ends, firsts, positions = ends[keep], firsts[keep], positions[keep]
-    skipped = sorted(set(np.unique(series)) - set(series[ends]))
+    skipped = sorted([*not_ready, *no_actuals], key=lambda item: item.series_id)
 
     ids = series[ends]
     input_rows = firsts[:, np.newaxis] + np.arange(width)
@@ -451,17 +471,20 @@ def run_backtest(config: RunConfig) -> BacktestResult:
                 results[name].hparams = fitted[name].hparams
         assert scaler is not None and spec is not None
         history = load_history(config.data, as_of=fold.origin).frame
-        windows = fold_windows(history, full.frame, fold.origin, spec, scaler)
+        frequency = data_summary["frequency"]
+        windows = fold_windows(history, full.frame, fold.origin, spec, scaler, frequency)
         if not len(windows.series_ids):
             raise DataValidationError(
                 f"{full.origin}: fold {fold.index} (origin {fold.origin}): no series has "
                 f"{input_width} gap-free rows up to the origin and {horizon} after it"
             )
         if windows.skipped:
-            listed = ", ".join(windows.skipped[:5]) + (" ..." if len(windows.skipped) > 5 else "")
+            shown = [f"{item.series_id} ({item.reason})" for item in windows.skipped[:5]]
+            more = " ..." if len(windows.skipped) > 5 else ""
             notes.append(
-                f"fold {fold.index}: {len(windows.skipped)} series not scored "
-                f"(too short before the origin or after it, or unknown to the scaler): {listed}"
+                f"fold {fold.index}: {len(windows.skipped)} series not scored: "
+                + ", ".join(shown)
+                + more
             )
         for name in configs:
             model = fitted[name]

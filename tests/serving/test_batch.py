@@ -374,7 +374,12 @@ def test_plan_flags_trading_day_staleness_by_the_datas_own_calendar() -> None:
         }
     )
     plan = batch.plan_forecast(
-        frame, input_width=2, frequency="trading-days", as_of=days[-1], known_series=None
+        frame,
+        input_width=2,
+        features=["value"],
+        frequency="trading-days",
+        as_of=days[-1],
+        known_series=None,
     )
     # Jan 7 is a holiday of this data: one_behind misses one trading day, two_behind two.
     assert plan.series == ["fresh", "one_behind"]

@@ -30,6 +30,7 @@ SHIPPED_PIPELINES_FILES = (
     "pipelines/data/__init__.py",
     "pipelines/data/contract.py",
     "pipelines/data/history.py",
+    "pipelines/data/readiness.py",
     "pipelines/data/scaling.py",
     "pipelines/data/windows.py",
     "pipelines/serving/__init__.py",

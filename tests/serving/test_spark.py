@@ -171,3 +171,58 @@ def test_command_line_writes_parquet_and_exits_2_on_bad_input(
     assert main([*arguments, "--output", str(tmp_path / "other")]) == 2
     assert not (tmp_path / "other").exists()
     assert spark.range(1).count() == 1  # the caller's session was not stopped
+
+
+def test_every_path_refuses_or_skips_the_same_series_for_the_same_reasons(
+    spark: pyspark_sql.SparkSession, tmp_path: Path
+) -> None:
+    """One readiness rule: the logged model refuses the first series that is not ready, its
+    `forecast_ready`, Spark and the batch forecast skip and list the same ones with the same
+    reasons. Staleness needs a cut (`as_of`), which only the batch forecast has."""
+    from pipelines.serving import batch
+    from pipelines.serving.spark import forecast_spark, unready_spark
+
+    names = ("gappy", "nan", "ok", "short", "stale")
+    one = series_frame(days=20, seed=3).query("series_id == 'alpha'")
+    frame = pd.concat([one.assign(series_id=name) for name in names], ignore_index=True)
+    model_path = save_untrained_forecaster(tmp_path / "model", frame)
+    days = frame.groupby("series_id").cumcount(ascending=False)
+    drop = ((frame["series_id"] == "short") & (days >= 5)) | (
+        (frame["series_id"] == "gappy") & (days == 2)
+    )
+    drop |= (frame["series_id"] == "stale") & (days < 3)
+    damaged = frame.loc[~drop].reset_index(drop=True)
+    last = damaged.groupby("series_id").cumcount(ascending=False) == 0
+    damaged.loc[(damaged["series_id"] == "nan") & last, "temperature"] = np.nan
+    unknown = frame.loc[frame["series_id"] == "ok"].assign(series_id="unknown")
+    damaged = pd.concat([damaged, unknown], ignore_index=True)
+    history = to_model_input(damaged, SPEC.features)
+    expected = {"gappy": "gap", "nan": "non_finite", "short": "too_short", "unknown": "unknown"}
+
+    loaded = mlflow.pyfunc.load_model(str(model_path))
+    with pytest.raises(DataValidationError, match=r"series 'gappy': a gap .*\(3 more series"):
+        loaded.predict(history)
+    forecast, not_ready = loaded.unwrap_python_model().forecast_ready(history)
+    assert {item.series_id: item.reason for item in not_ready} == expected
+    assert sorted(set(forecast["series_id"])) == ["ok", "stale"]
+
+    spark_history = spark.createDataFrame(history)
+    skipped = unready_spark(spark_history, str(model_path), buckets=2).toPandas()
+    assert dict(zip(skipped["series_id"], skipped["reason"], strict=True)) == expected
+    details = {item.series_id: item.detail for item in not_ready}
+    assert dict(zip(skipped["series_id"], skipped["detail"], strict=True)) == details
+    spark_forecast = forecast_spark(spark_history, str(model_path), buckets=2).toPandas()
+    assert_same_forecast(spark_forecast, forecast)
+
+    validated = damaged.assign(timestamp=pd.to_datetime(damaged["timestamp"], utc=True))
+    validated = validated.sort_values(["series_id", "timestamp"], ignore_index=True)
+    plan = batch.plan_forecast(
+        validated,
+        input_width=SPEC.input_width,
+        features=SPEC.features,
+        frequency="D",
+        as_of=validated["timestamp"].max(),
+        known_series=list(names),
+    )
+    assert {item.series_id: item.reason for item in plan.skipped} == {**expected, "stale": "stale"}
+    assert plan.series == ["ok"]

@@ -302,7 +302,9 @@ def test_a_series_the_first_fit_never_saw_is_not_scored_without_a_refit(tmp_path
     # (4 + 4), so the first fit drops it and its scaler never knows it; without a refit `c` is
     # never scored, and the notes count it.
     assert [score.series for score in result.models["linear"].scores] == [2, 2, 2]
-    assert any("1 series not scored" in note and note.endswith(": c") for note in result.notes)
+    assert any(
+        "1 series not scored" in note and note.endswith(": c (unknown)") for note in result.notes
+    )
     # Refitted at every fold, `c` has a window's rows by the last origin (115) and is scored.
     every_fold = config.model_copy(
         update={"backtest": config.backtest.model_copy(update={"refit": 1})}
