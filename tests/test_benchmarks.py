@@ -1020,3 +1020,15 @@ def test_cell_speed_ratios_and_table_divide_by_keras_lstm(monkeypatch, capsys) -
     for name in cell_speed.CONTENDERS:
         model = cell_speed.build_model(name, 6)
         assert model.output_shape == (None, 1) and model.input_shape == (None, 6, 19)
+
+
+def test_peephole_graph_counts_the_loop_functions_and_is_deterministic(monkeypatch) -> None:
+    graph = load_benchmark("peephole_graph.py", monkeypatch)
+    # Unrolled (up to 48 steps): the graph grows with the sequence; a symbolic loop does not,
+    # and its body is counted through the function library (a while loop, hand-written gradient).
+    unrolled_short, unrolled_long = graph.op_counts(6), graph.op_counts(12)
+    assert sum(unrolled_long.values()) > sum(unrolled_short.values())
+    looped = graph.op_counts(60)
+    assert looped == graph.op_counts(120)
+    assert looped.get("While", 0) + looped.get("StatelessWhile", 0) >= 1
+    assert looped["SigmoidGrad"] >= 1 and looped["TanhGrad"] >= 1

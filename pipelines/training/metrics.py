@@ -1,8 +1,9 @@
-"""Forecast metrics as small pure NumPy functions: MAE, MSE, RMSE, MAPE, sMAPE and MASE.
+"""Forecast metrics as small pure NumPy functions: MAE, MSE, RMSE, MAPE, sMAPE and MASE, all
+computed at once by `evaluate` (inputs checked once), per horizon step by `per_horizon`.
 
-Every metric takes `actual` and `forecast` of one shape, (windows, horizon, targets), in one
-unit system (both scaled, or both in original units after `FittedScaler.inverse_transform`),
-and an `axis` with NumPy's meaning: the axes that are averaged away.
+`actual` (y) and `forecast` (ŷ) have one shape, (windows, horizon, targets), in one unit system
+(both scaled, or both in original units after `FittedScaler.inverse_transform`), and `axis` has
+NumPy's meaning: the axes that are averaged away.
 
 - `axis=None` (`OVERALL`): one number, a Python float.
 - `axis=(0, 2)` (`PER_HORIZON`): one value per horizon step, shape (horizon,).
@@ -11,17 +12,27 @@ and an `axis` with NumPy's meaning: the axes that are averaged away.
 Any other int or tuple of axes works the same way; the result is an array of the axes kept.
 Every entry of the kept slice weighs the same, so, for example, the mean of the per-step MAE is
 the overall MAE. Inputs are read as float64, must be finite (a NaN or an infinity is an error
-that names the metric and counts them), and no metric emits a NumPy warning.
+that counts them), and no metric emits a NumPy warning.
 
-MASE needs the error scale of a seasonal-naive forecast on the training part; compute it with
-`seasonal_naive_scale` from the training values in the same units as the forecasts.
+- MAE = mean(|y - ŷ|).
+- MSE = mean((y - ŷ)²); RMSE = sqrt(MSE), the mean taken over the axes before the root (so the
+  per-step RMSE does not average back to the overall RMSE; the per-step MSE does).
+- MAPE = 100 · mean over K of |y - ŷ| / |y|, in percent, where K holds the entries with
+  |y| >= epsilon (`mape_epsilon`, > 0, so a zero is always left out); `mape_excluded` counts
+  the entries left out, and a slice with none kept is nan. MAPE only means something on a
+  ratio scale far from zero: use original units, not z-scores.
+- sMAPE = 100 · mean(2 · |y - ŷ| / (|y| + |ŷ|)), between 0 and 200, a term with y = ŷ = 0
+  counting as 0 (y = 100, ŷ = 110 gives 100 · 2 · 10 / 210 ≈ 9.524).
+- MASE = mean(|y_{w,h,k} - ŷ_{w,h,k}| / s_{w,k}): the error relative to the in-sample
+  seasonal-naive error s of the training part (`seasonal_naive_scale`, in the units of
+  `actual`); below 1 the forecast beats the seasonal-naive forecast's in-sample error.
 
 Example:
     >>> actual = np.array([[[1.0], [2.0]], [[3.0], [4.0]]])  # 2 windows, horizon 2, 1 target
     >>> forecast = actual + np.array([[[1.0], [0.0]], [[1.0], [2.0]]])
-    >>> mae(actual, forecast)
+    >>> evaluate(actual, forecast)["mae"]
     1.0
-    >>> mae(actual, forecast, axis=PER_HORIZON).tolist()
+    >>> evaluate(actual, forecast, axis=PER_HORIZON)["mae"].tolist()
     [1.0, 1.0]
 """
 
@@ -195,124 +206,7 @@ def _mase(
 
 
 # ---------------------------------------------------------------------------------------------
-# Public metrics
-
-
-def mae(actual: ArrayLike, forecast: ArrayLike, *, axis: Axis = None) -> float | np.ndarray:
-    """Mean absolute error.
-
-    MAE = mean(|y - ŷ|), averaged over the axes in `axis`.
-
-    Args:
-        actual: observed values y, shape (windows, horizon, targets).
-        forecast: forecasts ŷ, the shape of `actual`.
-        axis: axes to average over; None (`OVERALL`), `PER_HORIZON` or `PER_TARGET`.
-
-    Returns:
-        A float for `axis=None`, else an array of the kept axes.
-
-    Raises:
-        ValueError: shapes that differ or are not 3-D, or NaN/infinite values.
-    """
-    actual_array, forecast_array = _prepare("mae", actual, forecast)
-    return _result(_mae(actual_array, forecast_array, _normalize_axis("mae", axis)))
-
-
-def mse(actual: ArrayLike, forecast: ArrayLike, *, axis: Axis = None) -> float | np.ndarray:
-    """Mean squared error.
-
-    MSE = mean((y - ŷ)²), averaged over the axes in `axis`.
-
-    Args:
-        actual: observed values y, shape (windows, horizon, targets).
-        forecast: forecasts ŷ, the shape of `actual`.
-        axis: axes to average over; None (`OVERALL`), `PER_HORIZON` or `PER_TARGET`.
-
-    Returns:
-        A float for `axis=None`, else an array of the kept axes.
-
-    Raises:
-        ValueError: shapes that differ or are not 3-D, or NaN/infinite values.
-    """
-    actual_array, forecast_array = _prepare("mse", actual, forecast)
-    return _result(_mse(actual_array, forecast_array, _normalize_axis("mse", axis)))
-
-
-def rmse(actual: ArrayLike, forecast: ArrayLike, *, axis: Axis = None) -> float | np.ndarray:
-    """Root mean squared error.
-
-    RMSE = sqrt(mean((y - ŷ)²)), the mean taken over the axes in `axis` before the root (so the
-    per-step RMSE does not average back to the overall RMSE; the per-step MSE does).
-
-    Args:
-        actual: observed values y, shape (windows, horizon, targets).
-        forecast: forecasts ŷ, the shape of `actual`.
-        axis: axes to average over; None (`OVERALL`), `PER_HORIZON` or `PER_TARGET`.
-
-    Returns:
-        A float for `axis=None`, else an array of the kept axes.
-
-    Raises:
-        ValueError: shapes that differ or are not 3-D, or NaN/infinite values.
-    """
-    actual_array, forecast_array = _prepare("rmse", actual, forecast)
-    return _result(np.sqrt(_mse(actual_array, forecast_array, _normalize_axis("rmse", axis))))
-
-
-def mape(
-    actual: ArrayLike,
-    forecast: ArrayLike,
-    *,
-    axis: Axis = None,
-    epsilon: float = MAPE_EPSILON,
-) -> float | np.ndarray:
-    """Mean absolute percentage error, in percent, guarded against zeros.
-
-    MAPE = 100 · mean over K of |y - ŷ| / |y|, where K holds the entries with |y| >= epsilon.
-    Entries with |y| < epsilon are left out (`mape_excluded` counts them); where all entries of
-    a slice are left out the result is nan. No warning is raised either way. MAPE only means
-    something for data on a ratio scale far from zero: use original units, not z-scores.
-
-    Args:
-        actual: observed values y, shape (windows, horizon, targets).
-        forecast: forecasts ŷ, the shape of `actual`.
-        axis: axes to average over; None (`OVERALL`), `PER_HORIZON` or `PER_TARGET`.
-        epsilon: smallest |y| that is kept, > 0 (so a zero is always left out).
-
-    Returns:
-        A float (percent, nan if nothing is kept) for `axis=None`, else an array of the kept
-        axes.
-
-    Raises:
-        ValueError: shapes that differ or are not 3-D, NaN/infinite values, or an epsilon that
-            is not finite and > 0.
-    """
-    actual_array, forecast_array = _prepare("mape", actual, forecast)
-    epsilon = _check_epsilon("mape", epsilon)
-    value, _ = _mape_parts(actual_array, forecast_array, _normalize_axis("mape", axis), epsilon)
-    return _result(value)
-
-
-def mape_excluded(
-    actual: ArrayLike, *, axis: Axis = None, epsilon: float = MAPE_EPSILON
-) -> int | np.ndarray:
-    """How many actual values MAPE leaves out, |y| < epsilon, counted over the axes in `axis`.
-
-    Args:
-        actual: observed values y, shape (windows, horizon, targets).
-        axis: axes to count over, as in `mape`.
-        epsilon: the threshold given to `mape`.
-
-    Returns:
-        An int for `axis=None`, else an int64 array of the kept axes.
-
-    Raises:
-        ValueError: actual not 3-D, with NaN/infinite values, or a bad epsilon.
-    """
-    actual_array, _ = _prepare("mape_excluded", actual, actual)
-    epsilon = _check_epsilon("mape_excluded", epsilon)
-    excluded = np.sum(np.abs(actual_array) < epsilon, axis=_normalize_axis("mape_excluded", axis))
-    return int(excluded) if np.ndim(excluded) == 0 else excluded.astype("int64")
+# The MASE scale
 
 
 def _check_epsilon(metric: str, epsilon: float) -> float:
@@ -320,66 +214,6 @@ def _check_epsilon(metric: str, epsilon: float) -> float:
     if not np.isfinite(epsilon) or epsilon <= 0:
         raise ValueError(f"{metric}: expected epsilon finite and > 0, got {epsilon}")
     return epsilon
-
-
-def smape(actual: ArrayLike, forecast: ArrayLike, *, axis: Axis = None) -> float | np.ndarray:
-    """Symmetric mean absolute percentage error, in percent, between 0 and 200.
-
-    sMAPE = 100 · mean(2 · |y - ŷ| / (|y| + |ŷ|)), a term with y = ŷ = 0 counting as 0.
-    Example: y = 100, ŷ = 110 gives 100 · 2 · 10 / 210 ≈ 9.524.
-
-    Args:
-        actual: observed values y, shape (windows, horizon, targets).
-        forecast: forecasts ŷ, the shape of `actual`.
-        axis: axes to average over; None (`OVERALL`), `PER_HORIZON` or `PER_TARGET`.
-
-    Returns:
-        A float for `axis=None`, else an array of the kept axes.
-
-    Raises:
-        ValueError: shapes that differ or are not 3-D, or NaN/infinite values.
-    """
-    actual_array, forecast_array = _prepare("smape", actual, forecast)
-    return _result(_smape(actual_array, forecast_array, _normalize_axis("smape", axis)))
-
-
-def mase(
-    actual: ArrayLike, forecast: ArrayLike, scale: ArrayLike, *, axis: Axis = None
-) -> float | np.ndarray:
-    """Mean absolute scaled error: the MAE relative to the in-sample seasonal-naive MAE.
-
-    MASE = mean(|y_{w,h,k} - ŷ_{w,h,k}| / s_{w,k}), averaged over the axes in `axis`, where s is
-    `seasonal_naive_scale` of the training part, s = mean_t |y_t - y_{t-m}|. With one scale
-    (one series, one target) this is MAE / s; below 1 the forecast beats the seasonal-naive
-    forecast's in-sample error. The scale must be in the units of `actual`.
-
-    `scale` broadcasts to (windows, 1, targets):
-
-    - a scalar: one series, one target (or one scale for all);
-    - shape (targets,) or (1, 1, targets): one series, a scale per target;
-    - shape (windows, 1, targets) or (windows, 1, 1): several series, each window scaled by the
-      scale of the series it was cut from, e.g. `series_scales[window_series][:, np.newaxis]`
-      for `series_scales` of shape (series, targets) and `window_series` the series index of
-      every window. A per-window vector needs shape (windows, 1, 1): shape (windows,) would
-      be read as a per-target scale.
-
-    Args:
-        actual: observed values y, shape (windows, horizon, targets).
-        forecast: forecasts ŷ, the shape of `actual`.
-        scale: the seasonal-naive scale s, > 0, broadcastable to (windows, 1, targets).
-        axis: axes to average over; None (`OVERALL`), `PER_HORIZON` or `PER_TARGET`.
-
-    Returns:
-        A float for `axis=None`, else an array of the kept axes.
-
-    Raises:
-        ValueError: shapes that differ or are not 3-D, NaN/infinite values, or a scale that
-            does not broadcast to (windows, 1, targets) or is not finite and > 0.
-    """
-    actual_array, forecast_array = _prepare("mase", actual, forecast)
-    scale_array = _prepare_scale("mase", scale, actual_array.shape)
-    axes = _normalize_axis("mase", axis)
-    return _result(_mase(actual_array, forecast_array, scale_array, axes))
 
 
 def seasonal_naive_scale(
@@ -475,9 +309,14 @@ def evaluate(
     Args:
         actual: observed values y, shape (windows, horizon, targets).
         forecast: forecasts ŷ, the shape of `actual`.
-        mase_scale: the seasonal-naive scale (see `mase`); without it "mase" is left out.
+        mase_scale: the seasonal-naive scale s, > 0, broadcastable to (windows, 1, targets):
+            a scalar (one scale for all); shape (targets,) or (1, 1, targets), a scale per
+            target; or (windows, 1, targets) or (windows, 1, 1), each window scaled by the
+            scale of the series it was cut from (a per-window vector needs shape
+            (windows, 1, 1): shape (windows,) would be read as a per-target scale). Without it
+            "mase" is left out.
         axis: axes to average over; None (`OVERALL`), `PER_HORIZON` or `PER_TARGET`.
-        mape_epsilon: the MAPE zero guard (see `mape`).
+        mape_epsilon: the smallest |y| that MAPE keeps, finite and > 0.
 
     Returns:
         `{"mae", "mse", "rmse", "mape", "smape"[, "mase"], "mape_excluded"}`: floats for
@@ -485,7 +324,9 @@ def evaluate(
         MAPE left out (an int, or an int64 array).
 
     Raises:
-        ValueError: as the single metrics do.
+        ValueError: shapes that differ or are not 3-D, NaN/infinite values, a scale that does
+            not broadcast or is not finite and > 0, or an epsilon that is not finite and > 0;
+            the message starts with `evaluate:`.
     """
     metric = "evaluate"
     actual_array, forecast_array = _prepare(metric, actual, forecast)
@@ -519,7 +360,7 @@ def per_horizon(
     Args:
         actual: observed values y, shape (windows, horizon, targets).
         forecast: forecasts ŷ, the shape of `actual`.
-        mase_scale: the seasonal-naive scale (see `mase`); without it "mase" is left out.
+        mase_scale: the seasonal-naive scale (see `evaluate`); without it "mase" is left out.
 
     Returns:
         `{"mae", "mse", "rmse", "mape", "smape"[, "mase"], "mape_excluded"}`, each of shape

@@ -1,4 +1,5 @@
-"""Metrics against hand-computed numbers, sklearn on random data, and their error messages."""
+"""Metrics against hand-computed numbers, sklearn on random data, and their error messages, all
+through `evaluate` (the one entry point the training, backtest and tracking code calls)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,48 @@ from sklearn.metrics import (
 )
 
 from pipelines.training.metrics import (
+    MAPE_EPSILON,
     PER_HORIZON,
     PER_TARGET,
+    Axis,
     evaluate,
-    mae,
-    mape,
-    mape_excluded,
-    mase,
-    mse,
     per_horizon,
-    rmse,
     seasonal_naive_scale,
-    smape,
 )
+
+
+def metric(name: str, actual, forecast, *, axis: Axis = None, scale=None, epsilon=MAPE_EPSILON):
+    """One metric of `evaluate`'s answer."""
+    return evaluate(actual, forecast, mase_scale=scale, axis=axis, mape_epsilon=epsilon)[name]
+
+
+def mae(actual, forecast, *, axis: Axis = None):
+    return metric("mae", actual, forecast, axis=axis)
+
+
+def mse(actual, forecast, *, axis: Axis = None):
+    return metric("mse", actual, forecast, axis=axis)
+
+
+def rmse(actual, forecast, *, axis: Axis = None):
+    return metric("rmse", actual, forecast, axis=axis)
+
+
+def mape(actual, forecast, *, axis: Axis = None, epsilon: float = MAPE_EPSILON):
+    return metric("mape", actual, forecast, axis=axis, epsilon=epsilon)
+
+
+def mape_excluded(actual, *, axis: Axis = None, epsilon: float = MAPE_EPSILON):
+    return metric("mape_excluded", actual, actual, axis=axis, epsilon=epsilon)
+
+
+def smape(actual, forecast, *, axis: Axis = None):
+    return metric("smape", actual, forecast, axis=axis)
+
+
+def mase(actual, forecast, scale, *, axis: Axis = None):
+    return metric("mase", actual, forecast, axis=axis, scale=scale)
+
 
 # Two windows, horizon 2, one target. Absolute errors |y - ŷ|: step 0 -> 1, 3; step 1 -> 0, 3.
 ACTUAL = np.array([[[1.0], [2.0]], [[4.0], [5.0]]])
@@ -190,7 +220,7 @@ def test_mape_epsilon_sets_the_threshold():
     assert mape(actual, forecast) == pytest.approx(75.0)  # (100% + 50%) / 2
     assert mape(actual, forecast, epsilon=0.5) == pytest.approx(50.0)
     assert mape_excluded(actual, epsilon=0.5) == 1
-    with pytest.raises(ValueError, match=r"mape: expected epsilon finite and > 0, got 0.0"):
+    with pytest.raises(ValueError, match=r"evaluate: expected epsilon finite and > 0, got 0.0"):
         mape(actual, forecast, epsilon=0.0)
 
 
@@ -352,7 +382,8 @@ def test_per_horizon_hand_computed():
 
 def test_mismatched_shapes_are_named():
     with pytest.raises(
-        ValueError, match=r"mae: expected forecast of the shape of actual \(2, 2, 1\), got \(2, 2\)"
+        ValueError,
+        match=r"evaluate: expected forecast of the shape of actual \(2, 2, 1\), got \(2, 2\)",
     ):
         mae(ACTUAL, FORECAST[..., 0])
 
@@ -360,10 +391,10 @@ def test_mismatched_shapes_are_named():
 def test_arrays_that_are_not_three_dimensional_are_rejected():
     with pytest.raises(
         ValueError,
-        match=r"rmse: expected actual of shape \(windows, horizon, targets\), got shape \(4,\)",
+        match=r"evaluate: expected actual of shape \(windows, horizon, targets\), got shape \(4,\)",
     ):
         rmse(ACTUAL.ravel(), FORECAST.ravel())
-    with pytest.raises(ValueError, match=r"mae: expected at least one window.*\(0, 2, 1\)"):
+    with pytest.raises(ValueError, match=r"evaluate: expected at least one window.*\(0, 2, 1\)"):
         mae(np.zeros((0, 2, 1)), np.zeros((0, 2, 1)))
 
 
@@ -371,9 +402,8 @@ def test_arrays_that_are_not_three_dimensional_are_rejected():
 def test_nans_are_counted_and_named_by_metric(function):
     forecast = FORECAST.copy()
     forecast[0, 0, 0] = forecast[1, 1, 0] = np.nan
-    name = function.__name__
     with pytest.raises(
-        ValueError, match=rf"{name}: expected finite forecast values, got 2 NaN value\(s\) among 4"
+        ValueError, match=r"evaluate: expected finite forecast values, got 2 NaN value\(s\) among 4"
     ):
         function(ACTUAL, forecast)
 
@@ -383,7 +413,7 @@ def test_nans_and_infinities_in_actual_are_errors_too():
     actual[0, 0, 0] = np.nan
     actual[1, 0, 0] = np.inf
     with pytest.raises(
-        ValueError, match=r"mase: expected finite actual values, got 1 NaN and 1 infinite"
+        ValueError, match=r"evaluate: expected finite actual values, got 1 NaN and 1 infinite"
     ):
         mase(actual, FORECAST, 1.0)
     with pytest.raises(ValueError, match=r"evaluate: expected finite actual values, got 1 NaN"):
@@ -393,14 +423,14 @@ def test_nans_and_infinities_in_actual_are_errors_too():
 def test_mase_scale_errors():
     with pytest.raises(
         ValueError,
-        match=r"mase: expected a scale broadcastable to \(windows, 1, targets\) = \(2, 1, 1\).*"
+        match=r"evaluate: expected a scale broadcastable to \(windows, 1, targets\) = \(2, 1, 1\).*"
         r"got shape \(3,\)",
     ):
         mase(ACTUAL, FORECAST, np.ones(3))
     # A scale per step is not a MASE scale.
     with pytest.raises(ValueError, match=r"got shape \(1, 2, 1\)"):
         mase(ACTUAL, FORECAST, np.ones((1, 2, 1)))
-    with pytest.raises(ValueError, match=r"mase: expected a scale > 0, got 1 value\(s\) <= 0"):
+    with pytest.raises(ValueError, match=r"evaluate: expected a scale > 0, got 1 value\(s\) <= 0"):
         mase(ACTUAL, FORECAST, np.array([1.0, 0.0]).reshape(2, 1, 1))
     with pytest.raises(ValueError, match=r"evaluate: expected finite scale values, got 1 NaN"):
         evaluate(ACTUAL, FORECAST, mase_scale=np.nan)
@@ -429,9 +459,9 @@ def test_seasonal_naive_scale_errors():
 
 
 def test_bad_axes_are_rejected():
-    with pytest.raises(ValueError, match=r"mae: expected axes in -3..2 of .*got 3"):
+    with pytest.raises(ValueError, match=r"evaluate: expected axes in -3..2 of .*got 3"):
         mae(ACTUAL, FORECAST, axis=3)
-    with pytest.raises(ValueError, match=r"smape: expected each axis once, got \(0, -3\)"):
+    with pytest.raises(ValueError, match=r"evaluate: expected each axis once, got \(0, -3\)"):
         smape(ACTUAL, FORECAST, axis=(0, -3))
-    with pytest.raises(ValueError, match=r"mse: expected axis as int, tuple of ints or None"):
+    with pytest.raises(ValueError, match=r"evaluate: expected axis as int, tuple of ints or None"):
         mse(ACTUAL, FORECAST, axis="horizon")  # type: ignore[arg-type]
