@@ -1,20 +1,17 @@
 """The LSTM family on our data: which variant is best, and do the differences matter?
 
-Olah's tour of LSTM variants asks it; Greff et al. (2017) answered for speech and handwriting.
-This study answers for weather and prices, with every variant at the same parameter budget:
+Olah's tour of LSTM variants asks it; Greff et al. (2017) answered for speech and handwriting;
+this study answers for weather and prices, every variant at the same parameter budget:
 
 - `lstm`: Keras' LSTM, the reference every variant is tested against;
 - `peephole (all gates)`, `peephole (output gate)`: our peephole LSTM (Gers & Schmidhuber 2000)
   with peepholes into every gate, or into the output gate only;
-- `cifg`: coupled input and forget gates (input = 1 - forget), no peepholes;
-- `gru`: Keras' GRU;
+- `cifg`: coupled input and forget gates (input = 1 - forget), no peepholes; `gru`: Keras' GRU;
 - `depth-gated`: two LSTM layers whose cells are joined by a depth gate (Yao et al. 2015);
 - `clockwork`: a Clockwork RNN with modules of periods 1, 2, 4 and 8 (Koutnik et al. 2014);
 
 beside two baselines, `repeat-last` (the last value again; for returns, the random walk's zero
-return is shown too) and `linear`.
-
-Studies:
+return is shown too) and `linear`. Studies:
 
 - `weather`: the LTSF protocol of `ltsf.py` (70/10/20 split, all 21 channels in and out, scaled
   by the training part) at L = 96, H = 96, RevIN, the harness's training (batch 64, Adam 1e-3,
@@ -25,26 +22,17 @@ Studies:
   share of tickers on which the model beats the random walk.
 
 Equal budgets: `lstm` has `--units` units (32); every other variant gets the width whose whole
-model's parameter count is closest to `lstm`'s (the Clockwork RNN's a multiple of its 4
-periods). Both counts, the whole model and its recurrent layers, are printed.
+model's parameter count is closest to `lstm`'s (the Clockwork RNN's a multiple of its periods).
+Both counts, the whole model and its recurrent layers, are printed.
 
 Every variant runs once per seed (`--seeds`, five by default). Per study and variant: the mean
-and sample standard deviation over seeds; then, for each variant against `lstm`, a paired t-test
-over seeds on the study's main metric (weather: test MSE; stocks: MASE), with Holm's correction
-for the six comparisons of a study. Logged to MLflow (experiment `--experiment-name`) as one
-parent run with a nested run per study, variant and seed, and the tables as an artifact.
-
-A full study takes hours on two cores. `--results FILE` keeps every finished run as one JSON
-line, and a rerun with the same file and settings skips what is there, so the study can be run
-in parts; a file written with other settings is refused.
-
-Output: one table per study, then one JSON line `{"runs": [...], "comparisons": [...]}`.
-
-Usage:
-    python benchmarks/variants.py [--studies weather,stocks] [--seeds 42,43,44,45,46]
-        [--variants lstm,gru,...] [--weather ../shared/datasets/weather.csv.gz]
-        [--epochs 10] [--stocks-epochs 5] [--units 32] [--results FILE] [--no-mlflow]
-        [--experiment-name variant-study] [--quick]
+and sample standard deviation over seeds; for each variant against `lstm`, a paired t-test over
+seeds on the study's main metric (weather: test MSE; stocks: MASE), Holm-corrected over the six
+comparisons of a study. Logged to MLflow as one parent run with a nested run per study, variant
+and seed. `--results FILE` keeps every finished run as a JSON line, and a rerun with the same
+file and settings skips what is there (a study takes hours on two cores); a file written with
+other settings is refused. Output: one table per study, then one JSON line
+`{"runs": [...], "comparisons": [...]}`. Options: `--help`.
 """
 
 from __future__ import annotations
@@ -95,8 +83,7 @@ VARIANTS = {
     "clockwork": Variant("clockwork", {"periods": "1,2,4,8"}),
 }
 """The variants, each against `REFERENCE`."""
-BASELINES = {"repeat-last": "last", "linear": "linear"}
-"""Baselines shown beside the variants (not tested against `REFERENCE`)."""
+BASELINES = {"repeat-last": "last", "linear": "linear"}  # shown, not tested against REFERENCE
 REFERENCE = "lstm"
 STUDIES = ("weather", "stocks")
 MAIN_METRIC = {"weather": "mse", "stocks": "mase"}
@@ -105,8 +92,7 @@ DEFAULT_SEEDS = (42, 43, 44, 45, 46)
 DEFAULT_WEATHER = str(BENCHMARKS.parent.parent / "shared" / "datasets" / "weather.csv.gz")
 WEATHER_WIDTH, WEATHER_HORIZON = 96, 96
 QUICK_UNITS = 8
-"""`lstm`'s width under `--quick` (a smoke test, not a measurement: the harnesses' own quick
-settings shorten the windows and train one epoch)."""
+"""`lstm`'s width under `--quick` (a smoke test: the harnesses' quick settings apply too)."""
 RANDOM_WALK = "random walk (zero)"
 ALPHA = 0.05
 

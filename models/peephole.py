@@ -379,10 +379,9 @@ class PeepholeLSTM(keras.layers.RNN):
         stateful: Carry the final states of each batch into the next batch.
         unroll: Unroll the time loop (`True`), keep a symbolic loop (`False`), or decide per
             call (`None`, the default): unroll when the number of steps is known and at most
-            `AUTO_UNROLL_MAX_STEPS`. Measured with the earlier loop (Keras' own) on 2 CPU cores
-            (training, CPU time per sample vs
-            keras LSTM): unrolled 0.99x at 24 steps and 0.96x at 48, loop 0.72-0.89x; at 96
-            and 144 steps unrolling gained nothing (0.82x, 0.85x) and costs graph size.
+            `AUTO_UNROLL_MAX_STEPS`. With the current loop a `tf.while_loop` trained at 0.90x
+            keras LSTM at 24 steps against 1.09x unrolled; at 96 and 144 steps unrolling gained
+            nothing and costs graph size (benchmarks/README.md, the peephole layer).
         peepholes: See `PeepholeLSTMCell`.
         peephole_initializer: See `PeepholeLSTMCell`.
         peephole_regularizer: See `PeepholeLSTMCell`.

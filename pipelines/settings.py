@@ -10,9 +10,9 @@ dotted key, what was expected and what was given:
     config key 'training.epochs': expected an integer >= 1, got 0
 
 Text from a command line or an MLproject parameter is read by the field's type first
-(`read_text`): "3" and "3.0" -> 3 (but "3.5" is an error) for integers, "1e-3" -> 0.001 for
-numbers, true/false (also yes/no, on/off, 1/0) for flags, "a,b" -> ("a", "b") for lists, and ""
-or "none" -> None where a field may be None.
+(`read_text`, pydantic's lax mode): "3" and "3.0" -> 3 (but "3.5" is an error) for integers,
+"1e-3" -> 0.001 for numbers, true/false (also yes/no, on/off, 1/0) for flags; and, beside
+pydantic, "a,b" -> ("a", "b") for lists and "" or "none" -> None where a field may be None.
 
 This module depends on nothing in the project, so every stage can define its own section.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import numbers
 import re
 import types
 import typing
@@ -29,12 +28,17 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 
 NONE_WORDS = frozenset({"", "none", "null", "~"})
-TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
 class ConfigError(ValueError):
@@ -256,45 +260,13 @@ def describe(annotation: Any) -> str:
     return f"{text}, or none" if optional else text
 
 
-def read_int(value: Any) -> int:
-    """An integer from an integer, an integral float or text ("3", "3.0"); else ValueError."""
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            value = float(text)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ValueError
+_LAX_READERS = {kind: TypeAdapter(kind) for kind in (bool, int, float)}
+"""Pydantic's own lax reading of text as a flag ("yes", "off", "1"), an integer ("3", "3.0")
+or a number ("1e-3"); the sections themselves stay strict."""
 
 
-def read_float(value: Any) -> float:
-    """A number from a number or text ("1e-3"); else ValueError."""
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, str):
-        return float(value.strip())
-    raise ValueError
-
-
-def read_bool(value: Any) -> bool:
-    """A flag from a bool or a word (`TRUE_WORDS`, `FALSE_WORDS`); else ValueError."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-    raise ValueError
+def _read_scalar(kind: Any, text: str) -> Any:
+    return _LAX_READERS[kind].validate_python(text.strip(), strict=False)
 
 
 def read_text(key: str, value: Any, annotation: Any, *, none_is_text: bool = False) -> Any:
@@ -318,18 +290,14 @@ def read_text(key: str, value: Any, annotation: Any, *, none_is_text: bool = Fal
     if optional and value.strip().lower() in NONE_WORDS:
         return None
     try:
-        if base is bool:
-            return read_bool(value)
-        if base is int:
-            return read_int(value)
-        if base is float:
-            return read_float(value)
+        if base in _LAX_READERS:
+            return _read_scalar(base, value)
         if typing.get_origin(base) is tuple:
             items = [part.strip() for part in value.split(",") if part.strip()]
             if typing.get_args(base)[0] is float:
-                return tuple(read_float(item) for item in items)
+                return tuple(_read_scalar(float, item) for item in items)
             return tuple(items) if items or not optional else None
-    except ValueError:
+    except ValidationError:
         raise bad_value(key, f"expected {describe(annotation)}, got {value!r}") from None
     return value
 
