@@ -209,12 +209,17 @@ def _bounds(metadata: Iterable[Any]) -> str:
         ("]", limits["le"]) if "le" in limits else (")", limits["lt"]) if "lt" in limits else None
     )
     if low and high:
-        return f" in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+        return f" in {low[0]}{_number(low[1])}, {_number(high[1])}{high[0]}"
     if low:
-        return f" {'>=' if low[0] == '[' else '>'} {low[1]:g}"
+        return f" {'>=' if low[0] == '[' else '>'} {_number(low[1])}"
     if high:
-        return f" {'<=' if high[0] == ']' else '<'} {high[1]:g}"
+        return f" {'<=' if high[0] == ']' else '<'} {_number(high[1])}"
     return ""
+
+
+def _number(value: float) -> str:
+    """A bound as written: integers whole (4294967295, not 4.29497e+09), others short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def describe_field(field: FieldInfo) -> str:

@@ -13,7 +13,7 @@
     config = load_config("configs/weather-ltsf.yaml", {"epochs": "3", "model.hparams.units": "64"})
     result = prepare.run(config.data)
     mlflow.log_params(flatten(config))              # logging happens at the edges, not here
-    mlflow.log_text(dump_yaml(config), "config.yaml")
+    mlflow.log_text(dump_yaml(config), CONFIG_ARTIFACT)
 
 Override text is read by the type of its field (`pipelines.settings.read_text`); model
 hyper-parameters by their model's pydantic model (`models.registry`). An unknown key or a bad
@@ -44,6 +44,8 @@ from pipelines.settings import (
     unknown_key,
 )
 
+CONFIG_ARTIFACT = "config.yaml"
+"""The run artifact that holds the resolved configuration (`dump_yaml`), which every run logs."""
 MAX_PARAM_LENGTH = 500
 """Longest value `flatten` returns (MLflow's historical limit for a parameter value)."""
 MAPPING_FIELDS = frozenset({"source_parameters", "hparams"})

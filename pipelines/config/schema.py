@@ -21,6 +21,7 @@ made. Model settings are checked by `models.registry`, which imports no Keras.
 
 from __future__ import annotations
 
+import itertools
 import typing
 from typing import Any, Literal
 
@@ -41,6 +42,7 @@ from pipelines.settings import (
     SettingsSection,
     UtcTime,
     bad_value,
+    format_utc_time,
     require,
     require_choice,
 )
@@ -332,6 +334,14 @@ class BacktestConfig(SettingsSection):
         lt=1,
         description="share of each fold's rows (its end) that early stopping watches",
     )
+
+    @model_validator(mode="after")
+    def _increasing_fold_starts(self) -> BacktestConfig:
+        starts = self.fold_starts or ()
+        if any(later <= earlier for earlier, later in itertools.pairwise(starts)):
+            shown = ", ".join(format_utc_time(start) for start in starts)
+            raise bad_value("backtest.fold_starts", f"expected increasing dates, got {shown}")
+        return self
 
 
 class RunConfig(SettingsSection):

@@ -19,7 +19,13 @@ from pipelines.data.windows import WindowSpec
 # Output
 
 
-OUTPUT_FILES = ("frame.parquet", "scaler.json", "window_spec.json", "summary.json")
+FRAME_FILE, SCALER_FILE, WINDOW_SPEC_FILE, SUMMARY_FILE = (
+    "frame.parquet",
+    "scaler.json",
+    "window_spec.json",
+    "summary.json",
+)
+OUTPUT_FILES = (FRAME_FILE, SCALER_FILE, WINDOW_SPEC_FILE, SUMMARY_FILE)
 
 
 def check_output_folder(output: Path) -> None:
@@ -33,7 +39,7 @@ def check_output_folder(output: Path) -> None:
     if not output.is_dir():
         raise DataValidationError(f"parameter output: {output} exists and is not a folder")
     unexpected = sorted(p.name for p in output.iterdir() if p.name not in OUTPUT_FILES)
-    if unexpected or not (output / "summary.json").is_file():
+    if unexpected or not (output / SUMMARY_FILE).is_file():
         shown = ", ".join(unexpected[:5]) or "no summary.json"
         raise DataValidationError(
             f"parameter output: {output} exists and is not a prepare output ({shown}); "
@@ -47,10 +53,10 @@ def write_outputs(result: PrepareResult, output: Path) -> None:
     check_output_folder(output)
 
     def write(staging: Path) -> None:
-        result.frame.to_parquet(staging / "frame.parquet", index=False)
-        result.scaler.save(staging / "scaler.json")
-        (staging / "window_spec.json").write_text(json.dumps(result.spec.to_dict(), indent=1))
-        (staging / "summary.json").write_text(json.dumps(result.summary, indent=1, default=str))
+        result.frame.to_parquet(staging / FRAME_FILE, index=False)
+        result.scaler.save(staging / SCALER_FILE)
+        (staging / WINDOW_SPEC_FILE).write_text(json.dumps(result.spec.to_dict(), indent=1))
+        (staging / SUMMARY_FILE).write_text(json.dumps(result.summary, indent=1, default=str))
 
     write_folder_atomically(output, write)
 
@@ -64,17 +70,17 @@ def read_outputs(folder: Path) -> PrepareResult:
     missing = [name for name in OUTPUT_FILES if not (folder / name).is_file()]
     if missing:
         raise DataValidationError(f"{folder}: not a prepare output (missing {', '.join(missing)})")
-    frame = pd.read_parquet(folder / "frame.parquet")
+    frame = pd.read_parquet(folder / FRAME_FILE)
     parts = pd.Categorical(frame[PART_COLUMN], categories=PART_NAMES).codes.astype("int8")
     if (parts < 0).any():
         raise DataValidationError(f"{folder / 'frame.parquet'}: column {PART_COLUMN!r} is damaged")
     frame[PART_COLUMN] = pd.Categorical.from_codes(parts, categories=PART_NAMES)
-    spec = WindowSpec.from_dict(json.loads((folder / "window_spec.json").read_text()))
-    summary = json.loads((folder / "summary.json").read_text())
+    spec = WindowSpec.from_dict(json.loads((folder / WINDOW_SPEC_FILE).read_text()))
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
     return PrepareResult(
         frame=frame,
         parts=parts,
-        scaler=FittedScaler.load(folder / "scaler.json"),
+        scaler=FittedScaler.load(folder / SCALER_FILE),
         spec=spec,
         summary=summary,
     )

@@ -73,6 +73,10 @@ KERAS_MODEL_ARTIFACT = "keras_model"
 SCALER_ARTIFACT = "scaler"
 FORECAST_SPEC_ARTIFACT = "forecast_spec"
 FORECAST_SPEC_VERSION = 1
+KERAS_MODEL_FILE = "model.keras"
+SCALER_FILE = "scaler.json"
+FORECAST_SPEC_FILE = "forecast_spec.json"
+"""The files of a logged model's artifacts (Spark reads the spec before loading the model)."""
 TRADING_DAYS_FORECAST_FREQUENCY = "B"
 """Forecast timestamps of `trading-days` data step over business days: the model has no
 exchange calendar, so holidays are not skipped (documented approximation)."""
@@ -311,9 +315,9 @@ def _prepare_artifacts(
             f"(it knows {list(scaler.columns)})"
         )
     files = {
-        KERAS_MODEL_ARTIFACT: staging / "model.keras",
-        SCALER_ARTIFACT: staging / "scaler.json",
-        FORECAST_SPEC_ARTIFACT: staging / "forecast_spec.json",
+        KERAS_MODEL_ARTIFACT: staging / KERAS_MODEL_FILE,
+        SCALER_ARTIFACT: staging / SCALER_FILE,
+        FORECAST_SPEC_ARTIFACT: staging / FORECAST_SPEC_FILE,
     }
     keras_model.save(files[KERAS_MODEL_ARTIFACT])
     scaler.save(files[SCALER_ARTIFACT])

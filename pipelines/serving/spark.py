@@ -44,13 +44,13 @@ import mlflow.artifacts
 from mlflow.models import Model
 
 from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, DataValidationError
+from pipelines.serving.pyfunc import FORECAST_SPEC_FILE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 BUCKET_COLUMN = "_forecast_bucket"
-FORECAST_SPEC_FILE = "forecast_spec.json"
 SERIES_PER_BUCKET = 500
 """Default batching: about this many series share one pandas call and one Keras predict."""
 

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: a caller's backend stays as it was
 
 from models.registry import model_family
-from pipelines.config.loading import dump_yaml, flatten
+from pipelines.config.loading import CONFIG_ARTIFACT, dump_yaml, flatten
 from pipelines.config.schema import RunConfig
 from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
 from pipelines.tracking.runs import run_for, tag_text
@@ -39,7 +39,7 @@ def log_backtest(result: BacktestResult, config: RunConfig) -> str:
         mlflow.log_params(
             {**resolved_params(config, result.spec, result.data_summary), **backtest_settings}
         )
-        mlflow.log_text(dump_yaml(config), "config.yaml")
+        mlflow.log_text(dump_yaml(config), CONFIG_ARTIFACT)
         mlflow.set_tags(
             {
                 "kind": "backtest",

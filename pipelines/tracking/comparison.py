@@ -26,7 +26,7 @@ import keras
 import pandas as pd
 
 from models.registry import model_family
-from pipelines.config.loading import dump_yaml
+from pipelines.config.loading import CONFIG_ARTIFACT, dump_yaml
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
@@ -84,7 +84,7 @@ def compare_models(
     with run_for(config, "compare") as parent:
         parent_run_id = parent.info.run_id
         mlflow.log_params(resolved_params(config, prepared.spec, prepared.summary))
-        mlflow.log_text(dump_yaml(config), "config.yaml")
+        mlflow.log_text(dump_yaml(config), CONFIG_ARTIFACT)
         outcomes = [_run_child(name, child, prepared) for name, child in configs.items()]
         _align_metric_keys(outcomes)
         result = ComparisonResult(parent_run_id, parent.info.experiment_id, outcomes)

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from models.registry import model_family
-from pipelines.config.loading import dump_yaml, flatten
+from pipelines.config.loading import CONFIG_ARTIFACT, dump_yaml, flatten
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import resolve_entry
 from pipelines.data.windows import WindowSpec
@@ -160,7 +160,7 @@ def log_training_run(result: TrainResult, config: RunConfig, *, register: bool =
     run = mlflow.active_run() or mlflow.start_run()
     run_id = run.info.run_id
     _log_params(result, config)
-    mlflow.log_text(dump_yaml(config), "config.yaml")
+    mlflow.log_text(dump_yaml(config), CONFIG_ARTIFACT)
     mlflow.set_tags(_tags(result, config))
     _log_metrics(run_id, result)
     _log_dataset(result)

@@ -47,7 +47,7 @@ from pipelines.data.readiness import NotReady, unready_series
 from pipelines.data.scaling import FittedScaler
 from pipelines.data.settings import DataConfig
 from pipelines.data.windows import WindowSpec
-from pipelines.settings import bad_value
+from pipelines.settings import bad_value, format_utc_time
 from pipelines.training import metrics as metric_functions
 from pipelines.training.compare import model_configs
 from pipelines.training.evaluation import BASELINES
@@ -186,7 +186,8 @@ def fold_origins(
         if sorted(set(origins)) != origins:
             raise bad_value(
                 "backtest.fold_starts",
-                f"expected increasing dates in distinct steps, got {list(settings.fold_starts)}",
+                "expected dates in distinct steps of the data, got "
+                + ", ".join(format_utc_time(start) for start in settings.fold_starts),
             )
         return origins
     step = settings.step or horizon

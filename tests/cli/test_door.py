@@ -69,6 +69,14 @@ BAD_SETTINGS = [
         "got 'cell'",
     ),
     ("backtest", ["--fold-starts", "yesterday"], "backtest.fold_starts", "got 'yesterday'"),
+    (
+        "backtest",
+        ["--fold-starts", "2015-06-01,2015-01-01"],
+        "backtest.fold_starts",
+        "expected increasing dates, got 2015-06-01T00:00:00Z, 2015-01-01T00:00:00Z",
+    ),
+    ("train", ["--seed", "-1"], "training.seed", "an integer in [0, 4294967295], got -1"),
+    ("prepare", ["--split", "2015-06-01,2015-01-01"], "data.split", "is after test start"),
     ("backtest", ["--training-window", "rolling"], "backtest.window", "expanding, sliding"),
     ("backtest", ["--refit", "-1"], "backtest.refit", "an integer >= 0"),
     ("forecast", ["--as-of", "2015-02-30"], "forecast.as_of", "got '2015-02-30'"),
@@ -120,13 +128,13 @@ def test_now_and_today_mean_one_thing_in_every_date_setting() -> None:
     assert parse_utc_time(" Today ", now=clock) == pd.Timestamp("2026-12-07", tz="UTC")
     # The same reading in the forecast's as_of, the backtest's fold starts and the split dates.
     config = load_config(
-        overrides={"as_of": "now", "fold_starts": "today,2015-06-01", "split": "2014-01-01,now"}
+        overrides={"as_of": "now", "fold_starts": "2015-06-01,today", "split": "2014-01-01,now"}
     )
     as_of = pd.Timestamp(config.forecast.as_of)
     assert as_of.tzinfo is not None and as_of.microsecond == 0
     assert abs(pd.Timestamp.now(tz="UTC") - as_of) < pd.Timedelta(minutes=1)
-    assert config.backtest.fold_starts[0] == pd.Timestamp.now(tz="UTC").normalize()
-    assert config.backtest.fold_starts[1] == datetime.datetime(2015, 6, 1, tzinfo=datetime.UTC)
+    assert config.backtest.fold_starts[1] == pd.Timestamp.now(tz="UTC").normalize()
+    assert config.backtest.fold_starts[0] == datetime.datetime(2015, 6, 1, tzinfo=datetime.UTC)
 
 
 @pytest.mark.parametrize(
