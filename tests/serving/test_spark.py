@@ -177,8 +177,9 @@ def test_every_path_refuses_or_skips_the_same_series_for_the_same_reasons(
     spark: pyspark_sql.SparkSession, tmp_path: Path
 ) -> None:
     """One readiness rule: the logged model refuses the first series that is not ready, its
-    `forecast_ready`, Spark and the batch forecast skip and list the same ones with the same
-    reasons. Staleness needs a cut (`as_of`), which only the batch forecast has."""
+    `forecast_ready`, Spark, the batch forecast and the backtest's scoring skip and list the same
+    ones with the same reasons. Staleness needs a cut (`as_of`, a fold's origin), which only the
+    batch forecast and the backtest have."""
     from pipelines.serving import batch
     from pipelines.serving.spark import forecast_spark, unready_spark
 
@@ -226,3 +227,30 @@ def test_every_path_refuses_or_skips_the_same_series_for_the_same_reasons(
     )
     assert {item.series_id: item.reason for item in plan.skipped} == {**expected, "stale": "stale"}
     assert plan.series == ["ok"]
+
+    # The backtest's scoring at an origin (the last day): the same series, the same reasons.
+    from pipelines.training.backtest import fold_windows
+
+    origin = validated["timestamp"].max()
+    after = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "series_id": name,
+                    "timestamp": pd.date_range(origin, periods=SPEC.horizon + 1, freq="D")[1:],
+                    "level": 1.0,
+                    "temperature": 15.0,
+                }
+            )
+            for name in [*names, "unknown"]
+        ]
+    )
+    full = pd.concat([validated, after], ignore_index=True).assign(segment=0)
+    full = full.sort_values(["series_id", "timestamp"], ignore_index=True)
+    scaler = loaded.unwrap_python_model().scaler
+    windows = fold_windows(validated.assign(segment=0), full, origin, SPEC, scaler, "D")
+    assert {item.series_id: item.reason for item in windows.skipped} == {
+        **expected,
+        "stale": "stale",
+    }
+    assert windows.series_ids.tolist() == ["ok"]
