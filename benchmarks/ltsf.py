@@ -64,6 +64,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd
 
+from models.registry import MODEL_NAMES, hyperparameters
 from pipelines.config.loading import (
     apply_overrides,
     benchmark_overrides,
@@ -134,8 +135,20 @@ def load_preset(name: str) -> Preset:
     if config.data.input_width is None:
         raise ConfigError(f"preset {path}: expected data.input_width, got none")
     benchmark = benchmark_overrides(path)
-    for overrides in [*benchmark["per_model"].values(), *benchmark["ablations"].values()]:
-        apply_overrides(config, overrides)  # every override checked before any run
+    # Every override is checked before any run: a model's against that model.
+    for model, overrides in benchmark["per_model"].items():
+        if MODEL_ALIASES.get(model, model) not in MODEL_NAMES:
+            raise ConfigError(f"preset {path}: benchmark.per_model: unknown model {model!r}")
+        document = config_to_dict(config)
+        name = MODEL_ALIASES.get(model, model)
+        accepted = hyperparameters(name)
+        document["model"]["name"] = name
+        document["model"]["hparams"] = {
+            key: value for key, value in document["model"]["hparams"].items() if key in accepted
+        }
+        config_from_dict(document, overrides, origin=str(path))
+    for overrides in benchmark["ablations"].values():
+        apply_overrides(config, overrides)
     training = config_to_dict(config)["training"]
     return Preset(
         input_width=config.data.input_width,
@@ -234,8 +247,6 @@ def run_config(
 
 
 def _accepted(model: str, hparams: dict[str, Any]) -> dict[str, Any]:
-    from models.registry import hyperparameters
-
     accepted = hyperparameters(MODEL_ALIASES.get(model, model))
     return {key: value for key, value in hparams.items() if key in accepted}
 
@@ -480,8 +491,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     for key in DEFAULTS:
         if getattr(args, key) is None:
             setattr(args, key, base[key])
-    from models.registry import MODEL_NAMES
-
     unknown = [name for name in args.models if MODEL_ALIASES.get(name, name) not in MODEL_NAMES]
     if unknown:
         parser.error(

@@ -381,12 +381,14 @@ def _problem(detail: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> tupl
     field = fields.get(key or "")
     expected = _expected(field) if field is not None and len(detail["loc"]) == 1 else ""
     if not expected:
+        # Optional counts and list items: their only number types are positive integers.
+        kind = "int" if isinstance(cause, _FlagGivenError) else detail["type"].split("_")[0]
         expected = {
             "int": "a positive integer",
             "float": "a number",
             "bool": "true or false",
             "greater": "a positive integer",
-        }.get(detail["type"].split("_")[0], detail["msg"].lower().removeprefix("input should be "))
+        }.get(kind, detail["msg"].lower().removeprefix("input should be "))
     if len(detail["loc"]) > 1:
         value = detail.get("input")
         return key, f"expected every item to be {expected}, got {value!r}"

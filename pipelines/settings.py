@@ -148,7 +148,13 @@ def parse_utc_time(value: Any, now: pd.Timestamp | None = None) -> pd.Timestamp:
     if pd.isna(parsed):
         raise ValueError(f"expected {TIME_EXAMPLE}, got {value!r}")
     parsed = parsed.tz_localize("UTC") if parsed.tzinfo is None else parsed.tz_convert("UTC")
-    return parsed.as_unit("ns")
+    try:
+        return parsed.as_unit("ns")
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise ValueError(
+            f"expected a time between {pd.Timestamp.min.ceil('s')} and "
+            f"{pd.Timestamp.max.floor('s')}, got {value!r}"
+        ) from None
 
 
 def format_utc_time(value: datetime.datetime) -> str:

@@ -714,10 +714,20 @@ def test_ltsf_preset_file_prepares_once_per_data_section(tmp_path, monkeypatch) 
     )
     assert len(ltsf.run_benchmark(args)) == 3
     assert prepared == [1, 2]
-    # A bad override in the file is refused before any run.
-    preset.write_text(preset.read_text().replace("units=8", "unit=8"))
-    with pytest.raises(SystemExit):
-        ltsf.parse_arguments(arguments)
+    # A model's own override is checked against that model, before any run.
+    text = preset.read_text()
+    peephole_only = "  per_model:\n    peephole: [model.hparams.coupled_input_forget=true]\n"
+    preset.write_text(text.replace("benchmark:\n", "benchmark:\n" + peephole_only))
+    assert ltsf.parse_arguments(arguments).preset_settings.per_model == {
+        "peephole": {"model.hparams.coupled_input_forget": "true"}
+    }
+    for wrong in (
+        text.replace("units=8", "unit=8"),
+        text.replace("benchmark:\n", "benchmark:\n  per_model:\n    peepole: []\n"),
+    ):
+        preset.write_text(wrong)
+        with pytest.raises(SystemExit):
+            ltsf.parse_arguments(arguments)
 
 
 def test_ltsf_rejects_a_file_without_the_date_column(tmp_path, monkeypatch, capsys) -> None:

@@ -137,7 +137,7 @@ class ModelConfig(SettingsSection):
 
     `hparams` holds only the hyper-parameters that were set, checked against `name` by
     `models.registry.parse_hyperparameters` (defaults come from the registry; see
-    `hparams_for`). Treat it as read-only. `check_window` checks them against the window.
+    `hparams_for`). Treat it as read-only. `check_models` checks them against the window.
     """
 
     section = "model"

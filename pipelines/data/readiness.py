@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, TRADING_DAYS
+from pipelines.data.contract import SEGMENT_COLUMN, SERIES_COLUMN, TIMESTAMP_COLUMN, TRADING_DAYS
 
 UNKNOWN, STALE, TOO_SHORT, GAP, NON_FINITE = "unknown", "stale", "too_short", "gap", "non_finite"
 REASONS = (UNKNOWN, STALE, TOO_SHORT, GAP, NON_FINITE)
@@ -57,8 +57,10 @@ def unready_series(
     """The series of `history` that cannot be forecast, each with its first reason.
 
     Args:
-        history: rows sorted by `series_id` (text) and `timestamp` (UTC), without duplicate
-            timestamps in a series, with the feature columns.
+        history: rows with `series_id`, `timestamp` (naive is read as UTC) and the feature
+            columns, without duplicate timestamps in a series; a validated frame's `segment`
+            column, where present, marks gaps too long to fill (the only gaps trading-days
+            data can show).
         input_width: rows of history the model reads.
         features: the model's feature columns.
         frequency: the model's frequency (a pandas alias, or `trading-days`, whose calendar is
@@ -78,21 +80,30 @@ def unready_series(
         ...     history, input_width=2, features=["value"], frequency="D")]
         [('b', 'too_short')]
     """
-    series = history[SERIES_COLUMN].astype(str).to_numpy()
+    history = history.assign(**{SERIES_COLUMN: history[SERIES_COLUMN].astype(str)})
+    history = history.sort_values([SERIES_COLUMN, TIMESTAMP_COLUMN], kind="stable")
+    history = history.reset_index(drop=True)
+    series = history[SERIES_COLUMN].to_numpy()
     times = pd.DatetimeIndex(history[TIMESTAMP_COLUMN])
+    times = times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
+    if as_of is not None:
+        as_of = pd.Timestamp(as_of)
+        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    known = None if known_series is None else frozenset(known_series)
+    segments = history[SEGMENT_COLUMN].to_numpy() if SEGMENT_COLUMN in history else None
     from_end = pd.Series(series).groupby(series, sort=False).cumcount(ascending=False).to_numpy()
     names, first_rows, counts = np.unique(series, return_index=True, return_counts=True)
     last_rows = first_rows + counts - 1
     stale = _stale(times, last_rows, frequency, as_of)
     in_window = from_end < input_width
-    broken = _broken_steps(series, times, in_window, frequency)
+    broken = _broken_steps(series, times, in_window, frequency, segments)
     values = history[list(features)].apply(pd.to_numeric, errors="coerce").to_numpy("float64")
     non_finite = ~np.isfinite(values) & in_window[:, None]
     found = []
     for index, name in enumerate(names):
         rows = slice(first_rows[index], last_rows[index] + 1)
         last = _time(times[last_rows[index]])
-        if known_series is not None and name not in known_series:
+        if known is not None and name not in known:
             detail = "unknown to this model: its scaler was fitted per series and never saw it"
             found.append(NotReady(name, UNKNOWN, detail))
         elif stale[index]:
@@ -109,7 +120,8 @@ def unready_series(
             )
         elif broken[rows].any():
             pair = first_rows[index] + int(np.flatnonzero(broken[rows])[-1])
-            found.append(NotReady(name, GAP, _gap_detail(times, pair, input_width, frequency)))
+            detail = _gap_detail(times, pair, input_width, frequency)
+            found.append(NotReady(name, GAP, detail))
         elif non_finite[rows].any():
             row, column = np.argwhere(non_finite[rows])[0]
             row += first_rows[index]
@@ -144,21 +156,34 @@ def _stale(
 
 
 def _broken_steps(
-    series: np.ndarray, times: pd.DatetimeIndex, in_window: np.ndarray, frequency: str
+    series: np.ndarray,
+    times: pd.DatetimeIndex,
+    in_window: np.ndarray,
+    frequency: str,
+    segments: np.ndarray | None,
 ) -> np.ndarray:
     """True at row i when rows i-1 and i are in the same series' window but not one step
-    apart (never for trading days, whose calendar is the data's own)."""
+    apart, or (where the frame has them) in different segments; for trading days, whose
+    calendar is the data's own, only the segments tell."""
     broken = np.zeros(len(series), dtype=bool)
-    if frequency == TRADING_DAYS or len(series) < 2:
+    if len(series) < 2:
         return broken
-    expected = times[:-1] + pd.tseries.frequencies.to_offset(frequency)
     pairs = (series[1:] == series[:-1]) & in_window[1:] & in_window[:-1]
-    broken[1:] = pairs & np.asarray(times[1:] != expected)
+    if segments is not None:
+        broken[1:] |= pairs & (segments[1:] != segments[:-1])
+    if frequency != TRADING_DAYS:
+        expected = times[:-1] + pd.tseries.frequencies.to_offset(frequency)
+        broken[1:] |= pairs & np.asarray(times[1:] != expected)
     return broken
 
 
 def _gap_detail(times: pd.DatetimeIndex, row: int, width: int, frequency: str) -> str:
     previous, current = times[row - 1], times[row]
+    if frequency == TRADING_DAYS:
+        return (
+            f"a gap in its last {width} rows: {_time(previous)} is followed by {_time(current)} "
+            "after a gap too long to fill; send a consecutive history"
+        )
     expected = previous + pd.tseries.frequencies.to_offset(frequency)
     try:
         missing = len(pd.date_range(previous, current, freq=frequency)) - 2

@@ -61,7 +61,7 @@ from pipelines.data.contract import (
     DataValidationError,
 )
 from pipelines.data.history import check_history, ready_windows, refuse_unready, to_model_input
-from pipelines.data.readiness import NotReady
+from pipelines.data.readiness import NotReady, unready_series
 from pipelines.data.scaling import ALL_SERIES, FittedScaler
 from pipelines.data.windows import WindowSpec
 
@@ -148,6 +148,29 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         refuse_unready(not_ready)
         return forecast
 
+    def unready(self, model_input: pd.DataFrame) -> list[NotReady]:
+        """The series of `model_input` that `predict` refuses, with their reasons, without
+        forecasting any (what Spark lists beside its forecasts).
+
+        Raises:
+            DataValidationError: as `forecast_ready`.
+        """
+        history, known = self._history(model_input)
+        return unready_series(
+            history,
+            input_width=self.spec.input_width,
+            features=self.spec.features,
+            frequency=self.metadata["frequency"],
+            known_series=known,
+        )
+
+    def _history(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[str] | None]:
+        """The checked history and the series a per-series scaler knows (None: any)."""
+        if self.keras_model is None or self.scaler is None or self.spec is None:
+            raise RuntimeError("ForecastModel: no artifacts loaded; load it with MLflow")
+        known = sorted(self.scaler.scalers) if self.scaler.per_series else None
+        return check_history(model_input, self.spec, self.metadata, known), known
+
     def forecast_ready(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[NotReady]]:
         """`predict` for the series that are ready, and the others with their reasons (the
         readiness rule, `pipelines.data.readiness`): for paths that skip and list series, such
@@ -157,10 +180,7 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             DataValidationError: missing columns, bad timestamps or duplicates (the input as a
                 whole breaks the contract).
         """
-        if self.keras_model is None or self.scaler is None or self.spec is None:
-            raise RuntimeError("ForecastModel: no artifacts loaded; load it with MLflow")
-        known = sorted(self.scaler.scalers) if self.scaler.per_series else None
-        history = check_history(model_input, self.spec, self.metadata, known)
+        history, known = self._history(model_input)
         window_rows, not_ready = ready_windows(
             history, self.spec, self.metadata["frequency"], known
         )

@@ -196,10 +196,12 @@ def _bucket_forecaster(
             if times.dt.tz is None:
                 times = times.dt.tz_localize(session_time_zone)
             history["timestamp"] = times.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        forecast, not_ready = model.unwrap_python_model().forecast_ready(history)
-        if skipped:
-            rows = [(item.series_id, item.reason, item.detail) for item in not_ready]
+        forecaster = model.unwrap_python_model()
+        if skipped:  # no Keras call: only the readiness rule
+            rows = [
+                (item.series_id, item.reason, item.detail) for item in forecaster.unready(history)
+            ]
             return pd.DataFrame(rows, columns=output_columns)
-        return forecast[output_columns]
+        return forecaster.forecast_ready(history)[0][output_columns]
 
     return forecast_bucket

@@ -239,8 +239,11 @@ class FoldWindows:
 
 
 NO_ACTUALS = "no_actuals"
-"""Why a ready series is not scored in a fold: fewer than `horizon` gap-free rows after the
-origin (a backtest's own reason, beside the readiness rule's)."""
+ENDS_BEFORE_ORIGIN = "ends_before_origin"
+"""Why a ready series is not scored in a fold, the backtest's own reasons beside the readiness
+rule's: fewer than `horizon` gap-free rows after the origin, or a history that ends one step
+before it (not stale, so a forecast would use it, but its forecast would not start at the
+fold's first forecast time)."""
 
 
 def fold_windows(
@@ -279,7 +282,8 @@ def fold_windows(
     is_last = np.r_[series[1:] != series[:-1], True]
     ends = np.flatnonzero(is_last & ~np.isin(series, [item.series_id for item in not_ready]))
     firsts = ends - width + 1
-    keep = times[ends] == origin.value
+    at_origin = times[ends] == origin.value
+    keep = at_origin.copy()
 
     full_series = full[SERIES_COLUMN].astype(str).to_numpy()
     full_segments = full[SEGMENT_COLUMN].to_numpy()
@@ -294,7 +298,15 @@ def fold_windows(
     keep &= inside
     no_actuals = [
         NotReady(name, NO_ACTUALS, f"fewer than {horizon} gap-free rows after the origin {origin}")
-        for name in series[ends[~keep]]
+        if ends_at_origin
+        else NotReady(
+            name,
+            ENDS_BEFORE_ORIGIN,
+            f"its last row is at {_utc(last)}, one step before the origin {origin}",
+        )
+        for name, last, ends_at_origin in zip(
+            series[ends[~keep]], times[ends[~keep]], at_origin[~keep], strict=True
+        )
     ]
     ends, firsts, positions = ends[keep], firsts[keep], positions[keep]
     skipped = sorted([*not_ready, *no_actuals], key=lambda item: item.series_id)

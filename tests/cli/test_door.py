@@ -156,6 +156,11 @@ def test_other_times_are_refused(text: object) -> None:
         parse_utc_time(text)
 
 
+def test_times_outside_the_supported_range_are_named() -> None:
+    with pytest.raises(ValueError, match=r"expected a time between 1677-09-21.* got '9999-12-31'"):
+        parse_utc_time("9999-12-31")
+
+
 def test_date_settings_round_trip_through_the_logged_config(tmp_path: Path) -> None:
     config = load_config(
         overrides={"as_of": "2018-02-07T17:00+01:00", "fold_starts": "2015-01-01,2015-06-01"}

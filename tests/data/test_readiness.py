@@ -87,3 +87,24 @@ def test_trading_days_have_no_gaps_and_business_days_skip_weekends(frequency: st
     assert unready_series(frame, input_width=3, features=["value"], frequency=frequency) == []
     daily = unready_series(frame, input_width=3, features=["value"], frequency="D")
     assert [item.reason for item in daily] == ["gap"]
+
+
+def test_a_validated_frames_segments_mark_gaps_that_trading_days_cannot_show() -> None:
+    # A halt the validation split into two segments: the calendar of trading days has no hole
+    # to see, the segment column does.
+    times = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-02-05", "2024-02-06"], tz="UTC")
+    frame = frame_of({"x": (times, [1.0, 2.0, 3.0, 4.0])}).assign(segment=[0, 0, 1, 1])
+    found = unready_series(frame, input_width=3, features=["value"], frequency="trading-days")
+    assert [(item.series_id, item.reason) for item in found] == [("x", "gap")]
+    assert "2024-01-03T00:00:00+00:00 is followed by 2024-02-05" in found[0].detail
+    assert unready_series(frame, input_width=2, features=["value"], frequency="trading-days") == []
+
+
+def test_unsorted_rows_and_naive_times_are_read_as_sorted_utc() -> None:
+    frame = one_of_each()
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    naive = shuffled.assign(timestamp=shuffled["timestamp"].dt.tz_localize(None))
+    arguments = {"input_width": 3, "features": ["value"], "frequency": "D"}
+    expected = unready_series(frame, **arguments, as_of=DAYS[-1])
+    assert unready_series(shuffled, **arguments, as_of=DAYS[-1]) == expected
+    assert unready_series(naive, **arguments, as_of=DAYS[-1].tz_localize(None)) == expected
