@@ -140,12 +140,8 @@ def load_preset(name: str) -> Preset:
         if MODEL_ALIASES.get(model, model) not in MODEL_NAMES:
             raise ConfigError(f"preset {path}: benchmark.per_model: unknown model {model!r}")
         document = config_to_dict(config)
-        name = MODEL_ALIASES.get(model, model)
-        accepted = hyperparameters(name)
-        document["model"]["name"] = name
-        document["model"]["hparams"] = {
-            key: value for key, value in document["model"]["hparams"].items() if key in accepted
-        }
+        document["model"]["name"] = MODEL_ALIASES.get(model, model)
+        document["model"]["hparams"] = _accepted(model, document["model"]["hparams"])
         config_from_dict(document, overrides, origin=str(path))
     for overrides in benchmark["ablations"].values():
         apply_overrides(config, overrides)

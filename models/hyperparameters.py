@@ -1,6 +1,6 @@
 """The hyper-parameters of every kind of zoo model: one pydantic model per kind, with the rules
 that tie values together (a parallel decoder needs a segment length) and to the window's shape
-(`check_shape`: a segment length must divide the input width).
+(`HyperParameters.check_shape`: a segment length must divide the input width).
 
 `models.registry` maps each model name to one of these; the configuration checks every setting
 through it before any data are read, and `models.zoo.build_model` checks again, so a model
@@ -15,6 +15,7 @@ imports neither Keras nor TensorFlow.
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -30,8 +31,8 @@ from pydantic.fields import FieldInfo
 
 from models.names import PEEPHOLE_GATES
 
-NORMALIZATIONS = ("none", "last", "revin")
-DECODERS = ("dense", "parallel")
+Normalization = Literal["none", "last", "revin"]
+NORMALIZATIONS: tuple[str, ...] = typing.get_args(Normalization)
 
 
 class HyperParameterError(ValueError):
@@ -89,7 +90,7 @@ def _none_word(value: Any) -> Any:
 PositiveInt = Annotated[int, BeforeValidator(_not_a_flag), Field(ge=1)]
 OptionalPositiveInt = Annotated[PositiveInt | None, BeforeValidator(_none_word)]
 Rate = Annotated[float, BeforeValidator(_not_a_flag), Field(ge=0.0, lt=1.0)]
-PeepholeGate = Literal["input", "forget", "output"]
+PeepholeGate = Literal[PEEPHOLE_GATES]  # the layer's own names, one list
 
 
 class HyperParameters(BaseModel):
@@ -165,7 +166,7 @@ class Seasonal(HyperParameters):
 class Normalized(HyperParameters):
     """Every trainable model: the window normalised on the way in, denormalised on the way out."""
 
-    normalization: Literal["none", "last", "revin"] = Field(
+    normalization: Normalization = Field(
         "none", description="per-window normalisation: none, last or revin"
     )
     affine: bool = Field(True, description="learnable affine transform in RevIN")
@@ -265,10 +266,9 @@ class SingleShot(Recurrent):
             )
 
 
-def _distinct(value: tuple[Any, ...], what: str) -> tuple[Any, ...]:
+def _require_distinct(value: tuple[Any, ...], what: str, key: str) -> None:
     if len(set(value)) != len(value):
-        raise HyperParameterError(f"expected each {what} once, got {value!r}")
-    return value
+        raise HyperParameterError(f"expected each {what} once, got {value!r}", key)
 
 
 class PeepholeOptions(BaseModel):
@@ -281,10 +281,7 @@ class PeepholeOptions(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_gates(self) -> PeepholeOptions:
-        try:
-            _distinct(self.peepholes, "gate")
-        except HyperParameterError as error:
-            raise HyperParameterError(error.problem, "peepholes") from None
+        _require_distinct(self.peepholes, "gate", "peepholes")
         return self
 
 
@@ -309,10 +306,7 @@ class Clockwork(SingleShot):
 
     @model_validator(mode="after")
     def _modules(self) -> Clockwork:
-        try:
-            _distinct(self.periods, "period")
-        except HyperParameterError as error:
-            raise HyperParameterError(error.problem, "periods") from None
+        _require_distinct(self.periods, "period", "periods")
         if self.units % len(self.periods):
             raise HyperParameterError(
                 "the units are split into one module per period; expected units to be a "
@@ -360,6 +354,16 @@ def _expected(field: FieldInfo) -> str:
     return {int: "an integer", float: "a number", bool: "true or false"}.get(annotation, "")
 
 
+def _choices(annotation: Any) -> list[str]:
+    """The values of the first `Literal` inside a type (`tuple[Literal[...], ...]` included)."""
+    if typing.get_origin(annotation) is Literal:
+        return [str(choice) for choice in typing.get_args(annotation)]
+    for argument in typing.get_args(annotation):
+        if found := _choices(argument):
+            return found
+    return []
+
+
 def _problem(detail: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> tuple[str | None, str]:
     """(the hyper-parameter, what is wrong) from the first error pydantic reports."""
     cause = (detail.get("ctx") or {}).get("error")
@@ -369,16 +373,14 @@ def _problem(detail: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> tupl
     if isinstance(cause, ValueError) and not isinstance(cause, _FlagGivenError):
         return key, str(cause)
     value = detail.get("input")
-    if detail["type"] == "literal_error":
-        choices = [item.strip().strip("'") for item in detail["ctx"]["expected"].split(",")]
-        choices = [part for item in choices for part in item.split(" or ")]
-        choices = [item.strip().strip("'") for item in choices]
+    field = fields.get(key or "")
+    if detail["type"] == "literal_error" and field is not None:
+        choices = _choices(field.annotation)
         hint = difflib.get_close_matches(str(value), choices, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         return key, f"expected one of {', '.join(choices)}, got {value!r}{suggestion}"
     if detail["type"] == "too_short":
         return key, f"expected at least one value, got {value!r}"
-    field = fields.get(key or "")
     expected = _expected(field) if field is not None and len(detail["loc"]) == 1 else ""
     if not expected:
         # Optional counts and list items: their only number types are positive integers.
@@ -390,6 +392,5 @@ def _problem(detail: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> tupl
             "greater": "a positive integer",
         }.get(kind, detail["msg"].lower().removeprefix("input should be "))
     if len(detail["loc"]) > 1:
-        value = detail.get("input")
         return key, f"expected every item to be {expected}, got {value!r}"
     return key, f"expected {expected}, got {value!r}"

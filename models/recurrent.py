@@ -97,7 +97,7 @@ def build_recurrent(
 
 def segment_count(shape: ModelShape, segment_length: int | None) -> int:
     """How many recurrent steps read the window: one per segment of `segment_length` steps (a
-    divisor of the input width: `models.registry.check_shape`)."""
+    divisor of the input width: `models.registry.resolve_for_window`)."""
     return shape.input_width // (segment_length or 1)
 
 

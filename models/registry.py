@@ -8,7 +8,7 @@ Builders and layers are named as `module:attribute` and imported on first use, s
 
     >>> resolve_hyperparameters("gru", units="64", decoder="parallel", segment_length=12)["units"]
     64
-    >>> check_shape("gru", {"segment_length": 7}, input_width=30, horizon=24)
+    >>> resolve_for_window("gru", {"segment_length": 7}, input_width=30, horizon=24)
     Traceback (most recent call last):
     ...
     models.hyperparameters.HyperParameterError: model 'gru': hyper-parameter 'segment_length': \
@@ -228,18 +228,22 @@ def resolve_hyperparameters(name: str, **hparams: Any) -> dict[str, Any]:
     return parse_hyperparameters(name, hparams).model_dump()
 
 
-def check_shape(name: str, hparams: Mapping[str, Any], input_width: int, horizon: int) -> None:
-    """Raises where a hyper-parameter does not fit the window (e.g. a segment length that does
-    not divide the input width, a season longer than it).
+def resolve_for_window(
+    name: str, hparams: Mapping[str, Any], input_width: int, horizon: int
+) -> dict[str, Any]:
+    """`resolve_hyperparameters`, also held to the rules of the window (e.g. a segment length
+    must divide the input width, a season be no longer than it).
 
     Raises:
-        HyperParameterError: naming the model and the hyper-parameter.
+        HyperParameterError: as `parse_hyperparameters`, or a value that does not fit the
+            window; naming the model and the hyper-parameter.
     """
     parsed = parse_hyperparameters(name, hparams)
     try:
         parsed.check_shape(input_width, horizon)
     except HyperParameterError as error:
         raise HyperParameterError(error.problem, error.key, name) from None
+    return parsed.model_dump()
 
 
 def cell_arguments(name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:

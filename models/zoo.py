@@ -52,12 +52,12 @@ from models.registry import (
     RECURRENT_NAMES,
     ModelEntry,
     cell_arguments,
-    check_shape,
     default_hyperparameters,
     hyperparameters,
     load_attribute,
     model_entry,
     model_family,
+    resolve_for_window,
     resolve_hyperparameters,
 )
 from models.shape import ModelShape
@@ -241,8 +241,7 @@ def build_model(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
     if not isinstance(shape, ModelShape):
         raise ValueError(f"parameter shape: expected a ModelShape, got {shape!r}")
     entry = model_entry(name)
-    resolved = resolve_hyperparameters(name, **hparams)
-    check_shape(name, resolved, shape.input_width, shape.horizon)
+    resolved = resolve_for_window(name, hparams, shape.input_width, shape.horizon)
     return load_attribute(entry.builder)(entry, shape, **resolved)
 
 

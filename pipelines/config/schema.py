@@ -30,9 +30,9 @@ from pydantic import Field, model_validator
 from models.hyperparameters import HyperParameterError
 from models.registry import (
     MODEL_NAMES,
-    check_shape,
     hyperparameters,
     parse_hyperparameters,
+    resolve_for_window,
     resolve_hyperparameters,
 )
 from pipelines.data.settings import DataConfig
@@ -201,7 +201,7 @@ class ModelConfig(SettingsSection):
         """
         for model in models:
             try:
-                check_shape(model, self.hparams_for(model), input_width, horizon)
+                resolve_for_window(model, self.hparams_for(model), input_width, horizon)
             except HyperParameterError as error:
                 raise _hyperparameter_error(error) from None
 

@@ -23,7 +23,7 @@ from pipelines.data.contract import (
     DataValidationError,
     closest_name_hint,
 )
-from pipelines.data.readiness import NotReady, unready_series
+from pipelines.data.readiness import NotReady, format_time, unready_series
 from pipelines.data.windows import WindowSpec
 
 DEFAULT_SERIES_ID = "series"
@@ -144,6 +144,23 @@ def parse_utc_timestamps(values: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[ns, UTC]").reset_index(drop=True)
 
 
+def unready_history(
+    history: pd.DataFrame,
+    spec: WindowSpec,
+    frequency: str,
+    known_series: Collection[str] | None = None,
+) -> list[NotReady]:
+    """The series of a model's checked input that the readiness rule
+    (`pipelines.data.readiness`) refuses: no cut, so never stale."""
+    return unready_series(
+        history,
+        input_width=spec.input_width,
+        features=spec.features,
+        frequency=frequency,
+        known_series=known_series,
+    )
+
+
 def ready_windows(
     history: pd.DataFrame,
     spec: WindowSpec,
@@ -151,14 +168,8 @@ def ready_windows(
     known_series: Collection[str] | None = None,
 ) -> tuple[pd.DataFrame, list[NotReady]]:
     """The last `input_width` rows of every ready series (sorted, values as float64), and the
-    series the readiness rule (`pipelines.data.readiness`) refuses, with their reasons."""
-    not_ready = unready_series(
-        history,
-        input_width=spec.input_width,
-        features=spec.features,
-        frequency=frequency,
-        known_series=known_series,
-    )
+    series the readiness rule refuses, with their reasons (`unready_history`)."""
+    not_ready = unready_history(history, spec, frequency, known_series)
     refused = [item.series_id for item in not_ready]
     ready = history.loc[~history[SERIES_COLUMN].isin(refused)].reset_index(drop=True)
     window = last_rows_per_series(ready, spec.input_width)
@@ -174,10 +185,6 @@ def refuse_unready(not_ready: list[NotReady]) -> None:
         first, others = not_ready[0], len(not_ready) - 1
         more = f" ({others} more series not ready)" if others else ""
         raise DataValidationError(f"model input: series {first.series_id!r}: {first.detail}{more}")
-
-
-def format_time(value: Any) -> str:
-    return pd.Timestamp(value).isoformat()
 
 
 def listed_names(names: list[str]) -> str:

@@ -41,7 +41,8 @@ class NotReady:
     detail: str
 
 
-def _time(value: object) -> str:
+def format_time(value: object) -> str:
+    """A time as ISO 8601 text, as every readiness and history message writes it."""
     return pd.Timestamp(value).isoformat()
 
 
@@ -102,13 +103,13 @@ def unready_series(
     found = []
     for index, name in enumerate(names):
         rows = slice(first_rows[index], last_rows[index] + 1)
-        last = _time(times[last_rows[index]])
+        last = format_time(times[last_rows[index]])
         if known is not None and name not in known:
             detail = "unknown to this model: its scaler was fitted per series and never saw it"
             found.append(NotReady(name, UNKNOWN, detail))
         elif stale[index]:
             detail = f"stale: its last row is at {last}, more than one step before as_of"
-            found.append(NotReady(name, STALE, f"{detail} {_time(as_of)}"))
+            found.append(NotReady(name, STALE, f"{detail} {format_time(as_of)}"))
         elif counts[index] < input_width:
             found.append(
                 NotReady(
@@ -131,9 +132,9 @@ def unready_series(
                 NotReady(
                     name,
                     NON_FINITE,
-                    f"column {features[column]!r} at {_time(times[row])} is {value!r}; the last "
-                    f"{input_width} rows must be finite numbers ({int(non_finite[rows].sum())} "
-                    "such values)",
+                    f"column {features[column]!r} at {format_time(times[row])} is {value!r}; "
+                    f"the last {input_width} rows must be finite numbers "
+                    f"({int(non_finite[rows].sum())} such values)",
                 )
             )
     return found
@@ -181,8 +182,8 @@ def _gap_detail(times: pd.DatetimeIndex, row: int, width: int, frequency: str) -
     previous, current = times[row - 1], times[row]
     if frequency == TRADING_DAYS:
         return (
-            f"a gap in its last {width} rows: {_time(previous)} is followed by {_time(current)} "
-            "after a gap too long to fill; send a consecutive history"
+            f"a gap in its last {width} rows: {format_time(previous)} is followed by "
+            f"{format_time(current)} after a gap too long to fill; send a consecutive history"
         )
     expected = previous + pd.tseries.frequencies.to_offset(frequency)
     try:
@@ -191,7 +192,7 @@ def _gap_detail(times: pd.DatetimeIndex, row: int, width: int, frequency: str) -
         missing = 0
     steps = f", {missing} missing steps" if missing > 0 else ""
     return (
-        f"a gap in its last {width} rows: {_time(previous)} is followed by {_time(current)}, "
-        f"expected {_time(expected)} (frequency {frequency!r}{steps}); fill the gap or send a "
-        "consecutive history"
+        f"a gap in its last {width} rows: {format_time(previous)} is followed by "
+        f"{format_time(current)}, expected {format_time(expected)} (frequency {frequency!r}"
+        f"{steps}); fill the gap or send a consecutive history"
     )

@@ -60,8 +60,14 @@ from pipelines.data.contract import (
     TRADING_DAYS,
     DataValidationError,
 )
-from pipelines.data.history import check_history, ready_windows, refuse_unready, to_model_input
-from pipelines.data.readiness import NotReady, unready_series
+from pipelines.data.history import (
+    check_history,
+    ready_windows,
+    refuse_unready,
+    to_model_input,
+    unready_history,
+)
+from pipelines.data.readiness import NotReady
 from pipelines.data.scaling import ALL_SERIES, FittedScaler
 from pipelines.data.windows import WindowSpec
 
@@ -156,13 +162,7 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             DataValidationError: as `forecast_ready`.
         """
         history, known = self._history(model_input)
-        return unready_series(
-            history,
-            input_width=self.spec.input_width,
-            features=self.spec.features,
-            frequency=self.metadata["frequency"],
-            known_series=known,
-        )
+        return unready_history(history, self.spec, self.metadata["frequency"], known)
 
     def _history(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[str] | None]:
         """The checked history and the series a per-series scaler knows (None: any)."""

@@ -114,8 +114,8 @@ def unready_spark(history: DataFrame, model_uri: str, *, buckets: int | None = N
 def _per_bucket(
     history: DataFrame, model_path: Path, buckets: int | None, schema: StructType, *, skipped: bool
 ) -> DataFrame:
-    """`applyInPandas` of the model's `forecast_ready` over hash buckets of series: the
-    forecasts of the ready series, or (`skipped`) the series left out."""
+    """`applyInPandas` over hash buckets of series: the model's `forecast_ready` (the forecasts
+    of the ready series) or, with `skipped`, its `unready` (the series left out)."""
     spark = history.sparkSession
     features = _model_features(model_path)
     _check_columns(history, [SERIES_COLUMN, TIMESTAMP_COLUMN, *features])
@@ -180,7 +180,8 @@ def _bucket_forecaster(
 
     It refers only to MLflow and pandas (imported inside), so cloudpickle ships it by value;
     `SparkModelCache` keeps the loaded model per Python worker process. It calls the model's
-    own `forecast_ready`, the code of `predict` that skips series instead of refusing them.
+    own `forecast_ready` (the code of `predict` that skips series instead of refusing them) or
+    `unready` (the readiness rule alone, no Keras call).
     """
 
     def forecast_bucket(history: Any) -> Any:

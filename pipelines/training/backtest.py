@@ -272,7 +272,7 @@ def fold_windows(
     series = history[SERIES_COLUMN].astype(str).to_numpy()
     times = epoch_nanoseconds(history[TIMESTAMP_COLUMN])
     not_ready = unready_series(
-        history.assign(**{SERIES_COLUMN: series}),
+        history,
         input_width=width,
         features=spec.features,
         frequency=frequency,
