@@ -50,11 +50,12 @@ import pandas as pd
 import tensorflow as tf
 
 from models.zoo import ModelShape, build_model
-from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
-from pipelines.data.history import check_history, ready_windows, refuse_unready, to_model_input
 from pipelines.data.prepare import PrepareResult, run
 from pipelines.data.settings import DataConfig
-from pipelines.serving.pyfunc import long_forecast_frame, save_forecast_model
+from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
+from pipelines.runtime.forecaster import long_forecast_frame
+from pipelines.runtime.history import check_history, ready_windows, refuse_unready, to_model_input
+from pipelines.serving.pyfunc import save_forecast_model
 
 DATASET, INPUT_WIDTH, HORIZON, UNITS = "stocks-5yr", 30, 5, 16
 QUICK_SERIES = 20

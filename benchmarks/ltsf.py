@@ -75,9 +75,9 @@ from pipelines.config.loading import (
     parse_assignments,
 )
 from pipelines.config.schema import RunConfig
-from pipelines.data.contract import DataValidationError
 from pipelines.data.prepare import run as prepare_data
 from pipelines.paths import REPOSITORY_ROOT
+from pipelines.runtime.contract import DataValidationError
 from pipelines.settings import ConfigError
 from pipelines.tracking.runs import use_experiment
 from pipelines.training.train import train_model

@@ -54,8 +54,8 @@ from scipy.stats import binomtest, ttest_1samp
 
 from pipelines.config.loading import config_from_dict
 from pipelines.data.catalog import get_entry
-from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, TRAIN, epoch_nanoseconds
 from pipelines.data.prepare import run as prepare_data
+from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, TRAIN, epoch_nanoseconds
 from pipelines.training.evaluation import mase_scales, predict_part, target_windows
 from pipelines.training.train import train_model, windowed_data
 

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from pipelines.data.prepare import run
 from pipelines.data.settings import DataConfig
-from pipelines.data.windows import WindowedData, WindowSpec, gather_windows
+from pipelines.runtime.windows import WindowedData, WindowSpec, gather_windows
 
 INPUT_WIDTH, HORIZON, BATCH_SIZE = 144, 96, 256
 

@@ -152,31 +152,34 @@ def test_the_scan_covers_both_packages() -> None:
     ("source", "expected"),
     [
         (
-            "from pipelines.data.contract import _hidden, VISIBLE\n",
-            ["from pipelines.data.contract import _hidden"],
+            "from pipelines.runtime.contract import _hidden, VISIBLE\n",
+            ["from pipelines.runtime.contract import _hidden"],
         ),
         ("from .contract import _hidden\n", ["from pipelines.data.contract import _hidden"]),
         ("from .. import _hidden\n", ["from pipelines import _hidden"]),
         ("import pipelines.data._hidden\n", ["import pipelines.data._hidden"]),
         (
-            "from pipelines.data import contract\ncontract._hidden()\n",
-            ["pipelines.data.contract._hidden"],
+            "from pipelines.runtime import contract\ncontract._hidden()\n",
+            ["pipelines.runtime.contract._hidden"],
         ),
         (
-            "import pipelines.data.contract as c\nx = c._hidden\n",
-            ["pipelines.data.contract._hidden"],
+            "import pipelines.runtime.contract as c\nx = c._hidden\n",
+            ["pipelines.runtime.contract._hidden"],
         ),
         (
-            "import pipelines.data.contract\npipelines.data.contract._hidden\n",
-            ["pipelines.data.contract._hidden"],
+            "import pipelines.runtime.contract\npipelines.runtime.contract._hidden\n",
+            ["pipelines.runtime.contract._hidden"],
         ),
         (
             "def f():\n    from models import zoo\n    return zoo._private\n",
             ["models.zoo._private"],
         ),
         ("import numpy as np\nfrom pandas import _libs\nnp._x\n", []),
-        ("from pipelines.data.contract import DataValidationError\nDataValidationError._x\n", []),
-        ("from pipelines.data import contract\ncontract.DataValidationError._x\n", []),
+        (
+            "from pipelines.runtime.contract import DataValidationError\nDataValidationError._x\n",
+            [],
+        ),
+        ("from pipelines.runtime import contract\ncontract.DataValidationError._x\n", []),
         ("from pipelines import __doc__\n", []),
     ],
 )

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from models.zoo import ModelShape, build_model
-from pipelines.data.scaling import FittedScaler, fit_scaler
 from pipelines.data.split import SplitSpec, assign_parts
-from pipelines.data.windows import WindowSpec
+from pipelines.runtime.scaling import FittedScaler, fit_scaler
+from pipelines.runtime.windows import WindowSpec
 from pipelines.serving.pyfunc import log_forecast_model, save_forecast_model
 
 SPEC = WindowSpec(input_width=8, horizon=3, features=("level", "temperature"), targets=("level",))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pipelines.cli.exit_codes import EXIT_OK, report_bad_input, report_failure
 from pipelines.config.options import read_config
-from pipelines.data.contract import DataValidationError
+from pipelines.runtime.contract import DataValidationError
 from pipelines.settings import ConfigError
 from pipelines.tracking.backtest_run import log_backtest
 from pipelines.training.backtest import backtest_models, run_backtest

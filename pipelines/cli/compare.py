@@ -21,8 +21,8 @@ from pipelines.cli.exit_codes import (
     report_failure,
 )
 from pipelines.config.options import read_config
-from pipelines.data.contract import DataValidationError
 from pipelines.data.prepare import run as prepare_data
+from pipelines.runtime.contract import DataValidationError
 from pipelines.settings import ConfigError
 from pipelines.tracking.comparison import compare_models
 from pipelines.tracking.views import where_to_look

@@ -27,7 +27,7 @@ from pipelines.cli.exit_codes import (
 )
 from pipelines.config.options import read_config
 from pipelines.config.schema import ForecastConfig
-from pipelines.data.contract import (
+from pipelines.runtime.contract import (
     DataValidationError,
 )
 from pipelines.serving.batch import ForecastResult, run

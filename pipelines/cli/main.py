@@ -38,7 +38,7 @@ from pipelines.cli.exit_codes import (
 from pipelines.cli.forecast import forecast_exit_code
 from pipelines.config.options import read_config
 from pipelines.config.schema import RunConfig
-from pipelines.data.contract import DataValidationError
+from pipelines.runtime.contract import DataValidationError
 from pipelines.serving import batch as forecast
 from pipelines.serving.partitions import FORECAST_FILE
 from pipelines.settings import ConfigError

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from pipelines.cli.exit_codes import EXIT_OK, report_bad_input
 from pipelines.config.options import read_config
-from pipelines.data.contract import (
-    DataValidationError,
-)
 from pipelines.data.prepare import format_summary, run
 from pipelines.data.prepared import check_output_folder, write_outputs
 from pipelines.data.storage import write_json_atomically
 from pipelines.paths import PROCESSED_DATA_DIRECTORY
+from pipelines.runtime.contract import (
+    DataValidationError,
+)
 from pipelines.settings import ConfigError
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pipelines.data.contract import DataValidationError
+from pipelines.runtime.contract import DataValidationError
 
 if TYPE_CHECKING:
     pass

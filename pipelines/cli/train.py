@@ -20,8 +20,8 @@ from pipelines.cli.exit_codes import (
     report_failure,
 )
 from pipelines.config.options import read_config
-from pipelines.data.contract import DataValidationError
 from pipelines.data.prepare import run as prepare_data
+from pipelines.runtime.contract import DataValidationError
 from pipelines.settings import ConfigError
 from pipelines.tracking.runs import run_for
 from pipelines.tracking.training_run import log_training_run

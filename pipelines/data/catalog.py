@@ -9,13 +9,13 @@ from typing import Any
 
 import yaml
 
-from pipelines.data.contract import (
+from pipelines.paths import CATALOG_PATH
+from pipelines.runtime.contract import (
     CleaningPolicy,
     DataValidationError,
     TableSchema,
     closest_name_hint,
 )
-from pipelines.paths import CATALOG_PATH
 
 
 @dataclass(frozen=True)

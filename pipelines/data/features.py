@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import (
+from pipelines.runtime.contract import (
     SEGMENT_COLUMN,
     TIMESTAMP_COLUMN,
     DataValidationError,

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import (
+from pipelines.runtime.contract import (
     MAX_GAPS_LISTED,
     SEGMENT_COLUMN,
     SERIES_COLUMN,

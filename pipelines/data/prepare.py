@@ -19,7 +19,13 @@ import pandas as pd
 
 from pipelines.data import features as feature_steps
 from pipelines.data.catalog import DatasetEntry, default_entry_name, get_entry
-from pipelines.data.contract import (
+from pipelines.data.gaps import drop_short_segments
+from pipelines.data.settings import DataConfig
+from pipelines.data.sources import load_source
+from pipelines.data.split import TRAIN, UNUSED, SplitSpec, assign_parts
+from pipelines.data.timestamps import parse_source_timestamps
+from pipelines.data.validate import read_as_published, validate_table
+from pipelines.runtime.contract import (
     PART_NAMES,
     SEGMENT_COLUMN,
     SERIES_COLUMN,
@@ -32,14 +38,8 @@ from pipelines.data.contract import (
     epoch_nanoseconds,
     require_positive,
 )
-from pipelines.data.gaps import drop_short_segments
-from pipelines.data.scaling import FittedScaler, fit_scaler
-from pipelines.data.settings import DataConfig
-from pipelines.data.sources import load_source
-from pipelines.data.split import TRAIN, UNUSED, SplitSpec, assign_parts
-from pipelines.data.timestamps import parse_source_timestamps
-from pipelines.data.validate import read_as_published, validate_table
-from pipelines.data.windows import WindowSpec, window_starts
+from pipelines.runtime.scaling import FittedScaler, fit_scaler
+from pipelines.runtime.windows import WindowSpec, window_starts
 
 PART_COLUMN = "part"
 

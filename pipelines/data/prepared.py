@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.data.contract import PART_NAMES, DataValidationError
 from pipelines.data.prepare import PART_COLUMN, PrepareResult
-from pipelines.data.scaling import FittedScaler
 from pipelines.data.storage import write_folder_atomically
-from pipelines.data.windows import WindowSpec
+from pipelines.runtime.contract import PART_NAMES, DataValidationError
+from pipelines.runtime.scaling import FittedScaler
+from pipelines.runtime.windows import WindowSpec
 
 # --------------------------------------------------------------------------------------------
 # Output

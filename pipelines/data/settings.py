@@ -20,8 +20,8 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from pipelines.data.catalog import DatasetEntry, load_catalog
-from pipelines.data.contract import TRADING_DAYS, DataValidationError
 from pipelines.data.split import SplitSpec
+from pipelines.runtime.contract import TRADING_DAYS, DataValidationError
 from pipelines.settings import (
     SettingsSection,
     bad_value,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import (
+from pipelines.runtime.contract import (
     SERIES_COLUMN,
     TEST,
     TIMESTAMP_COLUMN,

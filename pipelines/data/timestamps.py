@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import DataValidationError, SourceTable, TableSchema
+from pipelines.runtime.contract import DataValidationError, SourceTable, TableSchema
 
 
 def time_column_label(schema: TableSchema) -> str:

@@ -16,7 +16,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import (
+from pipelines.data.gaps import (
+    drop_unfilled,
+    fill_short_gaps,
+    infer_frequency,
+    record_gaps,
+    regularise,
+)
+from pipelines.data.timestamps import parse_source_timestamps, time_column_label
+from pipelines.runtime.contract import (
     MAX_LISTED,
     SEGMENT_COLUMN,
     SERIES_COLUMN,
@@ -30,14 +38,6 @@ from pipelines.data.contract import (
     closest_name_hint,
     epoch_nanoseconds,
 )
-from pipelines.data.gaps import (
-    drop_unfilled,
-    fill_short_gaps,
-    infer_frequency,
-    record_gaps,
-    regularise,
-)
-from pipelines.data.timestamps import parse_source_timestamps, time_column_label
 
 # --------------------------------------------------------------------------------------------
 

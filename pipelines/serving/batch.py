@@ -48,7 +48,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config.schema import RunConfig
-from pipelines.data.contract import (
+from pipelines.data.prepare import History, load_history
+from pipelines.data.settings import DataConfig
+from pipelines.runtime.contract import (
     MAX_LISTED,
     SERIES_COLUMN,
     STEP_COLUMN,
@@ -56,10 +58,9 @@ from pipelines.data.contract import (
     DataValidationError,
     closest_name_hint,
 )
-from pipelines.data.history import last_rows_per_series, to_model_input
-from pipelines.data.prepare import History, load_history
-from pipelines.data.readiness import TOO_SHORT, NotReady, unready_series
-from pipelines.data.settings import DataConfig
+from pipelines.runtime.forecaster import TRADING_DAYS_FORECAST_FREQUENCY
+from pipelines.runtime.history import last_rows_per_series, to_model_input
+from pipelines.runtime.readiness import TOO_SHORT, NotReady, unready_series
 from pipelines.serving.partitions import (
     METADATA_VERSION,
     output_lock,
@@ -67,12 +68,11 @@ from pipelines.serving.partitions import (
     partition_path,
     write_partition,
 )
-from pipelines.serving.pyfunc import TRADING_DAYS_FORECAST_FREQUENCY
 
 if TYPE_CHECKING:
     import mlflow.pyfunc
 
-    from pipelines.serving.pyfunc import ForecastModel
+    from pipelines.runtime.forecaster import ForecastModel
 
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipelines.data.contract import (
+from pipelines.data.storage import write_atomically, write_folder_atomically
+from pipelines.runtime.contract import (
     SERIES_COLUMN,
     STEP_COLUMN,
     TIMESTAMP_COLUMN,
     DataValidationError,
 )
-from pipelines.data.storage import write_atomically, write_folder_atomically
 
 if TYPE_CHECKING:
     pass

@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 import mlflow.artifacts
 from mlflow.models import Model
 
-from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, DataValidationError
-from pipelines.serving.pyfunc import FORECAST_SPEC_FILE
+from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, DataValidationError
+from pipelines.runtime.forecaster import FORECAST_SPEC_FILE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -93,7 +93,7 @@ def forecast_spark(
 
 def unready_spark(history: DataFrame, model_uri: str, *, buckets: int | None = None) -> DataFrame:
     """The series of `history` that `forecast_spark` leaves out, one row each: `series_id`,
-    `reason` (`pipelines.data.readiness.REASONS`) and `detail`, by the same readiness rule as
+    `reason` (`pipelines.runtime.readiness.REASONS`) and `detail`, by the same readiness rule as
     the logged model, the batch forecast and the backtest.
 
     Args:

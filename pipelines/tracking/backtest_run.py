@@ -18,7 +18,7 @@ from matplotlib.figure import Figure  # not pyplot: a caller's backend stays as 
 from models.registry import model_family
 from pipelines.config.loading import CONFIG_ARTIFACT, dump_yaml, flatten
 from pipelines.config.schema import RunConfig
-from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
+from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
 from pipelines.tracking.runs import run_for, tag_text
 from pipelines.tracking.training_run import model_params, resolved_params
 from pipelines.training.backtest import BacktestResult, ModelBacktest, backtest_models

@@ -104,7 +104,7 @@ def _source_digest(config: DataConfig) -> str | None:
 
 
 def _file_digest(path: Path) -> str:
-    from pipelines.data.contract import DataValidationError
+    from pipelines.runtime.contract import DataValidationError
 
     if not path.is_file():
         raise DataValidationError(f"{path}: file not found")

@@ -48,7 +48,7 @@ from models.registry import model_family
 from pipelines.config.loading import CONFIG_ARTIFACT, dump_yaml, flatten
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import resolve_entry
-from pipelines.data.windows import WindowSpec
+from pipelines.runtime.windows import WindowSpec
 from pipelines.tracking.plots import log_plots
 from pipelines.tracking.registry import register_and_promote
 from pipelines.tracking.runs import param_text, tag_text

@@ -7,9 +7,15 @@ rows; the forecast's inputs are the last `input_width` rows of each series up to
 `load_history` validates them for a forecast made at that time. Nothing a fold fits or reads
 to forecast ever held a row after its origin: leak-free by construction, not by care.
 
+Each fit forecasts through the pyfunc model that `train` would log for it
+(`pipelines.runtime.forecaster.ForecastModel`, assembled in memory from the same parts): the
+same input checks, scaling, Keras call and inverse scaling as `mlflow.pyfunc.load_model(...)
+.predict`, so the errors scored (and any interval calibrated on them) are those of the code that
+ships.
+
 Only the actual values the forecasts are scored against come from the whole data set (validated
 once). A series is scored in a fold when the readiness rule that every forecast path applies
-(`pipelines.data.readiness`, cut at the origin) lets it be forecast, its history ends at the
+(`pipelines.runtime.readiness`, cut at the origin) lets it be forecast, its history ends at the
 origin, and the `horizon` rows after the origin are gap-free; the others are listed with their
 reasons.
 
@@ -34,19 +40,21 @@ import pandas as pd
 
 from models import zoo
 from pipelines.config.schema import BacktestConfig, RunConfig
-from pipelines.data.contract import (
+from pipelines.data.prepare import PrepareResult, load_history, resolve_widths
+from pipelines.data.prepare import run as prepare_data
+from pipelines.data.settings import DataConfig
+from pipelines.runtime.contract import (
     SEGMENT_COLUMN,
     SERIES_COLUMN,
+    STEP_COLUMN,
     TIMESTAMP_COLUMN,
     DataValidationError,
     epoch_nanoseconds,
 )
-from pipelines.data.prepare import PrepareResult, load_history, resolve_widths
-from pipelines.data.prepare import run as prepare_data
-from pipelines.data.readiness import NotReady, unready_series
-from pipelines.data.scaling import FittedScaler
-from pipelines.data.settings import DataConfig
-from pipelines.data.windows import WindowSpec
+from pipelines.runtime.forecaster import ForecastModel, forecast_spec
+from pipelines.runtime.readiness import NotReady, unready_series
+from pipelines.runtime.scaling import FittedScaler
+from pipelines.runtime.windows import WindowSpec
 from pipelines.settings import bad_value, format_utc_time
 from pipelines.training import metrics as metric_functions
 from pipelines.training.compare import model_configs
@@ -103,6 +111,7 @@ class ModelBacktest:
     hparams: dict[str, Any]
     scores: list[FoldScore] = field(default_factory=list)
     forecasts: list[pd.DataFrame] = field(default_factory=list)
+    forecaster: ForecastModel | None = None  # the pyfunc of the latest refit, in memory
 
     def aggregate(self) -> dict[str, float]:
         """`mean_<metric>` and `std_<metric>` (sample spread, 0 for one fold) over the folds."""
@@ -229,7 +238,7 @@ class FoldWindows:
     """The forecast inputs and the actual values of one fold, one row per scored series."""
 
     series_ids: np.ndarray
-    inputs: np.ndarray  # (series, input_width, features), scaled
+    history: pd.DataFrame  # the scored series' last input_width rows up to the origin
     actual_scaled: np.ndarray  # (series, horizon, targets)
     actual_original: np.ndarray
     timestamps: np.ndarray  # (series, horizon) forecast times, UTC epoch nanoseconds
@@ -256,7 +265,7 @@ def fold_windows(
 ) -> FoldWindows:
     """Inputs from `history` (rows up to the origin only) and actuals from `full`.
 
-    A series is scored when the readiness rule (`pipelines.data.readiness`, with the origin as
+    A series is scored when the readiness rule (`pipelines.runtime.readiness`, with the origin as
     the cut) lets it be forecast, its history ends at the origin, and the `horizon` rows after
     the origin are gap-free; the others are listed with their reasons.
 
@@ -316,12 +325,11 @@ def fold_windows(
     target_rows = positions[:, np.newaxis] + 1 + np.arange(horizon)
     shape = (len(ends), horizon, len(spec.targets))
     flat_targets = full.iloc[target_rows.ravel()]
-    inputs = scaler.transform(history.iloc[input_rows.ravel()], spec.features)
     actual_scaled = scaler.transform(flat_targets, spec.targets)
     scales = _mase_scales(history, ids, spec, scaler)
     return FoldWindows(
         series_ids=ids,
-        inputs=inputs.reshape(len(ends), width, len(spec.features)),
+        history=history.iloc[input_rows.ravel()].reset_index(drop=True),
         actual_scaled=actual_scaled.astype("float64").reshape(shape),
         actual_original=flat_targets[list(spec.targets)].to_numpy("float64").reshape(shape),
         timestamps=epoch_nanoseconds(full[TIMESTAMP_COLUMN])[target_rows],
@@ -425,6 +433,27 @@ def _fold_error(fold: Fold, settings: BacktestConfig, error: Exception) -> DataV
     )
 
 
+def _forecaster(fitted: FittedModel, prepared: PrepareResult, name: str) -> ForecastModel:
+    """The pyfunc model that `train` would log for this fit, in memory."""
+    series_ids = pd.unique(prepared.frame[SERIES_COLUMN].astype(str)).tolist()
+    metadata = forecast_spec(
+        prepared.spec, prepared.scaler, prepared.summary["frequency"], name, series_ids
+    )
+    return ForecastModel.assembled(fitted.model, prepared.scaler, prepared.spec, metadata)
+
+
+def forecast_original(
+    forecaster: ForecastModel, windows: FoldWindows, spec: WindowSpec
+) -> np.ndarray:
+    """The pyfunc's forecasts of a fold's scored series, (series, horizon, targets), in
+    original units and in the order of `windows.series_ids`."""
+    forecast = forecaster.predict(None, windows.history)
+    position = pd.Index(windows.series_ids).get_indexer(forecast[SERIES_COLUMN])
+    order = np.lexsort((forecast[STEP_COLUMN].to_numpy(), position))
+    values = forecast[list(spec.targets)].to_numpy("float64")[order]
+    return values.reshape(len(windows.series_ids), spec.horizon, len(spec.targets))
+
+
 def _unbuildable_baselines(
     configs: dict[str, RunConfig], config: RunConfig, spec: WindowSpec, notes: list[str]
 ) -> list[str]:
@@ -465,6 +494,7 @@ def run_backtest(config: RunConfig) -> BacktestResult:
     fold_data = config.data.model_copy(update={"split": f"{1 - validation:g},{validation:g},0"})
     configs = backtest_models(config)
     fitted: dict[str, FittedModel] = {}
+    forecasters: dict[str, ForecastModel] = {}
     scaler: FittedScaler | None = None
     spec: WindowSpec | None = None
     data_summary: dict[str, Any] = {}
@@ -482,6 +512,9 @@ def run_backtest(config: RunConfig) -> BacktestResult:
                 except DataValidationError as error:
                     raise _fold_error(fold, settings, error) from None
                 results[name].hparams = fitted[name].hparams
+                forecasters[name] = results[name].forecaster = _forecaster(
+                    fitted[name], prepared, name
+                )
         assert scaler is not None and spec is not None
         history = load_history(config.data, as_of=fold.origin).frame
         frequency = data_summary["frequency"]
@@ -501,8 +534,14 @@ def run_backtest(config: RunConfig) -> BacktestResult:
             )
         for name in configs:
             model = fitted[name]
-            forecast = np.asarray(model.model.predict(windows.inputs, verbose=0), "float64")
-            original = scaler.inverse_transform(forecast, windows.series_ids, spec.targets)
+            original = forecast_original(forecasters[name], windows, spec)
+            forecast = scaler.transform(
+                pd.DataFrame(
+                    original.reshape(-1, len(spec.targets)),
+                    columns=list(spec.targets),
+                ).assign(**{SERIES_COLUMN: np.repeat(windows.series_ids, spec.horizon)}),
+                spec.targets,
+            ).reshape(original.shape)
             results[name].scores.append(
                 FoldScore(
                     fold=fold.index,

@@ -20,10 +20,10 @@ import keras
 import numpy as np
 
 from models import zoo
-from pipelines.data.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.split import TRAIN
-from pipelines.data.windows import WindowedData, windows_at
+from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
+from pipelines.runtime.windows import WindowedData, windows_at
 from pipelines.training import metrics as metric_functions
 
 BASELINES = ("last", "repeat")

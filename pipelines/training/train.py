@@ -19,10 +19,10 @@ import numpy as np
 
 from models import zoo
 from pipelines.config.schema import RunConfig, TrainingConfig
-from pipelines.data.contract import PART_NAMES, DataValidationError
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
-from pipelines.data.windows import WindowedData, WindowSpec
+from pipelines.runtime.contract import PART_NAMES, DataValidationError
+from pipelines.runtime.windows import WindowedData, WindowSpec
 from pipelines.training.evaluation import (
     EVALUATED_PARTS,
     Evaluation,

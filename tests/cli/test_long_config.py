@@ -15,8 +15,8 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.config.loading import benchmark_overrides, load_config
-from pipelines.data.history import to_model_input
 from pipelines.paths import REPOSITORY_ROOT
+from pipelines.runtime.history import to_model_input
 
 LONG_CONFIG = REPOSITORY_ROOT / "configs" / "weather-ltsf-long.yaml"
 SLICE_ROWS = 2_000

@@ -110,7 +110,7 @@ def test_the_champion_forecasts_in_a_fresh_process(tracking: MlflowClient, tmp_p
 import json, mlflow.pyfunc
 from pipelines.data.settings import DataConfig
 from pipelines.data.prepare import run
-from pipelines.data.history import to_model_input
+from pipelines.runtime.history import to_model_input
 prepared = run(DataConfig(dataset="seattle-weather", input_width=14, horizon={HORIZON}))
 model = mlflow.pyfunc.load_model("models:/{REGISTERED}@champion")
 history = to_model_input(prepared.frame, prepared.spec.features, last_rows=40)

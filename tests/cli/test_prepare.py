@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines.cli.prepare import main
-from pipelines.data.scaling import FittedScaler
-from pipelines.data.windows import WindowSpec
 from pipelines.paths import REPOSITORY_ROOT
+from pipelines.runtime.scaling import FittedScaler
+from pipelines.runtime.windows import WindowSpec
 from tests.conftest import daily_csv, daily_prepare_arguments
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.contract import DataValidationError
 from pipelines.data.prepare import run as prepare_data
 from pipelines.data.settings import DataConfig
 from pipelines.data.split import NAMED_SPLITS, SplitSpec
+from pipelines.runtime.contract import DataValidationError
 from pipelines.training.metrics import evaluate
 
 

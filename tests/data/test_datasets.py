@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from pipelines.cli.prepare import main
-from pipelines.data.contract import PART_NAMES
 from pipelines.data.split import SplitSpec, assign_parts
-from pipelines.data.windows import window_starts
-from tests.data.test_windows import ltsf_counts, spec
+from pipelines.runtime.contract import PART_NAMES
+from pipelines.runtime.windows import window_starts
+from tests.runtime.test_windows import ltsf_counts, spec
 
 pytestmark = pytest.mark.shared_data
 

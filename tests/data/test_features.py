@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.contract import DataValidationError, ValidationReport
 from pipelines.data.features import add_calendar_features, add_log_returns, add_wind_vector
+from pipelines.runtime.contract import DataValidationError, ValidationReport
 
 
 def frame_at(times: list[str], **columns) -> pd.DataFrame:

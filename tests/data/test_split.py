@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from pipelines.data.contract import DataValidationError
-from pipelines.data.scaling import FittedScaler, fit_scaler
 from pipelines.data.split import TEST, TRAIN, VALIDATION, SplitSpec, assign_parts
+from pipelines.runtime.contract import DataValidationError
+from pipelines.runtime.scaling import FittedScaler, fit_scaler
 
 
 def two_series(rows_a: int = 50, rows_b: int = 30) -> pd.DataFrame:

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pipelines.cli.prepare import main
-from pipelines.data.contract import CleaningPolicy, DataValidationError, SourceTable, TableSchema
 from pipelines.data.validate import validate_table
+from pipelines.runtime.contract import CleaningPolicy, DataValidationError, SourceTable, TableSchema
 from tests.conftest import daily_csv, daily_prepare_arguments
 
 WINDOW_ARGS = ["--input-width", "3", "--horizon", "2"]

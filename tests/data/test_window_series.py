@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from pipelines.config.loading import load_config
-from pipelines.data.contract import PART_NAMES, SEGMENT_COLUMN, SERIES_COLUMN, TIMESTAMP_COLUMN
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
-from pipelines.data.windows import WindowedData, WindowSpec, window_starts
+from pipelines.runtime.contract import PART_NAMES, SEGMENT_COLUMN, SERIES_COLUMN, TIMESTAMP_COLUMN
+from pipelines.runtime.windows import WindowedData, WindowSpec, window_starts
 
 INPUT_WIDTH = 4
 HORIZON = 3

@@ -25,10 +25,10 @@ from pipelines.cli import exit_codes
 from pipelines.cli import forecast as forecast_command
 from pipelines.cli.forecast import DEFAULT_FORECAST_EXPERIMENT
 from pipelines.config.loading import dump_yaml, load_config
-from pipelines.data.contract import DataValidationError
-from pipelines.data.history import to_model_input
 from pipelines.data.prepare import run as prepare_data
 from pipelines.paths import REPOSITORY_ROOT
+from pipelines.runtime.contract import DataValidationError
+from pipelines.runtime.history import to_model_input
 from pipelines.serving import batch, partitions
 from pipelines.serving.pyfunc import log_forecast_model
 from pipelines.settings import parse_utc_time

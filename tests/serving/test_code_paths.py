@@ -1,8 +1,8 @@
 """A logged model ships only the code it runs, and runs from it in a process without the checkout.
 
-`save_forecast_model` copies, as MLflow `code_paths`, the `models` package and the `pipelines`
-modules that `pipelines.serving.pyfunc` imports (traced through the source), not the whole
-`pipelines` package.
+`save_forecast_model` copies, as MLflow `code_paths`, the `models` and `pipelines.runtime`
+packages whole (with the top-level `pipelines/__init__.py`), not the rest of `pipelines`; the
+model is logged as code (`pipelines/runtime/logged_model.py`), so nothing is pickled.
 """
 
 from __future__ import annotations
@@ -16,34 +16,36 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 import pytest
+import yaml
 
 import models
-from pipelines.data.history import to_model_input
 from pipelines.paths import REPOSITORY_ROOT
-from pipelines.serving.pyfunc import _runtime_module_files
+from pipelines.runtime.history import to_model_input
+from pipelines.serving.pyfunc import LOGGED_MODEL_FILE
 from tests.three_series import SPEC, save_untrained_forecaster, series_frame
 
-# What `pipelines.serving.pyfunc` imports at load and predict time, transitively, with the
-# `__init__.py` of each package on the way (the known answer of the trace).
+# The runtime package, whole, and the `__init__.py` that makes it a subpackage.
 SHIPPED_PIPELINES_FILES = (
     "pipelines/__init__.py",
-    "pipelines/data/__init__.py",
-    "pipelines/data/contract.py",
-    "pipelines/data/history.py",
-    "pipelines/data/readiness.py",
-    "pipelines/data/scaling.py",
-    "pipelines/data/windows.py",
-    "pipelines/serving/__init__.py",
-    "pipelines/serving/pyfunc.py",
+    "pipelines/runtime/__init__.py",
+    "pipelines/runtime/contract.py",
+    "pipelines/runtime/forecaster.py",
+    "pipelines/runtime/history.py",
+    "pipelines/runtime/logged_model.py",
+    "pipelines/runtime/readiness.py",
+    "pipelines/runtime/scaling.py",
+    "pipelines/runtime/windows.py",
 )
-# The same, as the modules a fresh process has imported after loading and predicting.
-SHIPPED_PIPELINES_MODULES = tuple(
+# The modules a fresh process has imported after loading and predicting: every shipped one but
+# the model file, which MLflow runs under a name of its own.
+IMPORTED_PIPELINES_MODULES = tuple(
     sorted(
         name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         for name in SHIPPED_PIPELINES_FILES
+        if name != "pipelines/runtime/logged_model.py"
     )
 )
-NOT_SHIPPED_PACKAGES = ("training", "cli", "tracking", "config")
+NOT_SHIPPED_PACKAGES = ("data", "config", "training", "tracking", "serving", "cli")
 
 
 def _models_files() -> list[str]:
@@ -86,7 +88,25 @@ def test_models_package_is_shipped_whole_without_tests() -> None:
     ]
 
 
-def test_code_folder_holds_exactly_the_traced_modules_and_models(saved_model: Path) -> None:
+def test_runtime_package_is_shipped_whole_without_tests() -> None:
+    runtime = REPOSITORY_ROOT / "pipelines" / "runtime"
+    on_disk = sorted(
+        path.relative_to(REPOSITORY_ROOT).as_posix()
+        for path in runtime.glob("*.py")
+        if not path.name.endswith("_test.py") and not path.name.startswith("test_")
+    )
+    assert on_disk == sorted(SHIPPED_PIPELINES_FILES[1:])
+
+
+def test_model_is_logged_as_code_and_nothing_is_pickled(saved_model: Path) -> None:
+    flavor = yaml.safe_load((saved_model / "MLmodel").read_text(encoding="utf-8"))["flavors"]
+    pyfunc = flavor["python_function"]
+    assert pyfunc["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert Path(pyfunc["model_code_path"]).name == LOGGED_MODEL_FILE.name
+    assert not list(saved_model.rglob("*.pkl")), "a pickled python model"
+
+
+def test_code_folder_holds_exactly_the_runtime_and_models_packages(saved_model: Path) -> None:
     code = saved_model / "code"
     files = [path for path in code.rglob("*") if path.is_file()]
     shipped = sorted(path.relative_to(code).as_posix() for path in files)
@@ -124,9 +144,11 @@ def test_fresh_process_without_the_checkout_predicts_what_this_process_predicts(
         forecast = model.predict(pd.read_pickle("history.pkl"))
         forecast.to_pickle("forecast.pkl")
 
-        import models, pipelines, pipelines.serving.pyfunc
+        import models, pipelines, pipelines.runtime.forecaster
         print(json.dumps({{
-            "files": [module.__file__ for module in (pipelines, pipelines.serving.pyfunc, models)],
+            "files": [
+                module.__file__ for module in (pipelines, pipelines.runtime.forecaster, models)
+            ],
             "code": str(model_path / "code"),
             "pipelines_modules": sorted(
                 name for name in sys.modules if name.split(".")[0] == "pipelines"
@@ -148,60 +170,9 @@ def test_fresh_process_without_the_checkout_predicts_what_this_process_predicts(
     answer = json.loads(completed.stdout.strip().splitlines()[-1])
     for file in answer["files"]:
         assert Path(file).is_relative_to(answer["code"]), file
-    assert answer["pipelines_modules"] == list(SHIPPED_PIPELINES_MODULES)
+    assert answer["pipelines_modules"] == list(IMPORTED_PIPELINES_MODULES)
 
     fresh = pd.read_pickle(tmp_path / "forecast.pkl")
     expected = mlflow.pyfunc.load_model(str(saved_model)).predict(history)
     assert len(expected) == len(("alpha", "beta", "gamma")) * SPEC.horizon
     pd.testing.assert_frame_equal(fresh, expected, check_exact=True)
-
-
-def test_trace_follows_function_level_and_relative_imports_but_not_type_checking(
-    tmp_path: Path,
-) -> None:
-    root = tmp_path / "pkg"
-    files = {
-        "__init__.py": "",
-        "entry.py": (
-            "from typing import TYPE_CHECKING\n"
-            "import numpy\n"
-            "from pkg.sub import eager\n"
-            "if TYPE_CHECKING:\n"
-            "    from pkg import typing_only\n"
-            "def run():\n"
-            "    from . import lazy\n"
-        ),
-        "lazy.py": "from .sub.eager import NAME\n",
-        "typing_only.py": "",
-        "unused.py": "",
-        "sub/__init__.py": "import pkg.sub.from_init\n",
-        "sub/eager.py": "NAME = 1\nfrom ..helpers import tool\n",
-        "sub/from_init.py": "",
-        "helpers/__init__.py": "",
-        "helpers/tool.py": "",
-    }
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text, encoding="utf-8")
-
-    traced = _runtime_module_files("pkg.entry", root)
-
-    assert [path.relative_to(root).as_posix() for path in traced] == [
-        "__init__.py",
-        "entry.py",
-        "helpers/__init__.py",
-        "helpers/tool.py",
-        "lazy.py",
-        "sub/__init__.py",
-        "sub/eager.py",
-        "sub/from_init.py",
-    ]
-
-
-def test_trace_fails_on_an_import_it_cannot_find(tmp_path: Path) -> None:
-    root = tmp_path / "pkg"
-    root.mkdir()
-    (root / "__init__.py").write_text("", encoding="utf-8")
-    (root / "entry.py").write_text("import pkg.missing\n", encoding="utf-8")
-    with pytest.raises(ImportError, match=r"'pkg\.missing'"):
-        _runtime_module_files("pkg.entry", root)

@@ -16,14 +16,15 @@ import pandas as pd
 import pytest
 
 from models.zoo import ModelShape, build_model
-from pipelines.data.contract import DataValidationError
-from pipelines.data.history import to_model_input
 from pipelines.data.prepare import run
-from pipelines.data.scaling import FittedScaler, fit_scaler
 from pipelines.data.settings import DataConfig
 from pipelines.data.split import SplitSpec, assign_parts
-from pipelines.data.windows import WindowSpec
-from pipelines.serving.pyfunc import ForecastModel, log_forecast_model, save_forecast_model
+from pipelines.runtime.contract import DataValidationError
+from pipelines.runtime.forecaster import ForecastModel
+from pipelines.runtime.history import to_model_input
+from pipelines.runtime.scaling import FittedScaler, fit_scaler
+from pipelines.runtime.windows import WindowSpec
+from pipelines.serving.pyfunc import log_forecast_model, save_forecast_model
 
 INPUT_WIDTH = 14
 HORIZON = 7
@@ -312,16 +313,15 @@ def test_log_forecast_model_registers_a_loadable_version(
     pd.testing.assert_frame_equal(registered.predict(history), loaded.predict(history))
 
 
-def test_a_model_pickled_under_the_old_module_path_loads_as_the_forecast_model(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("old_module", ["pipelines.pyfunc", "pipelines.serving.pyfunc"])
+def test_a_model_pickled_under_an_old_module_path_loads_as_the_forecast_model(
+    monkeypatch: pytest.MonkeyPatch, old_module: str
 ) -> None:
-    """Models logged before the stage layout name `pipelines.pyfunc.ForecastModel`."""
+    """Models logged before the runtime package pickled `ForecastModel` under these names."""
     import pickle
 
-    from pipelines.serving.pyfunc import ForecastModel
-
-    monkeypatch.setattr(ForecastModel, "__module__", "pipelines.pyfunc")
+    monkeypatch.setattr(ForecastModel, "__module__", old_module)
     pickled = pickle.dumps(ForecastModel())
     monkeypatch.undo()
-    assert b"pipelines.pyfunc" in pickled and b"pipelines.serving.pyfunc" not in pickled
+    assert old_module.encode() in pickled and b"pipelines.runtime" not in pickled
     assert type(pickle.loads(pickled)) is ForecastModel

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.history import to_model_input
+from pipelines.runtime.history import to_model_input
 from tests.loopback import free_port, loopback_server
 from tests.three_series import SPEC, register_untrained_champion, series_frame
 

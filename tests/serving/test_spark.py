@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.contract import DataValidationError
-from pipelines.data.history import to_model_input
+from pipelines.runtime.contract import DataValidationError
+from pipelines.runtime.history import to_model_input
 from tests.three_series import (
     SERIES,
     SPEC,

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.config.loading import config_from_dict
 from pipelines.config.schema import BacktestConfig
-from pipelines.data.contract import SERIES_COLUMN, DataValidationError
+from pipelines.runtime.contract import SERIES_COLUMN, DataValidationError
 from pipelines.settings import ConfigError
 from pipelines.training import backtest
 from pipelines.training.backtest import fold_origins, plan_folds, run_backtest
@@ -311,3 +311,47 @@ def test_a_series_the_first_fit_never_saw_is_not_scored_without_a_refit(tmp_path
     )
     scores = run_backtest(every_fold).models["linear"].scores
     assert [score.series for score in scores] == [2, 2, 3]
+
+
+def test_fold_forecasts_are_what_the_logged_model_predicts_from_the_same_history(
+    tmp_path: Path, seen: dict[str, list]
+) -> None:
+    """The backtest forecasts through the pyfunc that ships: its last fold equals
+    `mlflow.pyfunc.load_model(...).predict` of each fit, saved as `train` logs it."""
+    import mlflow.pyfunc
+
+    from pipelines.runtime.history import to_model_input
+    from pipelines.serving.pyfunc import save_forecast_model
+
+    config = ramp_config(ramp_file(tmp_path / "ramps.csv"), ["linear", "gru"], folds=2)
+    result = run_backtest(config)
+    origin, history = seen["histories"][-1]
+    assert origin == result.folds[-1].origin
+    for name in ("linear", "gru", "last"):
+        forecaster = result.models[name].forecaster
+        assert forecaster is not None
+        path = tmp_path / name
+        save_forecast_model(
+            path,
+            forecaster.keras_model,
+            forecaster.scaler,
+            forecaster.spec,
+            frequency="D",
+            model_name=name,
+            input_example=history,
+        )
+        loaded = mlflow.pyfunc.load_model(str(path))
+        predicted = loaded.predict(to_model_input(history, forecaster.spec.features))
+        expected = predicted.melt(
+            id_vars=[SERIES_COLUMN, "timestamp", "step"],
+            var_name="target",
+            value_name="forecast",
+        ).sort_values([SERIES_COLUMN, "step", "target"], ignore_index=True)
+        frame = result.models[name].forecast_frame()
+        last_fold = frame[frame["fold"] == result.folds[-1].index]
+        actual = last_fold[[SERIES_COLUMN, "timestamp", "step", "target", "forecast"]]
+        actual = actual.sort_values([SERIES_COLUMN, "step", "target"], ignore_index=True)
+        assert len(actual) == 2 * HORIZON
+        pd.testing.assert_frame_equal(actual, expected, check_dtype=False, check_exact=True)
+        metadata = loaded.unwrap_python_model().metadata
+        assert metadata == forecaster.metadata

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.data.catalog import DatasetEntry
-from pipelines.data.contract import DataValidationError, SourceTable
 from pipelines.data.sources.files import read_table
 from pipelines.paths import RAW_DATA_DIRECTORY, resolve_path
+from pipelines.runtime.contract import DataValidationError, SourceTable
 
 __all__ = ["load_source", "read_table"]
 

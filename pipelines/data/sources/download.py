@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipelines.data.contract import DataValidationError
 from pipelines.data.storage import write_atomically
+from pipelines.runtime.contract import DataValidationError
 
 CHUNK_BYTES = 1 << 20
 DIGEST_SUFFIX = ".sha256"

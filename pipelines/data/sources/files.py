@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.data.contract import DataValidationError, SourceTable, closest_name_hint
+from pipelines.runtime.contract import DataValidationError, SourceTable, closest_name_hint
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TEXT_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")

@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.data.contract import DataValidationError, SourceTable
 from pipelines.data.storage import write_atomically
+from pipelines.runtime.contract import DataValidationError, SourceTable
 
 VALID_PERIODS = ("1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max")
 """The `period` values yfinance 1.7 documents for `yfinance.download`."""

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from pipelines.data.catalog import get_entry
-from pipelines.data.contract import DataValidationError
 from pipelines.data.sources import load_source
 from pipelines.data.sources.download import fetch_once
 from pipelines.data.validate import validate_table
+from pipelines.runtime.contract import DataValidationError
 
 JENA_URL = (
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_climate_2009_2016.csv.zip"

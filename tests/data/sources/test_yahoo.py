@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from pipelines.data.catalog import get_entry
-from pipelines.data.contract import DataValidationError
 from pipelines.data.sources import load_source
 from pipelines.data.sources.yahoo import OUTPUT_COLUMNS, load_prices
 from pipelines.data.validate import validate_table
+from pipelines.runtime.contract import DataValidationError
 
 FIXTURE = (
     Path(__file__).parents[2] / "fixtures" / "yfinance" / "aapl_msft_2024-01-02_2024-01-17.csv"

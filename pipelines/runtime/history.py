@@ -4,7 +4,7 @@
 The logged model (`pipelines.serving.pyfunc`), the batch forecast and Spark all call these, so
 what a model accepts is decided once: string series ids, ISO 8601 or datetime timestamps (naive
 read as UTC), no duplicate timestamps within a series; which series can be forecast is the
-readiness rule's (`pipelines.data.readiness`). A model never repairs history: it names the first
+readiness rule's (`pipelines.runtime.readiness`). A model never repairs history: it names the first
 problem instead.
 """
 
@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import (
+from pipelines.runtime.contract import (
     MAX_LISTED,
     SERIES_COLUMN,
     TIMESTAMP_COLUMN,
     DataValidationError,
     closest_name_hint,
 )
-from pipelines.data.readiness import NotReady, format_time, unready_series
-from pipelines.data.windows import WindowSpec
+from pipelines.runtime.readiness import NotReady, format_time, unready_series
+from pipelines.runtime.windows import WindowSpec
 
 DEFAULT_SERIES_ID = "series"
 """The series id of rows that name none (a model trained on one series)."""
@@ -151,7 +151,7 @@ def unready_history(
     known_series: Collection[str] | None = None,
 ) -> list[NotReady]:
     """The series of a model's checked input that the readiness rule
-    (`pipelines.data.readiness`) refuses: no cut, so never stale."""
+    (`pipelines.runtime.readiness`) refuses: no cut, so never stale."""
     return unready_series(
         history,
         input_width=spec.input_width,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from pipelines.data.contract import SERIES_COLUMN, TRAIN, DataValidationError
+from pipelines.runtime.contract import SERIES_COLUMN, TRAIN, DataValidationError
 
 ALL_SERIES = "__all__"
 ScalerKind = Literal["standard", "minmax"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.readiness import REASONS, unready_series
+from pipelines.runtime.readiness import REASONS, unready_series
 
 DAYS = pd.date_range("2024-01-01", periods=6, freq="D", tz="UTC")
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import (
+from pipelines.runtime.contract import (
     PART_NAMES,
     SEGMENT_COLUMN,
     DataValidationError,

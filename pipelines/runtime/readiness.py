@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import SEGMENT_COLUMN, SERIES_COLUMN, TIMESTAMP_COLUMN, TRADING_DAYS
+from pipelines.runtime.contract import SEGMENT_COLUMN, SERIES_COLUMN, TIMESTAMP_COLUMN, TRADING_DAYS
 
 UNKNOWN, STALE, TOO_SHORT, GAP, NON_FINITE = "unknown", "stale", "too_short", "gap", "non_finite"
 REASONS = (UNKNOWN, STALE, TOO_SHORT, GAP, NON_FINITE)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.contract import PART_NAMES, DataValidationError
 from pipelines.data.split import TEST, TRAIN, VALIDATION, SplitSpec, assign_parts
-from pipelines.data.windows import WindowedData, WindowSpec, gather_windows, window_starts
+from pipelines.runtime.contract import PART_NAMES, DataValidationError
+from pipelines.runtime.windows import WindowedData, WindowSpec, gather_windows, window_starts
 
 
 def spec(

@@ -1,0 +1,240 @@
+"""The forecaster a logged model runs: recent history in, forecasts in original units out.
+
+Input (one DataFrame, long format): `series_id` (optional when the model knows one series),
+`timestamp` (ISO 8601 text; naive values are read as UTC) and the model's feature columns. Extra
+columns are ignored. Output: `series_id`, `timestamp` (the forecast time, UTC), `step`
+(1..horizon) and one column per target, sorted by series then step.
+
+Every ready series' last `input_width` rows are scaled with the saved scaler, stacked into one
+batch and sent through the Keras model in a single call, so hundreds of series cost one predict
+call, not hundreds. Which series are ready is the readiness rule's
+(`pipelines.runtime.readiness`): `predict` refuses the first one that is not, and
+`forecast_ready` forecasts the others and lists it.
+
+`mlflow` is imported at module level (the class subclasses `PythonModel`; importing it has no
+side effects and sets no tracking URI); Keras is imported only where a model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from pipelines.runtime.contract import SERIES_COLUMN, STEP_COLUMN, TIMESTAMP_COLUMN, TRADING_DAYS
+from pipelines.runtime.history import check_history, ready_windows, refuse_unready, unready_history
+from pipelines.runtime.readiness import NotReady
+from pipelines.runtime.scaling import ALL_SERIES, FittedScaler
+from pipelines.runtime.windows import WindowSpec
+
+KERAS_MODEL_ARTIFACT = "keras_model"
+SCALER_ARTIFACT = "scaler"
+FORECAST_SPEC_ARTIFACT = "forecast_spec"
+FORECAST_SPEC_VERSION = 1
+KERAS_MODEL_FILE = "model.keras"
+SCALER_FILE = "scaler.json"
+FORECAST_SPEC_FILE = "forecast_spec.json"
+"""The files of a logged model's artifacts (Spark reads the spec before loading the model)."""
+TRADING_DAYS_FORECAST_FREQUENCY = "B"
+"""Forecast timestamps of `trading-days` data step over business days: the model has no
+exchange calendar, so holidays are not skipped (documented approximation)."""
+
+
+class ForecastModel(mlflow.pyfunc.PythonModel):
+    """Keras forecaster + fitted scaler + window spec, as one MLflow pyfunc.
+
+    Load it with `mlflow.pyfunc.load_model(uri)` and call `predict(history)`; the artifacts
+    (`keras_model`, `scaler`, `forecast_spec`) are written by
+    `pipelines.serving.pyfunc.save_forecast_model` or `log_forecast_model`.
+    """
+
+    def __init__(self) -> None:
+        self.keras_model: Any = None
+        self.scaler: FittedScaler | None = None
+        self.spec: WindowSpec | None = None
+        self.metadata: dict[str, Any] = {}
+
+    @classmethod
+    def assembled(
+        cls, keras_model: Any, scaler: FittedScaler, spec: WindowSpec, metadata: dict[str, Any]
+    ) -> ForecastModel:
+        """The model a logged one loads as, from the parts in memory (what the backtest
+        forecasts with, so its scores are those of the code that ships)."""
+        model = cls()
+        model.keras_model, model.scaler, model.spec, model.metadata = (
+            keras_model,
+            scaler,
+            spec,
+            metadata,
+        )
+        return model
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Loads the Keras model, the scaler and the forecast spec from the model's artifacts."""
+        self.load_files(
+            Path(context.artifacts[KERAS_MODEL_ARTIFACT]),
+            Path(context.artifacts[SCALER_ARTIFACT]),
+            Path(context.artifacts[FORECAST_SPEC_ARTIFACT]),
+        )
+
+    def load_files(self, keras_path: Path, scaler_path: Path, spec_path: Path) -> None:
+        """Loads the three artifact files (what `load_context` does with MLflow's paths)."""
+        import keras
+
+        # Importing the zoo registers the custom layers: MLflow's loader passes no
+        # custom_objects, and compile=False skips the optimizer, which inference never uses.
+        import models.zoo  # noqa: F401
+
+        self.keras_model = keras.saving.load_model(keras_path, compile=False)
+        self.scaler = FittedScaler.load(scaler_path)
+        self.metadata = json.loads(spec_path.read_text(encoding="utf-8"))
+        self.spec = WindowSpec.from_dict(self.metadata["window_spec"])
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Forecasts `horizon` steps after the last row of every series in `model_input`.
+
+        Args:
+            context: MLflow's model context (unused; the artifacts were read in `load_context`).
+            model_input: long-format history: `series_id`, `timestamp` and the feature columns.
+            params: unused; accepted for MLflow's inference-parameter protocol.
+
+        Returns:
+            Long-format forecasts: `series_id`, `timestamp`, `step`, one column per target.
+
+        Raises:
+            DataValidationError: missing columns, bad timestamps or values, duplicates, gaps,
+                too short a history, or a series the per-series scaler does not know.
+        """
+        forecast, not_ready = self.forecast_ready(model_input)
+        refuse_unready(not_ready)
+        return forecast
+
+    def unready(self, model_input: pd.DataFrame) -> list[NotReady]:
+        """The series of `model_input` that `predict` refuses, with their reasons, without
+        forecasting any (what Spark lists beside its forecasts).
+
+        Raises:
+            DataValidationError: as `forecast_ready`.
+        """
+        history, known = self._history(model_input)
+        return unready_history(history, self.spec, self.metadata["frequency"], known)
+
+    def _history(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[str] | None]:
+        """The checked history and the series a per-series scaler knows (None: any)."""
+        if self.keras_model is None or self.scaler is None or self.spec is None:
+            raise RuntimeError("ForecastModel: no artifacts loaded; load it with MLflow")
+        known = sorted(self.scaler.scalers) if self.scaler.per_series else None
+        return check_history(model_input, self.spec, self.metadata, known), known
+
+    def forecast_ready(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[NotReady]]:
+        """`predict` for the series that are ready, and the others with their reasons (the
+        readiness rule, `pipelines.runtime.readiness`): for paths that skip and list series, such
+        as Spark, instead of refusing the whole input.
+
+        Raises:
+            DataValidationError: missing columns, bad timestamps or duplicates (the input as a
+                whole breaks the contract).
+        """
+        history, known = self._history(model_input)
+        window_rows, not_ready = ready_windows(
+            history, self.spec, self.metadata["frequency"], known
+        )
+        series_ids = window_rows[SERIES_COLUMN].to_numpy()[:: self.spec.input_width]
+        scaled = self.scaler.transform(window_rows, self.spec.features)
+        batch = scaled.reshape(len(series_ids), self.spec.input_width, len(self.spec.features))
+        expected_shape = (len(series_ids), self.spec.horizon, len(self.spec.targets))
+        if not len(series_ids):
+            forecasts = np.zeros(expected_shape)
+        else:
+            # One call for every series: the batch dimension is the series, so the cost of the
+            # Keras call is paid once however many series are forecast.
+            forecasts = np.asarray(self.keras_model.predict_on_batch(batch), dtype="float64")
+        if forecasts.shape != expected_shape:
+            raise RuntimeError(
+                f"ForecastModel: the Keras model returned shape {forecasts.shape}, "
+                f"expected {expected_shape}"
+            )
+        values = self.scaler.inverse_transform(forecasts, series_ids, self.spec.targets)
+        # Slice the datetime array itself: `to_numpy()` of zone-aware times builds one Timestamp
+        # object per row, which cost more than the rest of `predict` together (505 series).
+        last_times = pd.DatetimeIndex(
+            window_rows[TIMESTAMP_COLUMN].array[self.spec.input_width - 1 :: self.spec.input_width]
+        )
+        frame = long_forecast_frame(
+            series_ids, last_times, values, self.spec, self.metadata["frequency"]
+        )
+        return frame, not_ready
+
+
+def forecast_spec(
+    spec: WindowSpec,
+    scaler: FittedScaler,
+    frequency: str,
+    model_name: str,
+    series_ids: list[str],
+) -> dict[str, Any]:
+    """The forecast spec of a model (its `forecast_spec.json`): what it reads and writes.
+
+    Args:
+        spec: the window spec the model was trained with.
+        scaler: its fitted scaler.
+        frequency: the data's step, a pandas alias or 'trading-days'.
+        model_name: the zoo name, e.g. 'lstm'.
+        series_ids: the series it was trained on (a per-series scaler's own list wins).
+    """
+    return {
+        "format_version": FORECAST_SPEC_VERSION,
+        "model_name": model_name,
+        "window_spec": spec.to_dict(),
+        "frequency": frequency,
+        "forecast_frequency": TRADING_DAYS_FORECAST_FREQUENCY
+        if frequency == TRADING_DAYS
+        else frequency,
+        "features": list(spec.features),
+        "targets": list(spec.targets),
+        "series_column": SERIES_COLUMN,
+        "timestamp_column": TIMESTAMP_COLUMN,
+        "timestamps": "input ISO 8601 text or datetimes, naive read as UTC; output UTC",
+        "series_ids": sorted(scaler.scalers) if scaler.per_series else sorted(series_ids),
+        "scaler": {"kind": scaler.kind, "per_series": scaler.per_series},
+        "pooled_scaler_key": ALL_SERIES if not scaler.per_series else None,
+    }
+
+
+def long_forecast_frame(
+    series_ids: np.ndarray,
+    last_times: pd.DatetimeIndex,
+    values: np.ndarray,
+    spec: WindowSpec,
+    frequency: str,
+) -> pd.DataFrame:
+    """Long-format forecasts: one row per (series, step), sorted by series then step."""
+    offset = pd.tseries.frequencies.to_offset(
+        TRADING_DAYS_FORECAST_FREQUENCY if frequency == TRADING_DAYS else frequency
+    )
+    horizon = spec.horizon
+    # Offsets are not all fixed durations (months, business days), so each step is added as an
+    # offset; that is a loop over the horizon, vectorised over every series.
+    step_times = np.stack(
+        [(last_times + offset * step).to_numpy("datetime64[ns]") for step in range(1, horizon + 1)],
+        axis=1,
+    )
+    frame = pd.DataFrame(
+        {
+            SERIES_COLUMN: np.repeat(series_ids.astype(str), horizon),
+            TIMESTAMP_COLUMN: pd.DatetimeIndex(step_times.reshape(-1)).tz_localize("UTC"),
+            STEP_COLUMN: np.tile(np.arange(1, horizon + 1, dtype="int64"), len(series_ids)),
+        }
+    )
+    for index, target in enumerate(spec.targets):
+        frame[target] = values[:, :, index].reshape(-1).astype("float64")
+    return frame
