@@ -46,12 +46,11 @@ benchmarks: $(STAMP)
 	$(VENV_PYTHON) benchmarks/cell_speed.py
 	$(VENV_PYTHON) benchmarks/batch_forecast.py
 
-# The README's pictures under docs/: the gate and forecast plots of the notebooks and the MLflow UI
-# screenshots its test takes (headless Chromium: Debian's `chromium`).
+# The README's pictures under docs/: the gate and forecast plots of the notebooks, and the MLflow
+# UI after a real `make run` into a temporary store (headless Chromium: Debian's `chromium`).
 docs: $(STAMP)
 	$(VENV_PYTHON) docs/pictures.py
-	FORECASTER_UI_SCREENSHOTS=$(CURDIR)/docs $(VENV_PYTHON) -m pytest -q -p no:cacheprovider \
-		tests/tracking/test_mlflow_ui.py
+	$(VENV_PYTHON) docs/screenshots.py
 
 # Re-resolve requirements.in into the fully pinned requirements.txt.
 lock:

@@ -3,14 +3,14 @@ headless Chromium.
 
 The runs table at the link the commands print (`pipelines.tracking.views.runs_table_url`) must
 list every model of the comparison, best validation MAE first, with its headline metrics as
-columns, and the compare view must line the models up on those metrics. Screenshots of both go
-to `$FORECASTER_UI_SCREENSHOTS` when set (how `docs/` is regenerated), else to tmp_path.
+columns, and the compare view must line the models up on those metrics. The README's pictures
+(`docs/screenshots.py`, after a real run) close the UI's shared-view banner and Assistant panel
+the way this test does.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +19,19 @@ from mlflow import MlflowClient
 
 from pipelines.cli import compare as compare_command
 from pipelines.tracking import runs, training_run, views
-from tests.browser import chromium_or_skip, grid_rows, page_dom, screenshot
+from tests.browser import (
+    ASSISTANT_PANEL,
+    SHARED_VIEW_BANNER,
+    DevToolsPage,
+    chromium_or_skip,
+    close_ui_panels,
+    grid_rows,
+    page_dom,
+    wait_for_grid_rows,
+)
 from tests.loopback import mlflow_server
 
-EXPERIMENT = "forecaster"  # as `make run` names it, for the screenshots in docs/
+EXPERIMENT = "forecaster"  # as `make run` names it
 MODELS = ("last", "linear", "dense")
 SERVER_LIFETIME_SECONDS = 600
 SERVER_START_SECONDS = 120
@@ -70,10 +79,6 @@ def ui(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def screenshot_folder(tmp_path: Path) -> Path:
-    return Path(os.environ.get("FORECASTER_UI_SCREENSHOTS") or tmp_path / "screenshots")
-
-
 def test_the_models_view_and_the_compare_view_show_the_comparison(
     compared: str, ui: str, chromium: str, tracking_store: MlflowClient, tmp_path: Path
 ) -> None:
@@ -91,8 +96,20 @@ def test_the_models_view_and_the_compare_view_show_the_comparison(
         for name in views.VIEW_METRICS:
             shown = row[f"metrics.`{name}`"]
             assert float(shown) == pytest.approx(run.data.metrics[name], rel=1e-9), name
-    folder = screenshot_folder(tmp_path)
-    screenshot(chromium, runs_url, folder / "mlflow-runs.png", (1800, 520))
+
+    # A person closes the shared-view banner and the Assistant panel: the rows stay in the view.
+    with DevToolsPage(chromium, (1800, 520)) as page:
+        page.open(runs_url)
+        wait_for_grid_rows(page, len(MODELS))
+        assert close_ui_panels(page) == [SHARED_VIEW_BANNER, ASSISTANT_PANEL]
+        dom = page.dom()
+        picture = page.screenshot(tmp_path / "runs.png")
+    assert "viewing a shared view" not in dom
+    assert 'data-component-id="mlflow.assistant.chat_panel' not in dom
+    assert [row["attributes.`Run Name`"] for row in grid_rows(dom)] == [
+        row["attributes.`Run Name`"] for row in rows
+    ]
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The compare view of the children, linked from the parent's description.
     compare_url = views.compare_runs_url(ui, compared, [run.info.run_id for run in children])
@@ -104,7 +121,6 @@ def test_the_models_view_and_the_compare_view_show_the_comparison(
     # alphabetical order: the test metrics come right after the handful of training figures.
     for name in ("test_mae", "test_mse", "test_skill_vs_last", "training_seconds"):
         assert f">{name}<" in dom, f"{name} is not in the compare view"
-    screenshot(chromium, compare_url, folder / "mlflow-compare.png", (1600, 2000))
 
     # The experiment carries the view and a description that links to it; a description the
     # user wrote is kept.
