@@ -191,7 +191,7 @@ def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
 
 
 def run_config(
-    args: argparse.Namespace,
+    args: Harness,
     model: str,
     horizon: int,
     overrides: dict[str, str],
@@ -247,10 +247,10 @@ def _accepted(model: str, hparams: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in hparams.items() if key in accepted}
 
 
-def run_benchmark(args: argparse.Namespace) -> list[Result]:
+def run_benchmark(args: Harness) -> list[Result]:
     """Trains and scores every model (and, with `--ablate`, every variant of the preset) at
     every horizon; logs to MLflow with `--log-mlflow`."""
-    overrides = parse_assignments(args.set)
+    overrides = parse_assignments(args.overrides)
     ablations = args.preset_settings.ablations if args.ablate else {}
     variants = {name: ablations[name] for name in args.variants} if args.ablate else {"": {}}
     results: list[Result] = []
@@ -306,7 +306,7 @@ def _scored(model: str, horizon: int, variant: str, config: RunConfig, prepared:
     )
 
 
-def _log_result(args: argparse.Namespace, config: RunConfig, result: Result) -> None:
+def _log_result(args: Harness, config: RunConfig, result: Result) -> None:
     import mlflow
 
     if mlflow.active_run() is None:
@@ -414,7 +414,113 @@ def _integers(text: str) -> tuple[int, ...]:
     return values
 
 
-def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+@dataclass(frozen=True)
+class Harness:
+    """What one run of the harness does: the command line's options, checked and completed by
+    `harness` (how `variants.py` drives it without a command line)."""
+
+    data: str
+    split: str
+    features: str
+    target: str
+    preset: str | None
+    preset_settings: Preset | None
+    ablate: bool
+    variants: tuple[str, ...]
+    input_width: int
+    horizons: tuple[int, ...]
+    models: tuple[str, ...]
+    epochs: int
+    seeds: tuple[int, ...]
+    overrides: tuple[str, ...]  # --set KEY=VALUE
+    validation_only: bool
+    log_mlflow: bool
+    experiment_name: str
+    quick: bool
+
+
+def harness(
+    data: str,
+    *,
+    split: str = "0.7,0.1,0.2",
+    features: str = "M",
+    target: str = "OT",
+    preset: str | None = None,
+    ablate: bool = False,
+    variants: tuple[str, ...] | None = None,
+    input_width: int | None = None,
+    horizons: tuple[int, ...] = (96, 192, 336, 720),
+    models: tuple[str, ...] | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    seeds: tuple[int, ...] | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    validation_only: bool = False,
+    log_mlflow: bool = False,
+    experiment_name: str = "ltsf",
+    quick: bool = False,
+) -> Harness:
+    """The harness's settings: the preset's where an option is not given, else DEFAULTS;
+    `quick` shrinks the run to a smoke test (QUICK).
+
+    Raises:
+        ConfigError: a setting that does not fit, named by its option (`--variants: ...`).
+    """
+    preset_settings = None
+    if preset is not None:
+        try:
+            preset_settings = load_preset(preset)
+        except ConfigError as error:
+            raise ConfigError(f"--preset: {error}") from None
+    ablations = preset_settings.ablations if preset_settings else {}
+    if ablate and preset is None:
+        raise ConfigError("--ablate: expected a --preset whose options it turns off one at a time")
+    if variants is not None:
+        if not ablate:
+            raise ConfigError("--variants: expected --ablate, whose variants it picks")
+        if not variants or any(name not in ablations for name in variants):
+            raise ConfigError(
+                f"--variants: expected names from {list(ablations)}, got {list(variants)}"
+            )
+    if seed is not None and seeds is not None:
+        raise ConfigError("--seed and --seeds: expected one of them, got both")
+    seeds = (DEFAULT_SEED if seed is None else seed,) if seeds is None else tuple(seeds)
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"--seeds: expected distinct seeds, got {seeds}")
+    base = DEFAULTS if preset_settings is None else asdict(preset_settings)
+    input_width = base["input_width"] if input_width is None else input_width
+    models = tuple(base["models"] if models is None else models)
+    epochs = base["epochs"] if epochs is None else epochs
+    unknown = [name for name in models if MODEL_ALIASES.get(name, name) not in MODEL_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"--models: expected {REPEAT!r} or zoo models {list(MODEL_NAMES)}, got {unknown}"
+        )
+    if quick:
+        input_width, horizons, epochs = QUICK["input_width"], QUICK["horizons"], QUICK["epochs"]
+    return Harness(
+        data=data,
+        split=split,
+        features=features,
+        target=target,
+        preset=preset,
+        preset_settings=preset_settings,
+        ablate=ablate,
+        variants=tuple(ablations) if variants is None else tuple(variants),
+        input_width=input_width,
+        horizons=tuple(horizons),
+        models=models,
+        epochs=epochs,
+        seeds=seeds,
+        overrides=tuple(overrides),
+        validation_only=validation_only,
+        log_mlflow=log_mlflow,
+        experiment_name=experiment_name,
+        quick=quick,
+    )
+
+
+def parse_arguments(argv: list[str] | None = None) -> Harness:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="LTSF-layout CSV (date, then channels)")
     parser.add_argument("--split", default="0.7,0.1,0.2", help="fractions, ett-hour, ett-minute")
@@ -445,7 +551,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--seeds", type=_integers, help="several seeds, e.g. 42,43,44: each run once per seed"
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config key"
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="any config key",
     )
     parser.add_argument(
         "--validation-only",
@@ -457,48 +568,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: L=24, H=12, 1 epoch, 8 units"
     )
-    args = parser.parse_args(argv)
-    args.preset_settings = None
-    if args.preset is not None:
-        try:
-            args.preset_settings = load_preset(args.preset)
-        except ConfigError as error:
-            parser.error(f"--preset: {error}")
-    ablations = args.preset_settings.ablations if args.preset_settings else {}
-    if args.ablate and args.preset is None:
-        parser.error("--ablate: expected a --preset whose options it turns off one at a time")
-    if args.variants is not None:
-        if not args.ablate:
-            parser.error("--variants: expected --ablate, whose variants it picks")
-        unknown_variants = [name for name in args.variants if name not in ablations]
-        if unknown_variants or not args.variants:
-            parser.error(
-                f"--variants: expected names from {list(ablations)}, got {list(args.variants)}"
-            )
-    else:
-        args.variants = tuple(ablations)
-    if args.seed is not None and args.seeds is not None:
-        parser.error("--seed and --seeds: expected one of them, got both")
-    if args.seeds is None:
-        args.seeds = (DEFAULT_SEED if args.seed is None else args.seed,)
-    if len(set(args.seeds)) < len(args.seeds):
-        parser.error(f"--seeds: expected distinct seeds, got {args.seeds}")
-    base = DEFAULTS if args.preset_settings is None else asdict(args.preset_settings)
-    for key in DEFAULTS:
-        if getattr(args, key) is None:
-            setattr(args, key, base[key])
-    unknown = [name for name in args.models if MODEL_ALIASES.get(name, name) not in MODEL_NAMES]
-    if unknown:
-        parser.error(
-            f"--models: expected {REPEAT!r} or zoo models {list(MODEL_NAMES)}, got {unknown}"
-        )
-    if args.quick:
-        args.input_width, args.horizons, args.epochs = (
-            QUICK["input_width"],
-            QUICK["horizons"],
-            QUICK["epochs"],
-        )
-    return args
+    try:
+        return harness(**vars(parser.parse_args(argv)))
+    except ConfigError as error:
+        parser.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:

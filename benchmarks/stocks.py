@@ -41,7 +41,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from pipelines.config.loading import config_from_dict
 from pipelines.data.catalog import get_entry
 from pipelines.data.prepare import run as prepare_data
 from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, TRAIN, epoch_nanoseconds
+from pipelines.settings import ConfigError
 from pipelines.training.evaluation import mase_scales, predict_part, target_windows
 from pipelines.training.train import train_model, windowed_data
 
@@ -101,7 +102,7 @@ class TestForecasts:
 
 def run_config(
     target: str,
-    args: argparse.Namespace,
+    args: Harness,
     source: str | None,
     model: str,
     hparams: dict | None = None,
@@ -248,7 +249,7 @@ class TargetData:
     test: TestForecasts
 
 
-def target_data(target: str, args: argparse.Namespace, source: str | None) -> TargetData:
+def target_data(target: str, args: Harness, source: str | None) -> TargetData:
     """Prepares one target and the test windows every model is scored on."""
     prepared = prepare_data(run_config(target, args, source, "last").data)
     windowed = windowed_data(prepared)
@@ -285,7 +286,7 @@ def trained_forecast(config: Any, data: TargetData) -> tuple[np.ndarray, Any]:
     return original, trained
 
 
-def run_target(target: str, args: argparse.Namespace, source: str | None) -> list[Result]:
+def run_target(target: str, args: Harness, source: str | None) -> list[Result]:
     """Trains every model on one target and scores it beside the random walk."""
     data = target_data(target, args, source)
     test = data.test
@@ -343,27 +344,50 @@ def quick_source(folder: Path) -> str:
     return str(target)
 
 
-def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+@dataclass(frozen=True)
+class Harness:
+    """What one run of the harness does: the command line's options, checked by `harness`
+    (how `variants.py` drives it without a command line)."""
+
+    models: tuple[str, ...] = ("linear", "lstm", "gru")
+    epochs: int = 5
+    input_width: int = 20
+    horizon: int = 1
+    seed: int = 42
+    quick: bool = False
+
+
+def harness(**settings: Any) -> Harness:
+    """The harness's settings (Harness's defaults where not given); `quick` trains 1 epoch.
+
+    Raises:
+        ConfigError: an unknown model, named by its option.
+    """
+    from models.registry import MODEL_NAMES
+
+    chosen = Harness(**settings)
+    unknown = [name for name in chosen.models if name not in MODEL_NAMES]
+    if unknown:
+        raise ConfigError(f"--models: expected zoo models {list(MODEL_NAMES)}, got {unknown}")
+    return replace(chosen, models=tuple(chosen.models), epochs=1) if chosen.quick else chosen
+
+
+def parse_arguments(argv: list[str] | None = None) -> Harness:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", type=lambda text: tuple(text.split(",")), default=("linear", "lstm", "gru")
+        "--models", type=lambda text: tuple(text.split(",")), default=Harness.models
     )
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--input-width", type=int, default=20)
-    parser.add_argument("--horizon", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", type=int, default=Harness.epochs)
+    parser.add_argument("--input-width", type=int, default=Harness.input_width)
+    parser.add_argument("--horizon", type=int, default=Harness.horizon)
+    parser.add_argument("--seed", type=int, default=Harness.seed)
     parser.add_argument(
         "--quick", action="store_true", help=f"{QUICK_TICKERS} tickers, 1 epoch, 8 units"
     )
-    args = parser.parse_args(argv)
-    from models.registry import MODEL_NAMES
-
-    unknown = [name for name in args.models if name not in MODEL_NAMES]
-    if unknown:
-        parser.error(f"--models: expected zoo models {list(MODEL_NAMES)}, got {unknown}")
-    if args.quick:
-        args.epochs = 1
-    return args
+    try:
+        return harness(**vars(parser.parse_args(argv)))
+    except ConfigError as error:
+        parser.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:

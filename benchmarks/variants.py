@@ -226,9 +226,13 @@ class WeatherStudy:
     name = "weather"
 
     def __init__(self, args: argparse.Namespace) -> None:
-        options = ["--data", args.weather, "--epochs", str(args.epochs)]
-        options += ["--input-width", str(WEATHER_WIDTH), "--horizons", str(WEATHER_HORIZON)]
-        self.harness = ltsf.parse_arguments([*options, *(["--quick"] if args.quick else [])])
+        self.harness = ltsf.harness(
+            args.weather,
+            epochs=args.epochs,
+            input_width=WEATHER_WIDTH,
+            horizons=(WEATHER_HORIZON,),
+            quick=args.quick,
+        )
         self.horizon = self.harness.horizons[0]
         self.prepared = prepare_data(self.config("lstm", {}, DEFAULT_SEEDS[0]).data)
         self.spec = self.prepared.spec
@@ -263,9 +267,7 @@ class StocksStudy:
     target = "returns"
 
     def __init__(self, args: argparse.Namespace, folder: Path) -> None:
-        self.harness = stocks.parse_arguments(
-            ["--epochs", str(args.stocks_epochs), *(["--quick"] if args.quick else [])]
-        )
+        self.harness = stocks.harness(epochs=args.stocks_epochs, quick=args.quick)
         source = stocks.quick_source(folder) if args.quick else None
         self.source = source
         self.data = stocks.target_data(self.target, self.harness, source)
@@ -505,29 +507,25 @@ def log_to_mlflow(
         return parent.info.run_id
 
 
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    known = [*BASELINES, *VARIANTS]
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"expected names from {known}, got {text!r}")
-    return names
+def _names_from(known: list[str]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: comma-separated names, each one of `known`."""
 
+    def names(text: str) -> tuple[str, ...]:
+        chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+        if not chosen or any(name not in known for name in chosen):
+            raise argparse.ArgumentTypeError(f"expected names from {known}, got {text!r}")
+        return chosen
 
-def _studies(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not names or any(name not in STUDIES for name in names):
-        raise argparse.ArgumentTypeError(f"expected studies from {list(STUDIES)}, got {text!r}")
     return names
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--studies", type=_studies, default=STUDIES)
+    parser.add_argument("--studies", type=_names_from(list(STUDIES)), default=STUDIES)
     parser.add_argument("--seeds", type=ltsf._integers, default=DEFAULT_SEEDS)
     parser.add_argument(
         "--variants",
-        type=_names,
+        type=_names_from([*BASELINES, *VARIANTS]),
         default=(*BASELINES, *VARIANTS),
         help="variants and baselines to run (lstm is needed for the tests)",
     )

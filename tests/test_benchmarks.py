@@ -606,6 +606,18 @@ def test_ltsf_preset_sets_every_model_and_options_given_win(tmp_path, monkeypatc
     plain = ltsf.parse_arguments(["--data", str(path)])
     assert (plain.input_width, plain.epochs, plain.models) == (96, 10, ltsf.DEFAULT_MODELS)
     assert ltsf.run_config(plain, "gru", 96, {}).training.lr_schedule == "constant"
+    # The same settings through the function that variants.py calls: the same harness, and
+    # the same rule refused with the option's name.
+    assert ltsf.harness(str(path), preset="best", ablate=True) == args
+    with pytest.raises(ltsf.ConfigError, match=r"^--variants: expected names from"):
+        ltsf.harness(str(path), preset="best", ablate=True, variants=("no dropout",))
+    stocks = load_benchmark("stocks.py", monkeypatch)
+    assert stocks.harness(epochs=3, quick=True) == stocks.parse_arguments(
+        ["--epochs", "3", "--quick"]
+    )
+    assert stocks.harness(quick=True).epochs == 1
+    with pytest.raises(stocks.ConfigError, match=r"^--models: expected zoo models"):
+        stocks.harness(models=("transformer",))
 
 
 def test_ltsf_seeds_seed_each_run_and_summarise_mean_and_spread(tmp_path, monkeypatch) -> None:
