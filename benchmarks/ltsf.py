@@ -420,103 +420,80 @@ class Harness:
     `harness` (how `variants.py` drives it without a command line)."""
 
     data: str
-    split: str
-    features: str
-    target: str
-    preset: str | None
-    preset_settings: Preset | None
-    ablate: bool
-    variants: tuple[str, ...]
-    input_width: int
-    horizons: tuple[int, ...]
-    models: tuple[str, ...]
-    epochs: int
-    seeds: tuple[int, ...]
-    overrides: tuple[str, ...]  # --set KEY=VALUE
-    validation_only: bool
-    log_mlflow: bool
-    experiment_name: str
-    quick: bool
+    split: str = "0.7,0.1,0.2"
+    features: str = "M"
+    target: str = "OT"
+    preset: str | None = None
+    ablate: bool = False
+    variants: tuple[str, ...] | None = None  # None: every ablation of the preset
+    input_width: int | None = None  # None: the preset's, else DEFAULTS'
+    horizons: tuple[int, ...] = (96, 192, 336, 720)
+    models: tuple[str, ...] | None = None
+    epochs: int | None = None
+    seed: int | None = None  # one seed; `harness` moves it into `seeds`
+    seeds: tuple[int, ...] | None = None
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE
+    validation_only: bool = False
+    log_mlflow: bool = False
+    experiment_name: str = "ltsf"
+    quick: bool = False
+    preset_settings: Preset | None = None
 
 
-def harness(
-    data: str,
-    *,
-    split: str = "0.7,0.1,0.2",
-    features: str = "M",
-    target: str = "OT",
-    preset: str | None = None,
-    ablate: bool = False,
-    variants: tuple[str, ...] | None = None,
-    input_width: int | None = None,
-    horizons: tuple[int, ...] = (96, 192, 336, 720),
-    models: tuple[str, ...] | None = None,
-    epochs: int | None = None,
-    seed: int | None = None,
-    seeds: tuple[int, ...] | None = None,
-    overrides: tuple[str, ...] | list[str] = (),
-    validation_only: bool = False,
-    log_mlflow: bool = False,
-    experiment_name: str = "ltsf",
-    quick: bool = False,
-) -> Harness:
+def harness(data: str, **options: Any) -> Harness:
     """The harness's settings: the preset's where an option is not given, else DEFAULTS;
     `quick` shrinks the run to a smoke test (QUICK).
 
     Raises:
         ConfigError: a setting that does not fit, named by its option (`--variants: ...`).
     """
-    preset_settings = None
-    if preset is not None:
+    given = Harness(data, **options)
+    preset = None
+    if given.preset is not None:
         try:
-            preset_settings = load_preset(preset)
+            preset = load_preset(given.preset)
         except ConfigError as error:
             raise ConfigError(f"--preset: {error}") from None
-    ablations = preset_settings.ablations if preset_settings else {}
-    if ablate and preset is None:
+    ablations = preset.ablations if preset else {}
+    if given.ablate and preset is None:
         raise ConfigError("--ablate: expected a --preset whose options it turns off one at a time")
+    variants = given.variants
     if variants is not None:
-        if not ablate:
+        if not given.ablate:
             raise ConfigError("--variants: expected --ablate, whose variants it picks")
         if not variants or any(name not in ablations for name in variants):
             raise ConfigError(
                 f"--variants: expected names from {list(ablations)}, got {list(variants)}"
             )
-    if seed is not None and seeds is not None:
+    if given.seed is not None and given.seeds is not None:
         raise ConfigError("--seed and --seeds: expected one of them, got both")
-    seeds = (DEFAULT_SEED if seed is None else seed,) if seeds is None else tuple(seeds)
+    seeds = given.seeds or (DEFAULT_SEED if given.seed is None else given.seed,)
     if len(set(seeds)) < len(seeds):
-        raise ConfigError(f"--seeds: expected distinct seeds, got {seeds}")
-    base = DEFAULTS if preset_settings is None else asdict(preset_settings)
-    input_width = base["input_width"] if input_width is None else input_width
-    models = tuple(base["models"] if models is None else models)
-    epochs = base["epochs"] if epochs is None else epochs
-    unknown = [name for name in models if MODEL_ALIASES.get(name, name) not in MODEL_NAMES]
+        raise ConfigError(f"--seeds: expected distinct seeds, got {tuple(seeds)}")
+    base = DEFAULTS if preset is None else asdict(preset)
+    chosen = {
+        key: base[key] if getattr(given, key) is None else getattr(given, key) for key in DEFAULTS
+    }
+    unknown = [m for m in chosen["models"] if MODEL_ALIASES.get(m, m) not in MODEL_NAMES]
     if unknown:
         raise ConfigError(
             f"--models: expected {REPEAT!r} or zoo models {list(MODEL_NAMES)}, got {unknown}"
         )
-    if quick:
-        input_width, horizons, epochs = QUICK["input_width"], QUICK["horizons"], QUICK["epochs"]
-    return Harness(
-        data=data,
-        split=split,
-        features=features,
-        target=target,
-        preset=preset,
-        preset_settings=preset_settings,
-        ablate=ablate,
+    horizons = given.horizons
+    if given.quick:
+        chosen.update(input_width=QUICK["input_width"], epochs=QUICK["epochs"])
+        horizons = QUICK["horizons"]
+    return replace(
+        given,
+        preset_settings=preset,
         variants=tuple(ablations) if variants is None else tuple(variants),
-        input_width=input_width,
+        input_width=chosen["input_width"],
         horizons=tuple(horizons),
-        models=models,
-        epochs=epochs,
-        seeds=seeds,
-        overrides=tuple(overrides),
-        validation_only=validation_only,
-        log_mlflow=log_mlflow,
-        experiment_name=experiment_name,
-        quick=quick,
+        models=tuple(chosen["models"]),
+        epochs=chosen["epochs"],
+        seed=None,
+        seeds=tuple(seeds),
+        overrides=tuple(given.overrides),
     )
 
 

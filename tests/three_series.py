@@ -10,6 +10,7 @@ import pandas as pd
 
 from models.zoo import ModelShape, build_model
 from pipelines.data.split import SplitSpec, assign_parts
+from pipelines.runtime.intervals import Calibration
 from pipelines.runtime.scaling import FittedScaler, fit_scaler
 from pipelines.runtime.windows import WindowSpec
 from pipelines.serving.pyfunc import log_forecast_model, save_forecast_model
@@ -60,20 +61,34 @@ def untrained_forecaster(frame: pd.DataFrame) -> tuple[object, FittedScaler]:
     return build_model("lstm", shape, units=4, **hparams), scaler
 
 
-def save_untrained_forecaster(path: Path, frame: pd.DataFrame) -> Path:
-    """`untrained_forecaster(frame)` saved as a pyfunc model folder at `path`; returns `path`."""
+def save_untrained_forecaster(
+    path: Path, frame: pd.DataFrame, calibration: Calibration | None = None
+) -> Path:
+    """`untrained_forecaster(frame)` saved as a pyfunc model folder at `path` (with
+    `calibration`, it forecasts intervals); returns `path`."""
     keras_model, scaler = untrained_forecaster(frame)
     save_forecast_model(
-        path, keras_model, scaler, SPEC, frequency="D", model_name="lstm", input_example=frame
+        path,
+        keras_model,
+        scaler,
+        SPEC,
+        frequency="D",
+        model_name="lstm",
+        input_example=frame,
+        calibration=calibration,
     )
     return path
 
 
 def register_untrained_champion(
-    frame: pd.DataFrame, registered_model_name: str, experiment_id: str
+    frame: pd.DataFrame,
+    registered_model_name: str,
+    experiment_id: str,
+    calibration: Calibration | None = None,
 ) -> str:
-    """Logs `untrained_forecaster(frame)` in a run of `experiment_id`, registers it and points
-    `champion` at the new version; returns `models:/NAME@champion`."""
+    """Logs `untrained_forecaster(frame)` (with `calibration`, if given) in a run of
+    `experiment_id`, registers it and points `champion` at the new version; returns
+    `models:/NAME@champion`."""
     import mlflow
 
     keras_model, scaler = untrained_forecaster(frame)
@@ -85,6 +100,7 @@ def register_untrained_champion(
             frequency="D",
             model_name="lstm",
             input_example=frame,
+            calibration=calibration,
             registered_model_name=registered_model_name,
         )
     mlflow.MlflowClient().set_registered_model_alias(

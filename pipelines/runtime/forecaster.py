@@ -25,8 +25,22 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from pipelines.runtime.contract import SERIES_COLUMN, STEP_COLUMN, TIMESTAMP_COLUMN, TRADING_DAYS
+from pipelines.runtime.contract import (
+    SERIES_COLUMN,
+    STEP_COLUMN,
+    TIMESTAMP_COLUMN,
+    TRADING_DAYS,
+    DataValidationError,
+)
 from pipelines.runtime.history import check_history, ready_windows, refuse_unready, unready_history
+from pipelines.runtime.intervals import (
+    DEFAULT_LEVELS,
+    Calibration,
+    check_levels,
+    interval_column,
+    interval_columns,
+    interval_quantiles,
+)
 from pipelines.runtime.readiness import NotReady
 from pipelines.runtime.scaling import ALL_SERIES, FittedScaler
 from pipelines.runtime.windows import WindowSpec
@@ -38,6 +52,9 @@ FORECAST_SPEC_VERSION = 1
 KERAS_MODEL_FILE = "model.keras"
 SCALER_FILE = "scaler.json"
 FORECAST_SPEC_FILE = "forecast_spec.json"
+CALIBRATION_ARTIFACT = "calibration"
+CALIBRATION_FILE = "calibration.npz"
+LEVELS_PARAM = "levels"
 """The files of a logged model's artifacts (Spark reads the spec before loading the model)."""
 TRADING_DAYS_FORECAST_FREQUENCY = "B"
 """Forecast timestamps of `trading-days` data step over business days: the model has no
@@ -57,32 +74,43 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         self.scaler: FittedScaler | None = None
         self.spec: WindowSpec | None = None
         self.metadata: dict[str, Any] = {}
+        self.calibration: Calibration | None = None
 
     @classmethod
     def assembled(
-        cls, keras_model: Any, scaler: FittedScaler, spec: WindowSpec, metadata: dict[str, Any]
+        cls,
+        keras_model: Any,
+        scaler: FittedScaler,
+        spec: WindowSpec,
+        metadata: dict[str, Any],
+        calibration: Calibration | None = None,
     ) -> ForecastModel:
         """The model a logged one loads as, from the parts in memory (what the backtest
         forecasts with, so its scores are those of the code that ships)."""
         model = cls()
-        model.keras_model, model.scaler, model.spec, model.metadata = (
-            keras_model,
-            scaler,
-            spec,
-            metadata,
-        )
+        model.keras_model, model.scaler, model.spec = keras_model, scaler, spec
+        model.metadata, model.calibration = metadata, calibration
         return model
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Loads the Keras model, the scaler and the forecast spec from the model's artifacts."""
+        calibration = context.artifacts.get(CALIBRATION_ARTIFACT)
         self.load_files(
             Path(context.artifacts[KERAS_MODEL_ARTIFACT]),
             Path(context.artifacts[SCALER_ARTIFACT]),
             Path(context.artifacts[FORECAST_SPEC_ARTIFACT]),
+            None if calibration is None else Path(calibration),
         )
 
-    def load_files(self, keras_path: Path, scaler_path: Path, spec_path: Path) -> None:
-        """Loads the three artifact files (what `load_context` does with MLflow's paths)."""
+    def load_files(
+        self,
+        keras_path: Path,
+        scaler_path: Path,
+        spec_path: Path,
+        calibration_path: Path | None = None,
+    ) -> None:
+        """Loads the artifact files (what `load_context` does with MLflow's paths); a model
+        without a calibration forecasts no intervals."""
         import keras
 
         # Importing the zoo registers the custom layers: MLflow's loader passes no
@@ -93,6 +121,7 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         self.scaler = FittedScaler.load(scaler_path)
         self.metadata = json.loads(spec_path.read_text(encoding="utf-8"))
         self.spec = WindowSpec.from_dict(self.metadata["window_spec"])
+        self.calibration = None if calibration_path is None else Calibration.load(calibration_path)
 
     def predict(
         self,
@@ -105,16 +134,20 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         Args:
             context: MLflow's model context (unused; the artifacts were read in `load_context`).
             model_input: long-format history: `series_id`, `timestamp` and the feature columns.
-            params: unused; accepted for MLflow's inference-parameter protocol.
+            params: MLflow's inference parameters: `levels`, the interval levels in percent
+                (default 80 and 90, for a model with a calibration).
 
         Returns:
-            Long-format forecasts: `series_id`, `timestamp`, `step`, one column per target.
+            Long-format forecasts: `series_id`, `timestamp`, `step`, one column per target and,
+            per target and level, `<target>_lo_<level>` and `<target>_hi_<level>` (lower levels
+            inside, as Nixtla orders them: OT, OT_lo_90, OT_lo_80, OT_hi_80, OT_hi_90).
 
         Raises:
             DataValidationError: missing columns, bad timestamps or values, duplicates, gaps,
-                too short a history, or a series the per-series scaler does not know.
+                too short a history, a series the per-series scaler does not know, or a bad
+                level.
         """
-        forecast, not_ready = self.forecast_ready(model_input)
+        forecast, not_ready = self.forecast_ready(model_input, params)
         refuse_unready(not_ready)
         return forecast
 
@@ -135,15 +168,35 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         known = sorted(self.scaler.scalers) if self.scaler.per_series else None
         return check_history(model_input, self.spec, self.metadata, known), known
 
-    def forecast_ready(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[NotReady]]:
+    def levels(self, params: dict[str, Any] | None) -> tuple[float, ...]:
+        """The interval levels a call asks for: `params["levels"]`, else the defaults of a
+        model with a calibration, else none.
+
+        Raises:
+            DataValidationError: a bad level, or levels asked of a model with no calibration.
+        """
+        asked = (params or {}).get(LEVELS_PARAM)
+        if self.calibration is None:
+            if asked is not None and len(np.atleast_1d(asked)):
+                raise DataValidationError(
+                    "levels: this model carries no calibration, so it forecasts no intervals; "
+                    "train it again to log one"
+                )
+            return ()
+        return DEFAULT_LEVELS if asked is None else check_levels(asked)
+
+    def forecast_ready(
+        self, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> tuple[pd.DataFrame, list[NotReady]]:
         """`predict` for the series that are ready, and the others with their reasons (the
         readiness rule, `pipelines.runtime.readiness`): for paths that skip and list series, such
         as Spark, instead of refusing the whole input.
 
         Raises:
             DataValidationError: missing columns, bad timestamps or duplicates (the input as a
-                whole breaks the contract).
+                whole breaks the contract), or a bad level.
         """
+        levels = self.levels(params)
         history, known = self._history(model_input)
         window_rows, not_ready = ready_windows(
             history, self.spec, self.metadata["frequency"], known
@@ -170,9 +223,36 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             window_rows[TIMESTAMP_COLUMN].array[self.spec.input_width - 1 :: self.spec.input_width]
         )
         frame = long_forecast_frame(
-            series_ids, last_times, values, self.spec, self.metadata["frequency"]
+            series_ids,
+            last_times,
+            values,
+            self.spec,
+            self.metadata["frequency"],
+            self._bands(forecasts, series_ids, levels),
         )
         return frame, not_ready
+
+    def _bands(
+        self, forecasts: np.ndarray, series_ids: np.ndarray, levels: tuple[float, ...]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Per target, its interval columns in original units, in Nixtla's order."""
+        if not levels or self.calibration is None:
+            return {}
+        quantiles = [quantile for level in levels for quantile in interval_quantiles(level)]
+        offsets = self.calibration.quantile_offsets(quantiles, series_ids)
+        targets = self.spec.targets
+        bounds = {}
+        for index, level in enumerate(levels):
+            for side, position in (("lo", 2 * index), ("hi", 2 * index + 1)):
+                values = self.scaler.inverse_transform(
+                    forecasts + offsets[position], series_ids, targets
+                )
+                for column, target in enumerate(targets):
+                    bounds[interval_column(target, side, level)] = values[:, :, column]
+        return {
+            target: {name: bounds[name] for name in interval_columns(target, levels)}
+            for target in targets
+        }
 
 
 def forecast_spec(
@@ -216,8 +296,10 @@ def long_forecast_frame(
     values: np.ndarray,
     spec: WindowSpec,
     frequency: str,
+    bands: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
-    """Long-format forecasts: one row per (series, step), sorted by series then step."""
+    """Long-format forecasts: one row per (series, step), sorted by series then step; each
+    target's column followed by its interval columns (`bands[target]`, each (series, horizon))."""
     offset = pd.tseries.frequencies.to_offset(
         TRADING_DAYS_FORECAST_FREQUENCY if frequency == TRADING_DAYS else frequency
     )
@@ -237,4 +319,6 @@ def long_forecast_frame(
     )
     for index, target in enumerate(spec.targets):
         frame[target] = values[:, :, index].reshape(-1).astype("float64")
+        for name, band in (bands or {}).get(target, {}).items():
+            frame[name] = band.reshape(-1).astype("float64")
     return frame

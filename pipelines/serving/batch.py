@@ -22,7 +22,9 @@ exit codes (`pipelines.cli.forecast`):
 
 Output: long format, one row per (series, step), sorted by `series_id` then `step`:
 `series_id` (string), `timestamp` (forecast time, timestamp[us, UTC]), `step` (int64, 1..horizon),
-one float64 column per target (original units), `model_name` (registered name), `model_version`,
+one float64 column per target (original units), each followed, for a model with a calibration,
+by its interval bounds at the model's default levels (`<target>_lo_90`, `<target>_lo_80`,
+`<target>_hi_80`, `<target>_hi_90`), `model_name` (registered name), `model_version`,
 `model_run_id` (the training run), `model_type` (zoo name), `as_of` and `created_at`
 (timestamp[us, UTC]). The Parquet schema metadata key `forecast` holds a JSON document: model,
 as_of, created_at, series requested, forecast and skipped (with reasons), source and rows.
@@ -355,8 +357,9 @@ def forecast_frame(
             STEP_COLUMN: predicted[STEP_COLUMN].to_numpy(dtype="int64"),
         }
     )
-    for target in spec.targets:
-        frame[target] = predicted[target].to_numpy(dtype="float64")
+    # The targets and, for a model with a calibration, their interval bounds, in its order.
+    for column in predicted.columns.drop([SERIES_COLUMN, TIMESTAMP_COLUMN, STEP_COLUMN]):
+        frame[column] = predicted[column].to_numpy(dtype="float64")
     constants = {
         "model_name": model.name,
         "model_version": model.version,

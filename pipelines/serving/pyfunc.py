@@ -48,16 +48,20 @@ from pipelines.runtime.contract import (
     DataValidationError,
 )
 from pipelines.runtime.forecaster import (
+    CALIBRATION_ARTIFACT,
+    CALIBRATION_FILE,
     FORECAST_SPEC_ARTIFACT,
     FORECAST_SPEC_FILE,
     KERAS_MODEL_ARTIFACT,
     KERAS_MODEL_FILE,
+    LEVELS_PARAM,
     SCALER_ARTIFACT,
     SCALER_FILE,
     ForecastModel,
     forecast_spec,
 )
 from pipelines.runtime.history import to_model_input
+from pipelines.runtime.intervals import DEFAULT_LEVELS, Calibration
 from pipelines.runtime.scaling import FittedScaler
 from pipelines.runtime.windows import WindowSpec
 
@@ -89,6 +93,7 @@ def save_forecast_model(
     frequency: str,
     model_name: str,
     input_example: pd.DataFrame,
+    calibration: Calibration | None = None,
 ) -> None:
     """Writes the pyfunc model to a local folder (which must not exist or be empty).
 
@@ -102,6 +107,8 @@ def save_forecast_model(
         input_example: history in any form `to_model_input` reads (a prepared frame will do);
             each series' last `input_width` rows become the input example, and the model's
             output on it shapes the signature.
+        calibration: conformal offsets (`pipelines.runtime.intervals`), shipped as an
+            artifact; with one, the model forecasts intervals and takes `levels` as a param.
 
     Raises:
         DataValidationError: a frequency, spec or scaler that does not fit together, or an
@@ -109,7 +116,14 @@ def save_forecast_model(
     """
     with tempfile.TemporaryDirectory(prefix="forecast-model-") as staging:
         arguments = _prepare_artifacts(
-            Path(staging), keras_model, scaler, spec, frequency, model_name, input_example
+            Path(staging),
+            keras_model,
+            scaler,
+            spec,
+            frequency,
+            model_name,
+            input_example,
+            calibration,
         )
         mlflow.pyfunc.save_model(path=str(path), **arguments)
 
@@ -122,13 +136,14 @@ def log_forecast_model(
     frequency: str,
     model_name: str,
     input_example: pd.DataFrame,
+    calibration: Calibration | None = None,
     name: str = "model",
     registered_model_name: str | None = None,
 ) -> ModelInfo:
     """Logs the pyfunc model to the active run (MLflow starts one if none is active).
 
     Args:
-        keras_model, scaler, spec, frequency, model_name, input_example: as in
+        keras_model, scaler, spec, frequency, model_name, input_example, calibration: as in
             `save_forecast_model`.
         name: the logged model's name within the run.
         registered_model_name: also register a new version under this name, when given.
@@ -138,7 +153,14 @@ def log_forecast_model(
     """
     with tempfile.TemporaryDirectory(prefix="forecast-model-") as staging:
         arguments = _prepare_artifacts(
-            Path(staging), keras_model, scaler, spec, frequency, model_name, input_example
+            Path(staging),
+            keras_model,
+            scaler,
+            spec,
+            frequency,
+            model_name,
+            input_example,
+            calibration,
         )
         return mlflow.pyfunc.log_model(
             name=name, registered_model_name=registered_model_name, **arguments
@@ -153,10 +175,11 @@ def _prepare_artifacts(
     frequency: str,
     model_name: str,
     input_example: pd.DataFrame,
+    calibration: Calibration | None,
 ) -> dict[str, Any]:
     """Writes the artifacts and code to `staging`; returns the keyword arguments for MLflow."""
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     _check_frequency(frequency)
     missing = [c for c in (*spec.features, *spec.targets) if c not in scaler.columns]
@@ -176,6 +199,9 @@ def _prepare_artifacts(
     series_ids = pd.unique(example[SERIES_COLUMN]).tolist()
     metadata = forecast_spec(spec, scaler, frequency, model_name, series_ids)
     files[FORECAST_SPEC_ARTIFACT].write_text(json.dumps(metadata, indent=1), encoding="utf-8")
+    if calibration is not None:
+        files[CALIBRATION_ARTIFACT] = staging / CALIBRATION_FILE
+        calibration.save(files[CALIBRATION_ARTIFACT])
 
     # The signature comes from what the saved artifacts produce, so it matches a loaded model.
     model = ForecastModel()
@@ -196,6 +222,11 @@ def _prepare_artifacts(
             [ColSpec(type=c.type, name=c.name, required=False) for c in inferred.inputs.inputs]
         ),
         outputs=inferred.outputs,
+        # A model with a calibration takes the interval levels as an inference parameter:
+        # `predict(history, params={"levels": [80, 95]})`, or "params" in a served payload.
+        params=None
+        if calibration is None
+        else ParamSchema([ParamSpec(LEVELS_PARAM, "double", list(DEFAULT_LEVELS), (-1,))]),
     )
     return {
         "python_model": str(LOGGED_MODEL_FILE),

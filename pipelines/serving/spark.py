@@ -23,8 +23,9 @@ Decisions:
     - The per-group function is a closure that refers only to MLflow, pandas and NumPy, so
       cloudpickle ships it by value and executors do not need this repository installed.
     - The output schema is the model signature's output schema (`series_id` string,
-      `timestamp` timestamp, `step` long, one double per target). Spark timestamps are instants;
-      set `spark.sql.session.timeZone` to UTC so that `show()` and `toPandas()` display UTC.
+      `timestamp` timestamp, `step` long, one double per target and interval bound). Spark
+      timestamps are instants; set `spark.sql.session.timeZone` to UTC so that `show()` and
+      `toPandas()` display UTC.
     - Classic Spark only: Spark Connect sessions have no `SparkContext` to ship the model with.
 
 Command line (a local session by default; under `spark-submit` the cluster's):
@@ -37,20 +38,28 @@ Command line (a local session by default; under `spark-submit` the cluster's):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow.artifacts
 from mlflow.models import Model
 
-from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, DataValidationError
-from pipelines.runtime.forecaster import FORECAST_SPEC_FILE
+from pipelines.runtime.contract import (
+    SERIES_COLUMN,
+    STEP_COLUMN,
+    TIMESTAMP_COLUMN,
+    DataValidationError,
+)
+from pipelines.runtime.forecaster import FORECAST_SPEC_FILE, LEVELS_PARAM
+from pipelines.runtime.intervals import check_levels, interval_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 BUCKET_COLUMN = "_forecast_bucket"
+KEY_COLUMNS = (SERIES_COLUMN, TIMESTAMP_COLUMN, STEP_COLUMN)
 SERIES_PER_BUCKET = 500
 """Default batching: about this many series share one pandas call and one Keras predict."""
 
@@ -60,6 +69,7 @@ def forecast_spark(
     model_uri: str,
     *,
     buckets: int | None = None,
+    levels: Sequence[float] | None = None,
 ) -> DataFrame:
     """Forecasts every series of a Spark DataFrame of history with a logged forecast model.
 
@@ -72,13 +82,17 @@ def forecast_spark(
         buckets: how many groups the series are hashed into; each group is one pandas call and
             one Keras predict. Default: one per `SERIES_PER_BUCKET` series, at least the
             session's default parallelism.
+        levels: the interval levels (percent) of a model with a calibration, as its `levels`
+            parameter; None: the model's defaults.
 
     Returns:
         A lazy DataFrame with the model's output columns: `series_id`, `timestamp` (the
-        forecast time), `step` (1..horizon) and one double column per target.
+        forecast time), `step` (1..horizon), one double column per target and its interval
+        columns (`<target>_lo_<level>`, `<target>_hi_<level>`), as `predict` gives them.
 
     Raises:
-        DataValidationError: a needed column is missing from `history`, or `buckets` < 1.
+        DataValidationError: a needed column is missing from `history`, `buckets` < 1, or a
+            bad level (checked before any job runs).
             A series that is not ready (unknown, too short, a gap, a value that is not finite)
             is left out, not a failure of the job: `unready_spark` lists them.
 
@@ -88,7 +102,9 @@ def forecast_spark(
         >>> forecast_spark(history, "models:/forecaster@champion").write.parquet("out")
     """
     model_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    return _per_bucket(history, model_path, buckets, output_schema(model_path), skipped=False)
+    schema = output_schema(model_path, levels)
+    params = None if levels is None else {LEVELS_PARAM: list(check_levels(levels))}
+    return _per_bucket(history, model_path, buckets, schema, skipped=False, params=params)
 
 
 def unready_spark(history: DataFrame, model_uri: str, *, buckets: int | None = None) -> DataFrame:
@@ -112,12 +128,18 @@ def unready_spark(history: DataFrame, model_uri: str, *, buckets: int | None = N
 
 
 def _per_bucket(
-    history: DataFrame, model_path: Path, buckets: int | None, schema: StructType, *, skipped: bool
+    history: DataFrame,
+    model_path: Path,
+    buckets: int | None,
+    schema: StructType,
+    *,
+    skipped: bool,
+    params: dict[str, Any] | None = None,
 ) -> DataFrame:
     """`applyInPandas` over hash buckets of series: the model's `forecast_ready` (the forecasts
     of the ready series) or, with `skipped`, its `unready` (the series left out)."""
     spark = history.sparkSession
-    features = _model_features(model_path)
+    features = _forecast_spec(model_path)["features"]
     _check_columns(history, [SERIES_COLUMN, TIMESTAMP_COLUMN, *features])
     count = buckets if buckets is not None else _default_buckets(history, spark)
     if count < 1:
@@ -129,7 +151,7 @@ def _per_bucket(
     archive = SparkModelCache.add_local_model(spark, str(model_path))
     session_time_zone = spark.conf.get("spark.sql.session.timeZone")
     forecast_bucket = _bucket_forecaster(
-        archive, schema.fieldNames(), session_time_zone, skipped=skipped
+        archive, schema.fieldNames(), session_time_zone, skipped=skipped, params=params
     )
     columns = [SERIES_COLUMN, TIMESTAMP_COLUMN, *features]
     bucketed = history.select(*columns).withColumn(
@@ -138,23 +160,44 @@ def _per_bucket(
     return bucketed.groupBy(BUCKET_COLUMN).applyInPandas(forecast_bucket, schema)
 
 
-def output_schema(model_path: str | Path) -> StructType:
-    """The Spark schema of a local model folder's forecasts, from its signature."""
+def output_schema(model_path: str | Path, levels: Sequence[float] | None = None) -> StructType:
+    """The Spark schema of a local model folder's forecasts: its signature's, or with `levels`,
+    the same key columns and, per target, the target and its bounds at those levels.
+
+    Raises:
+        DataValidationError: no signature, or a bad level.
+    """
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
     signature = Model.load(str(model_path)).signature
     if signature is None or signature.outputs is None:
         raise DataValidationError(f"model {model_path}: no output signature to build a schema")
-    return signature.outputs.as_spark_schema()
+    schema = signature.outputs.as_spark_schema()
+    if levels is None:
+        return schema
+    chosen = check_levels(levels)
+    if chosen and signature.params is None:
+        raise DataValidationError(
+            f"levels: model {model_path} carries no calibration, so it forecasts no intervals"
+        )
+    keys = [field for field in schema.fields if field.name in KEY_COLUMNS]
+    values = [
+        StructField(name, DoubleType(), True)
+        for target in _forecast_spec(Path(model_path))["targets"]
+        for name in (target, *interval_columns(target, chosen))
+    ]
+    return StructType([*keys, *values])
 
 
-def _model_features(model_path: Path) -> list[str]:
-    """The feature columns the model reads, from its forecast spec."""
+def _forecast_spec(model_path: Path) -> dict[str, Any]:
+    """The model's forecast spec (features, targets, ...)."""
     found = sorted(model_path.rglob(FORECAST_SPEC_FILE))
     if not found:
         raise DataValidationError(
             f"model {model_path}: no {FORECAST_SPEC_FILE}; is it a forecast model logged with "
             f"pipelines.serving.pyfunc?"
         )
-    return list(json.loads(found[0].read_text(encoding="utf-8"))["features"])
+    return json.loads(found[0].read_text(encoding="utf-8"))
 
 
 def _check_columns(history: DataFrame, needed: list[str]) -> None:
@@ -173,7 +216,12 @@ def _default_buckets(history: DataFrame, spark: SparkSession) -> int:
 
 
 def _bucket_forecaster(
-    archive: str, output_columns: list[str], session_time_zone: str, *, skipped: bool
+    archive: str,
+    output_columns: list[str],
+    session_time_zone: str,
+    *,
+    skipped: bool,
+    params: dict[str, Any] | None,
 ) -> Any:
     """The per-group function for `applyInPandas`: the forecasts of the bucket's ready series,
     or (`skipped`) the series it leaves out with their reasons.
@@ -203,6 +251,6 @@ def _bucket_forecaster(
                 (item.series_id, item.reason, item.detail) for item in forecaster.unready(history)
             ]
             return pd.DataFrame(rows, columns=output_columns)
-        return forecaster.forecast_ready(history)[0][output_columns]
+        return forecaster.forecast_ready(history, params)[0][output_columns]
 
     return forecast_bucket

@@ -29,6 +29,7 @@ from pipelines.data.prepare import run as prepare_data
 from pipelines.paths import REPOSITORY_ROOT
 from pipelines.runtime.contract import DataValidationError
 from pipelines.runtime.history import to_model_input
+from pipelines.runtime.intervals import calibrate
 from pipelines.serving import batch, partitions
 from pipelines.serving.pyfunc import log_forecast_model
 from pipelines.settings import parse_utc_time
@@ -136,6 +137,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
                 frequency=prepared.summary["frequency"],
                 model_name="gru",
                 input_example=prepared.frame,
+                # Calibrated: the partitions carry its interval bounds too.
+                calibration=calibrate(np.random.default_rng(0).normal(size=(50, HORIZON, 1))),
                 registered_model_name=MODEL_NAME,
             )
         client.set_registered_model_alias(MODEL_NAME, "champion", "1")
@@ -194,7 +197,9 @@ def test_forecast_equals_the_model_on_the_same_history(
     assert len(written) == len(SERIES) * HORIZON
     assert written["series_id"].tolist() == list(np.repeat(SERIES, HORIZON))
     assert written["step"].tolist() == list(range(1, HORIZON + 1)) * len(SERIES)
-    np.testing.assert_allclose(written["value"], expected["value"], rtol=1e-6)
+    bands = ["value_lo_90", "value_lo_80", "value_hi_80", "value_hi_90"]
+    assert list(written.columns[3:8]) == ["value", *bands]
+    np.testing.assert_allclose(written[["value", *bands]], expected[["value", *bands]], rtol=1e-6)
     first_step = written.loc[written["step"] == 1, "timestamp"]
     assert (first_step == LAST_DAY + pd.Timedelta(days=1)).all()
     assert (written["as_of"] == LAST_DAY).all()

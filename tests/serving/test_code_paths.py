@@ -31,6 +31,7 @@ SHIPPED_PIPELINES_FILES = (
     "pipelines/runtime/contract.py",
     "pipelines/runtime/forecaster.py",
     "pipelines/runtime/history.py",
+    "pipelines/runtime/intervals.py",
     "pipelines/runtime/logged_model.py",
     "pipelines/runtime/readiness.py",
     "pipelines/runtime/scaling.py",

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 from pipelines.runtime.history import to_model_input
+from pipelines.runtime.intervals import calibrate
 from tests.loopback import free_port, loopback_server
 from tests.three_series import SPEC, register_untrained_champion, series_frame
 
@@ -59,7 +60,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         experiment_id = mlflow.MlflowClient().create_experiment(
             "serve-test", artifact_location=(root / "artifacts").as_uri()
         )
-        register_untrained_champion(frame, MODEL_NAME, experiment_id)
+        # A calibrated champion: it forecasts intervals and takes `levels` as a parameter.
+        residuals = np.random.default_rng(0).normal(size=(200, SPEC.horizon, 1))
+        register_untrained_champion(frame, MODEL_NAME, experiment_id, calibrate(residuals))
         model = mlflow.pyfunc.load_model(MODEL_URI)
     mlflow.set_tracking_uri(None)
 
@@ -109,13 +112,16 @@ def test_served_forecast_equals_pyfunc_predict(server: Server, payload: Any) -> 
     assert status == 200, answer
     served = pd.DataFrame(answer["predictions"])
     expected = server.model.predict(history)
-    assert list(served.columns) == ["series_id", "timestamp", "step", "level"]
+    assert list(served.columns) == [
+        *("series_id", "timestamp", "step", "level"),
+        *("level_lo_90", "level_lo_80", "level_hi_80", "level_hi_90"),
+    ]
     assert served["series_id"].tolist() == expected["series_id"].tolist()
     assert served["step"].tolist() == expected["step"].tolist() == [1, 2, 3] * 3
     served_times = pd.to_datetime(served["timestamp"], utc=True)
     assert served_times.tolist() == expected["timestamp"].tolist()
     assert served_times.iloc[0] == pd.Timestamp("2024-03-01", tz="UTC")  # day after history
-    np.testing.assert_allclose(served["level"], expected["level"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(served[expected.columns[3:]], expected.iloc[:, 3:], atol=1e-6)
     # Each series is put back in its own units by the per-series scaler.
     means = served.groupby("series_id")["level"].mean()
     assert means["alpha"] < 10 < means["beta"] < 100 < means["gamma"]
@@ -155,3 +161,26 @@ def test_server_keeps_serving_after_an_error(server: Server) -> None:
     assert status == 200
     assert len(answer["predictions"]) == 3 * SPEC.horizon
     assert server.process.poll() is None
+
+
+@pytest.mark.slow
+def test_levels_in_the_payload_pick_the_bands(server: Server) -> None:
+    history = to_model_input(server.frame, SPEC.features, last_rows=SPEC.input_width)
+    status, answer = post(server.url, {**split_payload(history), "params": {"levels": [95]}})
+    assert status == 200, answer
+    served = pd.DataFrame(answer["predictions"])
+    expected = server.model.predict(history, params={"levels": [95]})
+    assert list(served.columns[3:]) == ["level", "level_lo_95", "level_hi_95"]
+    np.testing.assert_allclose(served[expected.columns[3:]], expected.iloc[:, 3:], atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("levels", "named"),
+    [([0], "levels: expected numbers in (0, 100), got 0"), ([-5], "got -5"), (["high"], "levels")],
+)
+def test_a_bad_level_is_an_http_400_naming_it(server: Server, levels: list, named: str) -> None:
+    history = to_model_input(server.frame, SPEC.features, last_rows=SPEC.input_width)
+    status, answer = post(server.url, {**split_payload(history), "params": {"levels": levels}})
+    assert status == 400, answer
+    assert named in answer.get("stack_trace", "") + answer["message"]

@@ -16,6 +16,7 @@ import pytest
 
 from pipelines.runtime.contract import DataValidationError
 from pipelines.runtime.history import to_model_input
+from pipelines.runtime.intervals import calibrate
 from tests.three_series import (
     SERIES,
     SPEC,
@@ -72,21 +73,25 @@ def spark() -> Iterator[pyspark_sql.SparkSession]:
             session.stop()
 
 
-def expected_forecast(model_uri: str, frame: pd.DataFrame) -> pd.DataFrame:
+def expected_forecast(
+    model_uri: str, frame: pd.DataFrame, params: dict | None = None
+) -> pd.DataFrame:
     history = to_model_input(frame, SPEC.features)
-    return mlflow.pyfunc.load_model(model_uri).predict(history)
+    return mlflow.pyfunc.load_model(model_uri).predict(history, params=params)
 
 
 def assert_same_forecast(spark_forecast: pd.DataFrame, expected: pd.DataFrame) -> None:
     """Row by row: ids, steps, UTC timestamps and the numbers."""
     spark_forecast = spark_forecast.sort_values(["series_id", "step"], ignore_index=True)
-    assert list(spark_forecast.columns) == ["series_id", "timestamp", "step", "level"]
+    assert list(spark_forecast.columns) == list(expected.columns)
+    assert list(spark_forecast.columns[:4]) == ["series_id", "timestamp", "step", "level"]
     assert spark_forecast["series_id"].tolist() == expected["series_id"].tolist()
     assert spark_forecast["step"].tolist() == expected["step"].tolist()
     # The session is in UTC, so toPandas' naive timestamps are UTC wall times.
     spark_times = pd.to_datetime(spark_forecast["timestamp"]).dt.tz_localize("UTC")
     assert spark_times.tolist() == expected["timestamp"].tolist()
-    np.testing.assert_allclose(spark_forecast["level"], expected["level"], rtol=0, atol=1e-6)
+    values = expected.columns[3:]
+    np.testing.assert_allclose(spark_forecast[values], expected[values], rtol=0, atol=1e-6)
 
 
 def test_spark_forecast_equals_single_process_forecast(
@@ -142,6 +147,29 @@ def test_registered_model_uri_works_and_schema_follows_the_signature(
         ("level", "double"),
     ]
     assert_same_forecast(forecast.toPandas(), expected_forecast(uri, frame))
+
+
+def test_levels_pick_the_bands_on_spark_as_in_predict(
+    spark: pyspark_sql.SparkSession, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from pipelines.serving.spark import forecast_spark
+
+    residuals = np.random.default_rng(0).normal(size=(100, SPEC.horizon, 1))
+    path = str(save_untrained_forecaster(tmp_path / "model", frame, calibrate(residuals)))
+    history = spark.createDataFrame(to_model_input(frame, SPEC.features))
+    default = forecast_spark(history, path, buckets=2).toPandas()
+    assert list(default.columns[4:]) == ["level_lo_90", "level_lo_80", "level_hi_80", "level_hi_90"]
+    assert_same_forecast(default, expected_forecast(path, frame))
+    chosen = forecast_spark(history, path, buckets=2, levels=[95, 50])
+    assert [name for name, _ in chosen.dtypes[4:]] == [
+        "level_lo_95",
+        "level_lo_50",
+        "level_hi_50",
+        "level_hi_95",
+    ]
+    assert_same_forecast(chosen.toPandas(), expected_forecast(path, frame, {"levels": [50, 95]}))
+    with pytest.raises(DataValidationError, match=r"levels: expected numbers in \(0, 100\), got 0"):
+        forecast_spark(history, path, levels=[0])
 
 
 def test_missing_column_is_named_before_any_job_runs(

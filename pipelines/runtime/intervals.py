@@ -1,0 +1,218 @@
+"""Conformal forecast intervals: residuals of windows a model never trained on, turned into
+quantile offsets per horizon step and target, pooled over series or per series.
+
+Residuals r = y - ŷ are taken in the scaled units the Keras model forecasts in, so one pooled
+calibration serves series of any size: an offset is added to the scaled forecast and the sum
+goes through the same inverse scaling as the point forecast. For every step h and target k (and
+series, when per series) a calibration keeps, on the grid of levels `QUANTILE_GRID` (0.005,
+0.010, ..., 0.995), the split-conformal order statistic of its n residuals: the
+ceil((n + 1) q)-th smallest for q >= 0.5 and the floor((n + 1) q)-th for q < 0.5. Each tail of a
+two-sided interval at level L (percent) then misses at most (1 - L / 100) / 2 of exchangeable new
+residuals (Vovk et al. 2005; Lei et al. 2018). A level whose order statistic does not exist
+(too few residuals: (n + 1) q > n) is NaN and refused where it is asked for.
+
+A quantile forecast at q is ŷ + R_q; the interval at level L is [ŷ + R_(1 - L/100)/2,
+ŷ + R_(1 + L/100)/2]. Between grid points R is interpolated linearly (every integer level and
+every quantile on a 0.005 grid is exact). R is non-decreasing in q, so quantiles never cross.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.runtime.contract import DataValidationError
+
+QUANTILE_GRID = np.round(np.arange(1, 200) * 0.005, 3)
+"""The quantile levels a calibration keeps: 0.005 to 0.995 in steps of 0.005."""
+DEFAULT_LEVELS = (80.0, 90.0)
+"""Interval levels (percent) a forecast carries unless asked for others."""
+CALIBRATION_VERSION = 1
+
+
+def check_levels(levels: object) -> tuple[float, ...]:
+    """Interval levels as floats in (0, 100), sorted and distinct (none: no intervals), or an
+    error naming the bad one.
+
+    Raises:
+        DataValidationError: not a list of numbers, or a number outside (0, 100).
+    """
+    values = [levels] if isinstance(levels, int | float | str) else levels
+    if not isinstance(values, Sequence | np.ndarray) or isinstance(values, str):
+        raise DataValidationError(f"levels: expected a list of numbers in (0, 100), got {levels!r}")
+    checked = []
+    for level in values:
+        number = level.item() if isinstance(level, np.generic) else level
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise DataValidationError(f"levels: expected numbers in (0, 100), got {level!r}")
+        if not 0 < number < 100:
+            raise DataValidationError(f"levels: expected numbers in (0, 100), got {level!r}")
+        checked.append(float(number))
+    return tuple(sorted(set(checked)))
+
+
+def level_name(level: float) -> str:
+    """A level as the column names write it: 80 -> '80', 97.5 -> '97.5'."""
+    return f"{level:g}"
+
+
+def interval_column(target: str, side: str, level: float) -> str:
+    """The column of a bound: ('OT', 'lo', 80) -> 'OT_lo_80' (Nixtla's names, with `_`)."""
+    return f"{target}_{side}_{level_name(level)}"
+
+
+def interval_columns(target: str, levels: Sequence[float]) -> list[str]:
+    """A target's bound columns in Nixtla's order, outer to inner and back out:
+    ('OT', (80, 90)) -> OT_lo_90, OT_lo_80, OT_hi_80, OT_hi_90."""
+    lows = [interval_column(target, "lo", level) for level in sorted(levels, reverse=True)]
+    return lows + [interval_column(target, "hi", level) for level in sorted(levels)]
+
+
+def interval_quantiles(level: float) -> tuple[float, float]:
+    """The quantile levels of the interval's bounds: 80 -> (0.1, 0.9)."""
+    tail = (1 - level / 100) / 2
+    return tail, 1 - tail
+
+
+def _order_statistics(sorted_residuals: np.ndarray) -> np.ndarray:
+    """(grid, horizon, targets) conformal quantiles of (n, horizon, targets) sorted residuals."""
+    count = len(sorted_residuals)
+    upper = QUANTILE_GRID >= 0.5
+    # Rounded before ceil/floor: (n + 1) q is an integer more often than floats say.
+    scaled = np.round((count + 1) * QUANTILE_GRID, 9)
+    ranks = np.where(upper, np.ceil(scaled), np.floor(scaled)).astype("int64")
+    exists = (ranks >= 1) & (ranks <= count)
+    taken = sorted_residuals[np.clip(ranks, 1, max(count, 1)) - 1] if count else None
+    result = np.full((len(QUANTILE_GRID), *sorted_residuals.shape[1:]), np.nan)
+    if taken is not None:
+        result[exists] = taken[exists]
+    return result
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Conformal quantile offsets of one model, in its scaled units.
+
+    Attributes:
+        offsets: (groups, len(QUANTILE_GRID), horizon, targets); NaN where a level needs more
+            residuals than its group has.
+        windows: (groups,) residual windows behind each group.
+        series_ids: the series of each group, or None for one group pooled over all series.
+        source: where the residuals came from, e.g. 'validation'.
+    """
+
+    offsets: np.ndarray
+    windows: np.ndarray
+    series_ids: tuple[str, ...] | None
+    source: str
+
+    def quantile_offsets(self, quantiles: Sequence[float], series_ids: np.ndarray) -> np.ndarray:
+        """(len(quantiles), len(series_ids), horizon, targets) offsets to add to scaled
+        forecasts of those series.
+
+        Raises:
+            DataValidationError: a quantile the calibration has too few residuals for, or a
+                series a per-series calibration does not know.
+        """
+        groups = self._groups(series_ids)
+        result = []
+        for quantile in quantiles:
+            position = np.interp(quantile, QUANTILE_GRID, np.arange(len(QUANTILE_GRID)))
+            low = int(np.floor(position))
+            weight = position - low
+            offset = self.offsets[:, low]
+            if weight > 0:  # between two grid points (0 x NaN would poison an exact one)
+                offset = (1 - weight) * offset + weight * self.offsets[:, low + 1]
+            outside = not QUANTILE_GRID[0] <= quantile <= QUANTILE_GRID[-1]
+            if outside or np.isnan(offset[groups]).any():
+                fewest = int(self.windows[np.unique(groups)].min())
+                raise DataValidationError(
+                    f"levels: quantile {quantile:g} needs more calibration residuals than the "
+                    f"model has ({fewest} windows of {self.source} residuals; an interval at "
+                    f"level L needs (100 + L) / (100 - L) of them, e.g. 199 for 99)"
+                )
+            result.append(offset[groups])
+        return np.stack(result)
+
+    def _groups(self, series_ids: np.ndarray) -> np.ndarray:
+        if self.series_ids is None:
+            return np.zeros(len(series_ids), dtype="int64")
+        index = {name: position for position, name in enumerate(self.series_ids)}
+        unknown = [str(name) for name in series_ids if str(name) not in index]
+        if unknown:
+            raise DataValidationError(
+                f"levels: series {unknown[:5]} have no calibration residuals of their own"
+            )
+        return np.array([index[str(name)] for name in series_ids], dtype="int64")
+
+    def save(self, path: Path) -> None:
+        """Writes the calibration as a NumPy archive (no pickled objects)."""
+        header = {
+            "format_version": CALIBRATION_VERSION,
+            "source": self.source,
+            "series_ids": None if self.series_ids is None else list(self.series_ids),
+            "quantile_grid": QUANTILE_GRID.tolist(),
+        }
+        with path.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                offsets=self.offsets.astype("float64"),
+                windows=self.windows.astype("int64"),
+                header=np.array(json.dumps(header)),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        with np.load(path, allow_pickle=False) as archive:
+            header = json.loads(str(archive["header"]))
+            if header["quantile_grid"] != QUANTILE_GRID.tolist():
+                raise DataValidationError(f"{path}: a calibration of another quantile grid")
+            series = header["series_ids"]
+            return cls(
+                offsets=archive["offsets"],
+                windows=archive["windows"],
+                series_ids=None if series is None else tuple(series),
+                source=header["source"],
+            )
+
+
+def calibrate(
+    residuals: np.ndarray,
+    series_ids: np.ndarray | None = None,
+    *,
+    source: str = "validation",
+) -> Calibration:
+    """The conformal calibration of out-of-sample residuals y - ŷ (scaled units).
+
+    Args:
+        residuals: (windows, horizon, targets).
+        series_ids: each window's series, for a per-series calibration; None pools them.
+        source: where the residuals came from (recorded, and named in errors).
+
+    Raises:
+        DataValidationError: no residuals, or residuals that are not finite.
+    """
+    values = np.asarray(residuals, dtype="float64")
+    if values.ndim != 3 or not len(values):
+        raise DataValidationError(
+            f"calibration: expected residuals of shape (windows, horizon, targets), got "
+            f"{values.shape}"
+        )
+    if not np.isfinite(values).all():
+        raise DataValidationError("calibration: residuals must be finite")
+    if series_ids is None:
+        groups, names = [values], None
+    else:
+        ids = np.asarray(series_ids).astype(str)
+        names = tuple(sorted(set(ids.tolist())))
+        groups = [values[ids == name] for name in names]
+    return Calibration(
+        offsets=np.stack([_order_statistics(np.sort(group, axis=0)) for group in groups]),
+        windows=np.array([len(group) for group in groups], dtype="int64"),
+        series_ids=names,
+        source=source,
+    )
