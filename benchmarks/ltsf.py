@@ -52,7 +52,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -60,9 +59,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd
+from ltsf_report import (
+    REPEAT,
+    format_interval_table,
+    format_seed_summary,
+    format_table,
+    nan_as_null,
+    seed_summary,
+)
 
 from models.registry import MODEL_NAMES, hyperparameters
 from pipelines.config.loading import (
@@ -83,7 +91,6 @@ from pipelines.tracking.runs import use_experiment
 from pipelines.training.train import train_model
 
 DATE_COLUMN = "date"
-REPEAT = "repeat"
 MODEL_ALIASES = {REPEAT: "last"}
 """Harness names that differ from the zoo's: the LTSF "Repeat" baseline is the zoo's `last`."""
 DEFAULT_MODELS = (REPEAT, "linear", "lstm", "gru", "peephole")
@@ -173,6 +180,9 @@ class Result:
     parameters: int
     variant: str = ""
     seed: int = DEFAULT_SEED
+    coverage: dict[str, float] | None = None  # --levels: test coverage per level
+    width: dict[str, float] | None = None  # mean interval width per level, scaled units
+    crps: float | None = None  # quantile-averaged CRPS, scaled units
 
 
 def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
@@ -218,6 +228,7 @@ def run_config(
         hparams.update(preset.hparams)
         training.update(preset.training)
         overrides = {**preset.per_model.get(model, {}), **overrides}
+    intervals = {"levels": list(args.levels)} if args.levels else {"calibration": "none"}
     if args.quick:
         hparams["units"] = QUICK["units"]
         if "segment_length" in hparams:
@@ -238,6 +249,7 @@ def run_config(
         },
         "model": {"name": MODEL_ALIASES.get(model, model), "hparams": _accepted(model, hparams)},
         "training": training,
+        "intervals": intervals,
     }
     return config_from_dict(document, overrides, origin="benchmarks/ltsf.py")
 
@@ -268,7 +280,8 @@ def run_benchmark(args: Harness) -> list[Result]:
                     prepared = prepared_by_data[data_key]
                     result = _scored(model, horizon, variant, config, prepared)
                     if args.validation_only:
-                        result = replace(result, mse=math.nan, mae=math.nan)
+                        result = replace(result, mse=math.nan, mae=math.nan, coverage=None)
+                        result = replace(result, width=None, crps=None)
                     results.append(result)
                     test_figures = (
                         "test hidden"
@@ -290,6 +303,7 @@ def run_benchmark(args: Harness) -> list[Result]:
 def _scored(model: str, horizon: int, variant: str, config: RunConfig, prepared: Any) -> Result:
     trained = train_model(config, prepared)
     test, validation = trained.evaluations["test"], trained.evaluations["validation"]
+    intervals = trained.interval_evaluations.get("test")
     return Result(
         model=model,
         horizon=horizon,
@@ -303,6 +317,9 @@ def _scored(model: str, horizon: int, variant: str, config: RunConfig, prepared:
         parameters=int(trained.model.count_params()),
         variant=variant,
         seed=config.training.seed,
+        coverage=None if intervals is None else intervals.coverage,
+        width=None if intervals is None else intervals.width_scaled,
+        crps=None if intervals is None else intervals.crps_scaled,
     )
 
 
@@ -339,71 +356,6 @@ def _log_result(args: Harness, config: RunConfig, result: Result) -> None:
         mlflow.log_metrics({key: value for key, value in metrics.items() if not math.isnan(value)})
 
 
-def format_table(results: list[Result]) -> str:
-    """Model x horizon, with each model's test MSE against the repeat baseline's."""
-    repeat = {r.horizon: r.mse for r in results if r.model == REPEAT}
-    lines = [
-        "| model | H | seed | test MSE | test MAE | val MSE | vs repeat | windows | epochs "
-        "| params | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in sorted(results, key=lambda r: (r.horizon, r.model != REPEAT, r.model)):
-        ratio = r.mse / repeat[r.horizon] if r.horizon in repeat else math.nan
-        ratio_text = "-" if math.isnan(ratio) else f"{ratio:.3f}x"
-        lines.append(
-            f"| {_label(r.model, r.variant)} | {r.horizon} | {r.seed} | {r.mse:.4f} | "
-            f"{r.mae:.4f} | {r.validation_mse:.4f} | {ratio_text} | {r.windows:,} | {r.epochs} | "
-            f"{r.parameters:,} | {r.train_seconds:.0f} |"
-        )
-    return "\n".join(lines)
-
-
-def _label(model: str, variant: str) -> str:
-    return f"{model} ({variant})" if variant else model
-
-
-def seed_summary(results: list[Result]) -> list[dict[str, Any]]:
-    """Per model, variant and horizon: the mean and sample standard deviation over seeds of
-    the test and validation MSE, the test MAE and the training seconds."""
-    groups: dict[tuple[str, str, int], list[Result]] = {}
-    for result in results:
-        groups.setdefault((result.model, result.variant, result.horizon), []).append(result)
-    summary = []
-    for (model, variant, horizon), group in groups.items():
-        row: dict[str, Any] = {
-            "model": model,
-            "variant": variant,
-            "horizon": horizon,
-            "seeds": [r.seed for r in group],
-        }
-        for key in ("mse", "mae", "validation_mse", "train_seconds"):
-            values = [getattr(r, key) for r in group]
-            if any(math.isnan(value) for value in values):  # hidden by --validation-only
-                row[key] = row[f"{key}_std"] = math.nan
-                continue
-            row[key] = statistics.fmean(values)
-            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        summary.append(row)
-    return summary
-
-
-def format_seed_summary(summary: list[dict[str, Any]]) -> str:
-    """`seed_summary` as a table: mean ± sample standard deviation over the seeds."""
-    lines = [
-        "| model | H | seeds | test MSE | test MAE | val MSE | train s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in sorted(summary, key=lambda row: (row["horizon"], row["model"], row["variant"])):
-        seeds = ",".join(map(str, row["seeds"]))
-        lines.append(
-            f"| {_label(row['model'], row['variant'])} | {row['horizon']} | {seeds} | "
-            f"{row['mse']:.4f} ± {row['mse_std']:.4f} | {row['mae']:.4f} ± {row['mae_std']:.4f} "
-            f"| {row['validation_mse']:.4f} ± {row['validation_mse_std']:.4f} | "
-            f"{row['train_seconds']:.0f} ± {row['train_seconds_std']:.0f} |"
-        )
-    return "\n".join(lines)
-
-
 def _integers(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -411,6 +363,16 @@ def _integers(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected integers like 96,192, got {text!r}") from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def _levels(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 80,90, got {text!r}") from None
+    if not values or not all(0 < value < 100 for value in values):
+        raise argparse.ArgumentTypeError(f"expected numbers in (0, 100), got {text!r}")
     return values
 
 
@@ -437,6 +399,7 @@ class Harness:
     log_mlflow: bool = False
     experiment_name: str = "ltsf"
     quick: bool = False
+    levels: tuple[float, ...] = ()  # interval levels to calibrate and score (none: no intervals)
     preset_settings: Preset | None = None
 
 
@@ -465,6 +428,8 @@ def harness(data: str, **options: Any) -> Harness:
             raise ConfigError(
                 f"--variants: expected names from {list(ablations)}, got {list(variants)}"
             )
+    if not all(0 < level < 100 for level in given.levels):
+        raise ConfigError(f"--levels: expected numbers in (0, 100), got {list(given.levels)}")
     if given.seed is not None and given.seeds is not None:
         raise ConfigError("--seed and --seeds: expected one of them, got both")
     seeds = given.seeds or (DEFAULT_SEED if given.seed is None else given.seed,)
@@ -545,6 +510,13 @@ def parse_arguments(argv: list[str] | None = None) -> Harness:
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: L=24, H=12, 1 epoch, 8 units"
     )
+    parser.add_argument(
+        "--levels",
+        type=_levels,
+        default=(),
+        help="interval levels, e.g. 80,90: conformal intervals calibrated on validation, "
+        "test coverage, width and CRPS (scaled units) reported",
+    )
     try:
         return harness(**vars(parser.parse_args(argv)))
     except ConfigError as error:
@@ -572,23 +544,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.perf_counter() - started:.0f} s in all" + (" (quick)" if args.quick else "")
     )
     print(format_table(results))
+    if args.levels and not args.validation_only:
+        print()
+        print(f"Intervals at {', '.join(f'{level:g}' for level in args.levels)} (test part):")
+        print(format_interval_table(results))
     summary = seed_summary(results)
     if len(args.seeds) > 1:
         print()
         print(f"Mean ± sample standard deviation over seeds {list(args.seeds)}:")
         print(format_seed_summary(summary))
     record = {"results": [asdict(result) for result in results], "over_seeds": summary}
-    print(json.dumps(_nan_as_null(record), allow_nan=False))
+    print(json.dumps(nan_as_null(record), allow_nan=False))
     return 0
-
-
-def _nan_as_null(value: Any) -> Any:
-    """JSON has no NaN: the figures `--validation-only` hides become null."""
-    if isinstance(value, dict):
-        return {key: _nan_as_null(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_nan_as_null(item) for item in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 if __name__ == "__main__":

@@ -502,6 +502,8 @@ def test_ltsf_quick_scores_every_model_and_horizon_by_the_protocol(tmp_path) -> 
             "--models",
             "repeat,linear,lstm",
             "--log-mlflow",
+            "--levels",
+            "90,80",
         ],
         cwd=tmp_path,
         env=environment,
@@ -525,11 +527,20 @@ def test_ltsf_quick_scores_every_model_and_horizon_by_the_protocol(tmp_path) -> 
     assert {r["windows"] for r in results} == {windows}
     assert results[0]["mse"] == pytest.approx(expected_mse, rel=1e-5)
     assert results[0]["mae"] == pytest.approx(expected_mae, rel=1e-5)
+    intervals_at = lines.index(line_starting(lines, "Intervals at 80, 90 (test part):"))
     for entry in results:
-        row = line_starting(lines, f"| {entry['model']} | 12 | 42 |").split("|")
+        row = line_starting(lines[:intervals_at], f"| {entry['model']} | 12 | 42 |").split("|")
         assert number(row[4].strip()) == pytest.approx(entry["mse"], abs=5e-5)
         assert number(row[7].strip()) == pytest.approx(entry["mse"] / results[0]["mse"], abs=5e-4)
     assert results[2]["train_seconds"] > 0 and results[2]["parameters"] > 0
+    # --levels: intervals calibrated on validation, scored on test (scaled units), each level
+    # in the JSON and in the intervals table.
+    for entry in results:
+        coverage, width = entry["coverage"], entry["width"]
+        assert list(coverage) == ["80", "90"] and 0 <= coverage["80"] <= coverage["90"] <= 1
+        assert 0 < width["80"] < width["90"] and entry["crps"] > 0
+        row = line_starting(lines[intervals_at:], f"| {entry['model']} | 12 | 42 |").split("|")
+        assert row[4].strip() == f"{coverage['80']:.1%}"
 
     import mlflow
 

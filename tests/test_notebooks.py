@@ -117,9 +117,18 @@ def test_the_forecast_notebook_forecasts_from_the_champion_and_backtests():
     text, images = executed("04_forecast_and_backtest.ipynb")
     assert "exit code 0" in text
     # The champion forecasts the 7 days after the data's last (2015-12-31), from version 1.
-    steps = re.findall(r"^(2016-01-0\d) 00:00:00\+00:00 +(\d) +[-\d.]+ +1$", text, re.MULTILINE)
-    assert steps == [(f"2016-01-0{day}", str(day)) for day in range(1, 8)]
-    assert re.search(r"as_of 2015-10-01: MAE over the 7 days \d+\.\d\d °C", text)
+    # Each with its 80% interval (lower, upper) from the calibration the model carries.
+    rows = re.findall(
+        r"^(2016-01-0\d) 00:00:00\+00:00 +(\d) +([-\d.]+) +([-\d.]+) +([-\d.]+) +1$",
+        text,
+        re.MULTILINE,
+    )
+    assert [row[:2] for row in rows] == [(f"2016-01-0{day}", str(day)) for day in range(1, 8)]
+    assert all(float(lower) < float(upper) for *_, lower, upper in rows)
+    assert re.search(
+        r"as_of 2015-10-01: MAE over the 7 days \d+\.\d\d °C; [0-7] of 7 days inside the 80%",
+        text,
+    )
     summary = text[text.index(" model  mean_mae  std_mae") :].splitlines()[1:4]
     assert sorted(line.split()[0] for line in summary) == ["gru", "last", "repeat"]
     assert images == 3

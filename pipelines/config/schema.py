@@ -1,4 +1,4 @@
-"""The schema of every setting of every entry point: typed, with its default, in seven sections.
+"""The schema of every setting of every entry point: typed, with its default, in eight sections.
 
 | section    | what it holds                                      | read by                        |
 |------------|----------------------------------------------------|--------------------------------|
@@ -9,6 +9,7 @@
 | `prepare`  | where `prepare` writes; whether it logs a run      | prepare                        |
 | `forecast` | model URI, as_of, output, series, lock, replace    | forecast, main                 |
 | `backtest` | folds or fold starts, step, window, refit, ...     | backtest                       |
+| `intervals`| interval levels, conformal calibration             | train, compare, main           |
 
 `FLAT_PARAMETERS` gives each setting that has a command-line option its one flat name
 (`input_width` -> `data.input_width`): the same option (`--input-width`) in every entry point
@@ -287,9 +288,16 @@ class ForecastConfig(SettingsSection):
     )
     replace: bool = Field(False, description="overwrite a partition made by another model version")
     experiment_name: str = Field("forecasts", description="MLflow experiment of forecast runs")
+    levels: tuple[float, ...] | None = Field(
+        None,
+        description="interval levels (percent) of a calibrated model's forecast; none: the "
+        "model's own defaults",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ForecastConfig:
+        for level in self.levels or ():
+            require(0 < level < 100, "forecast.levels", level, "numbers in (0, 100)")
         if self.series is not None:
             object.__setattr__(self, "series", tuple(dict.fromkeys(self.series)) or None)
         return self
@@ -344,8 +352,34 @@ class BacktestConfig(SettingsSection):
         return self
 
 
+class IntervalConfig(SettingsSection):
+    """Forecast intervals: after training, the model is calibrated on its validation
+    residuals (split conformal, `pipelines.runtime.intervals`) and forecasts these levels by
+    default; it is scored on them on the test part."""
+
+    section = "intervals"
+
+    levels: tuple[float, ...] = Field(
+        (80.0, 90.0),
+        description="interval levels in percent, each in (0, 100): the logged model's default "
+        "`levels` and the ones scored",
+    )
+    calibration: Literal["pooled", "per_series", "none"] = Field(
+        "pooled",
+        description="residuals pooled over series (in scaled units), per series, or none (the "
+        "model forecasts no intervals)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> IntervalConfig:
+        for level in self.levels:
+            require(0 < level < 100, "intervals.levels", level, "numbers in (0, 100)")
+        object.__setattr__(self, "levels", tuple(sorted(set(self.levels))))
+        return self
+
+
 class RunConfig(SettingsSection):
-    """Every setting of every entry point, in seven sections (see the module docstring).
+    """Every setting of every entry point, in eight sections (see the module docstring).
 
     Example:
         >>> config = RunConfig(training=TrainingConfig(epochs=3))
@@ -362,6 +396,7 @@ class RunConfig(SettingsSection):
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    intervals: IntervalConfig = Field(default_factory=IntervalConfig)
 
     def forecast_model_uri(self) -> str:
         """`forecast.model_uri`, or the registered model's champion when it is none."""
@@ -377,5 +412,6 @@ SECTIONS: dict[str, type[SettingsSection]] = {
     "prepare": PrepareConfig,
     "forecast": ForecastConfig,
     "backtest": BacktestConfig,
+    "intervals": IntervalConfig,
 }
 """Section name -> its settings class, in the order of `RunConfig`."""

@@ -74,8 +74,8 @@ def interval_columns(target: str, levels: Sequence[float]) -> list[str]:
 
 def interval_quantiles(level: float) -> tuple[float, float]:
     """The quantile levels of the interval's bounds: 80 -> (0.1, 0.9)."""
-    tail = (1 - level / 100) / 2
-    return tail, 1 - tail
+    tail = round((1 - level / 100) / 2, 12)
+    return tail, round(1 - tail, 12)
 
 
 def _order_statistics(sorted_residuals: np.ndarray) -> np.ndarray:
@@ -121,14 +121,8 @@ class Calibration:
         groups = self._groups(series_ids)
         result = []
         for quantile in quantiles:
-            position = np.interp(quantile, QUANTILE_GRID, np.arange(len(QUANTILE_GRID)))
-            low = int(np.floor(position))
-            weight = position - low
-            offset = self.offsets[:, low]
-            if weight > 0:  # between two grid points (0 x NaN would poison an exact one)
-                offset = (1 - weight) * offset + weight * self.offsets[:, low + 1]
-            outside = not QUANTILE_GRID[0] <= quantile <= QUANTILE_GRID[-1]
-            if outside or np.isnan(offset[groups]).any():
+            offset = self._offset(quantile)
+            if offset is None or np.isnan(offset[groups]).any():
                 fewest = int(self.windows[np.unique(groups)].min())
                 raise DataValidationError(
                     f"levels: quantile {quantile:g} needs more calibration residuals than the "
@@ -137,6 +131,30 @@ class Calibration:
                 )
             result.append(offset[groups])
         return np.stack(result)
+
+    def missing(self, quantiles: Sequence[float]) -> list[float]:
+        """The quantiles that some group has too few residuals for (or off the grid)."""
+        return [
+            quantile
+            for quantile in quantiles
+            if (offset := self._offset(quantile)) is None or np.isnan(offset).any()
+        ]
+
+    def _offset(self, quantile: float) -> np.ndarray | None:
+        """(groups, horizon, targets) offsets at `quantile`, linear between grid points; None
+        off the grid."""
+        if not QUANTILE_GRID[0] <= quantile <= QUANTILE_GRID[-1]:
+            return None
+        # Rounded: 0.09999999999999998 (from level 80) is the grid's 0.1, not a blend with 0.095.
+        position = round(
+            float(np.interp(quantile, QUANTILE_GRID, np.arange(len(QUANTILE_GRID)))), 9
+        )
+        low = int(np.floor(position))
+        weight = position - low
+        offset = self.offsets[:, low]
+        if weight > 0:  # between two grid points (0 x NaN would poison an exact one)
+            offset = (1 - weight) * offset + weight * self.offsets[:, low + 1]
+        return offset
 
     def _groups(self, series_ids: np.ndarray) -> np.ndarray:
         if self.series_ids is None:

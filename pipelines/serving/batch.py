@@ -23,11 +23,12 @@ exit codes (`pipelines.cli.forecast`):
 Output: long format, one row per (series, step), sorted by `series_id` then `step`:
 `series_id` (string), `timestamp` (forecast time, timestamp[us, UTC]), `step` (int64, 1..horizon),
 one float64 column per target (original units), each followed, for a model with a calibration,
-by its interval bounds at the model's default levels (`<target>_lo_90`, `<target>_lo_80`,
-`<target>_hi_80`, `<target>_hi_90`), `model_name` (registered name), `model_version`,
-`model_run_id` (the training run), `model_type` (zoo name), `as_of` and `created_at`
-(timestamp[us, UTC]). The Parquet schema metadata key `forecast` holds a JSON document: model,
-as_of, created_at, series requested, forecast and skipped (with reasons), source and rows.
+by its interval bounds at `forecast.levels` (default: the model's, 80 and 90: `<target>_lo_90`,
+`<target>_lo_80`, `<target>_hi_80`, `<target>_hi_90`), `model_name` (registered name),
+`model_version`, `model_run_id` (the training run), `model_type` (zoo name), `as_of` and
+`created_at` (timestamp[us, UTC]). The Parquet schema metadata key `forecast` holds a JSON
+document: model, as_of, created_at, series requested, forecast and skipped (with reasons), source
+and rows.
 
 Skipped series (listed with reasons in the file's metadata; the others are forecast): `unknown`
 (the model's scaler was fitted per series and never saw it), `stale` (its last row is more than
@@ -60,7 +61,7 @@ from pipelines.runtime.contract import (
     DataValidationError,
     closest_name_hint,
 )
-from pipelines.runtime.forecaster import TRADING_DAYS_FORECAST_FREQUENCY
+from pipelines.runtime.forecaster import LEVELS_PARAM, TRADING_DAYS_FORECAST_FREQUENCY
 from pipelines.runtime.history import last_rows_per_series, to_model_input
 from pipelines.runtime.readiness import TOO_SHORT, NotReady, unready_series
 from pipelines.serving.partitions import (
@@ -337,9 +338,14 @@ def _nothing_to_forecast(
 
 
 def forecast_frame(
-    model: ResolvedModel, plan: ForecastPlan, as_of: pd.Timestamp, created_at: pd.Timestamp
+    model: ResolvedModel,
+    plan: ForecastPlan,
+    as_of: pd.Timestamp,
+    created_at: pd.Timestamp,
+    levels: tuple[float, ...] | None = None,
 ) -> pd.DataFrame:
     """Forecasts every planned series in ONE `predict` call; the output's columns and dtypes.
+    `levels`: the interval levels of a model with a calibration (None: the model's defaults).
 
     Returns:
         One row per (series, step), sorted, with the model and time columns described in the
@@ -347,7 +353,11 @@ def forecast_frame(
     """
     spec = model.forecaster.spec
     model_input = to_model_input(plan.window_rows, spec.features, last_rows=spec.input_width)
-    predicted = model.loaded.predict(model_input)
+    params = None if levels is None else {LEVELS_PARAM: list(levels)}
+    # MLflow drops params a model's signature does not declare; the model's own check refuses
+    # levels asked of a model with no calibration instead.
+    model.forecaster.levels(params)
+    predicted = model.loaded.predict(model_input, params=params)
     predicted = predicted.sort_values([SERIES_COLUMN, STEP_COLUMN], kind="stable")
     count = len(predicted)
     frame = pd.DataFrame(
@@ -418,7 +428,7 @@ def run(config: RunConfig) -> ForecastResult:
         requested=settings.series,
     )
     created_at = pd.Timestamp.now(tz="UTC").floor("us")
-    frame = forecast_frame(model, plan, as_of, created_at)
+    frame = forecast_frame(model, plan, as_of, created_at, settings.levels)
     document = _metadata_document(model, config, history, plan, as_of, created_at, len(frame))
     with output_lock(output, settings.lock_timeout):
         outcome, frame, document = write_partition(

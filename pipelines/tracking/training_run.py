@@ -14,7 +14,12 @@ view (`HEADLINE_METRICS`, a dozen, not the 160 of every combination):
 - `loss`, `val_loss` (and Keras' other metrics as `epoch_<name>`): per epoch, `step` = epoch
   (1-based, as Keras prints it). Keras' own `val_mae` is logged as `epoch_val_mae` so it does
   not mix with the final `val_mae` of the restored model;
-- `training_seconds`, `samples_per_second`, `epochs_run`, `best_epoch`.
+- `training_seconds`, `samples_per_second`, `epochs_run`, `best_epoch`;
+- forecast intervals (`pipelines.training.calibration`), for each level L of
+  `intervals.levels`: `test_coverage_<L>` (the share of test values inside, 0 to 1) and
+  `test_width_<L>` (mean width, original units), and `test_crps` (quantile-averaged CRPS,
+  original units); the interval (Winkler) scores, coverage per step and the validation part's
+  figures (`val_...`, on the residuals the calibration was made of) are in the artifacts.
 
 Every metric of the model and of the naive baselines (`baseline_last_...`,
 `baseline_repeat_...`), in both unit systems, overall and per step, is in the artifacts
@@ -35,6 +40,7 @@ import contextlib
 import dataclasses
 import importlib.metadata
 import math
+import re
 import time
 import warnings
 from collections.abc import Mapping
@@ -76,6 +82,9 @@ HEADLINE_METRICS = (
     "test_mae_original",
 )
 """The overall metrics logged as run metrics (every key of `metric_values` is in the artifacts)."""
+INTERVAL_HEADLINE = re.compile(r"^test_(coverage_[0-9.]+|width_[0-9.]+|crps)$")
+"""Interval metrics logged as run metrics: test coverage and width per level, test CRPS (the
+interval scores and the validation part's figures are in the artifacts)."""
 HEADLINE_STEP_METRICS = ("val_mae_by_step", "test_mae_by_step")
 """The per-step metrics logged as metric history (`step` = horizon step)."""
 OVERALL_ARTIFACT = "metrics/overall.json"
@@ -106,6 +115,22 @@ def metric_values(result: TrainResult) -> tuple[dict[str, float], dict[str, np.n
                 by_step.update(
                     {f"{key}_{name}{units}_by_step": array for name, array in steps.items()}
                 )
+    for part, evaluation in result.interval_evaluations.items():
+        key = PART_PREFIXES[part]
+        for name, values in (
+            ("coverage", evaluation.coverage),
+            ("width", evaluation.width),
+            ("interval_score", evaluation.interval_score),
+        ):
+            overall.update({f"{key}_{name}_{level}": value for level, value in values.items()})
+        by_step.update(
+            {
+                f"{key}_coverage_{level}_by_step": values
+                for level, values in evaluation.coverage_by_step.items()
+            }
+        )
+        if evaluation.crps is not None:
+            overall[f"{key}_crps"] = evaluation.crps
     for part in PART_PREFIXES.values():
         overall[f"{part}_skill_vs_{SKILL_BASELINE}"] = skill(
             overall.get(f"{part}_mae", math.nan),
@@ -276,7 +301,11 @@ def _log_metrics(run_id: str, result: TrainResult) -> None:
     steps = pd.DataFrame(every_by_step)
     steps.insert(0, "step", np.arange(1, len(steps) + 1))
     mlflow.log_text(steps.to_csv(index=False), BY_STEP_ARTIFACT)
-    overall = {key: every_overall[key] for key in HEADLINE_METRICS if key in every_overall}
+    overall = {
+        key: value
+        for key, value in every_overall.items()
+        if key in HEADLINE_METRICS or INTERVAL_HEADLINE.match(key)
+    }
     by_step = {key: every_by_step[key] for key in HEADLINE_STEP_METRICS if key in every_by_step}
     overall.update(
         {
@@ -370,4 +399,5 @@ def _log_model(result: TrainResult, frequency: str) -> Any:
         frequency=frequency,
         model_name=result.model_name,
         input_example=prepared.frame,
+        calibration=result.calibration,
     )

@@ -30,7 +30,14 @@ __all__ = [
 MODELS_VIEW = "models"
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 DESCRIPTION_TAG = "mlflow.note.content"
-VIEW_METRICS = ("val_mae", "test_mae", "test_mse", "test_skill_vs_last", "training_seconds")
+VIEW_METRICS = (
+    "val_mae",
+    "test_mae",
+    "test_mse",
+    "test_skill_vs_last",
+    "test_coverage_80",
+    "training_seconds",
+)
 """The runs table's metric columns, in this order: the figures a user compares models on."""
 DEFAULT_UI_URL = "http://127.0.0.1:5000"
 """Where `mlflow ui` listens by default."""

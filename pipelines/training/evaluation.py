@@ -159,7 +159,15 @@ def evaluate_model(
     scales: _Scales,
     batch_size: int,
 ) -> Evaluation:
-    forecast = predict_part(model, windowed, part, batch_size)
+    return evaluate_forecast(
+        predict_part(model, windowed, part, batch_size), prepared, actual, scales
+    )
+
+
+def evaluate_forecast(
+    forecast: np.ndarray, prepared: PrepareResult, actual: _Actual, scales: _Scales
+) -> Evaluation:
+    """Every metric of a part's scaled forecasts (`predict_part`), in both units."""
     forecast_original = prepared.scaler.inverse_transform(
         forecast, actual.series_ids, prepared.spec.targets
     )

@@ -22,15 +22,22 @@ from pipelines.config.schema import RunConfig, TrainingConfig
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
 from pipelines.runtime.contract import PART_NAMES, DataValidationError
+from pipelines.runtime.intervals import Calibration
 from pipelines.runtime.windows import WindowedData, WindowSpec
+from pipelines.training.calibration import (
+    IntervalEvaluation,
+    evaluate_intervals,
+    validation_calibration,
+)
 from pipelines.training.evaluation import (
     EVALUATED_PARTS,
     Evaluation,
     ForecastSample,
     evaluate_baselines,
-    evaluate_model,
+    evaluate_forecast,
     forecast_sample,
     mase_scales,
+    predict_part,
     target_windows,
 )
 
@@ -52,6 +59,9 @@ class TrainResult:
         samples_per_second: training windows processed per second of `fit`.
         evaluations: `{"validation": Evaluation, "test": Evaluation}` of the model.
         baseline_evaluations: `{baseline name: {part: Evaluation}}` on the same windows.
+        calibration: the conformal calibration of the validation residuals the logged model
+            carries (None: `intervals.calibration` none, or too few validation windows).
+        interval_evaluations: `{part: IntervalEvaluation}`, empty without a calibration.
         window_counts: windows per part.
         prepared: the prepared data the model was trained on.
         sample: a few test windows with forecasts, for plots.
@@ -67,6 +77,8 @@ class TrainResult:
     samples_per_second: float
     evaluations: dict[str, Evaluation]
     baseline_evaluations: dict[str, dict[str, Evaluation]]
+    calibration: Calibration | None
+    interval_evaluations: dict[str, IntervalEvaluation]
     window_counts: dict[str, int]
     prepared: PrepareResult
     sample: ForecastSample
@@ -115,11 +127,33 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
 
     actuals = {part: target_windows(prepared, windowed, part) for part in EVALUATED_PARTS}
     scales, notes = mase_scales(prepared)
+    forecasts = {
+        part: predict_part(model, windowed, part, training.batch_size) for part in EVALUATED_PARTS
+    }
     evaluations = {
-        part: evaluate_model(
-            model, prepared, windowed, part, actuals[part], scales, training.batch_size
+        part: evaluate_forecast(forecasts[part], prepared, actuals[part], scales)
+        for part in EVALUATED_PARTS
+    }
+    calibration = validation_calibration(
+        config.intervals,
+        actuals["validation"].scaled,
+        forecasts["validation"],
+        actuals["validation"].series_ids,
+        notes,
+    )
+    interval_evaluations = {
+        part: evaluate_intervals(
+            calibration,
+            config.intervals.levels,
+            forecasts[part],
+            actuals[part].scaled,
+            actuals[part].original,
+            actuals[part].series_ids,
+            prepared.scaler,
+            prepared.spec.targets,
         )
         for part in EVALUATED_PARTS
+        if calibration is not None
     }
     baseline_evaluations = evaluate_baselines(
         prepared, windowed, shape, actuals, scales, training.batch_size, notes
@@ -135,6 +169,8 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         samples_per_second=fitted.samples_per_second,
         evaluations=evaluations,
         baseline_evaluations=baseline_evaluations,
+        calibration=calibration,
+        interval_evaluations=interval_evaluations,
         window_counts={part: len(windowed.starts[part]) for part in PART_NAMES},
         prepared=prepared,
         sample=sample,

@@ -557,6 +557,7 @@ def test_config_to_dict_is_plain_data():
         "prepare",
         "forecast",
         "backtest",
+        "intervals",
     ]
     assert document["model"]["hparams"]["peepholes"] == ["input", "forget"]
     assert document["model"]["models"] == ["last", "peephole"]

@@ -28,6 +28,10 @@ def test_the_order_statistics_of_nine_residuals_by_hand() -> None:
     assert offsets.tolist() == [1.0, 5.0, 9.0]
     # Between grid points: a quarter of the way from q = 0.5 (5th smallest) to 0.505 (6th).
     assert calibration.quantile_offsets([0.50125], one)[0, 0, 0, 0] == pytest.approx(5.25)
+    # Level 80's quantiles land on the grid exactly, float noise or not.
+    assert calibration.missing([*interval_quantiles(80), 0.1 - 1e-15]) == []
+    # (n + 1) q = 9.5 and 0.5: the 10th and the 0th of 9 do not exist; 0.999 is off the grid.
+    assert calibration.missing([0.95, 0.05, 0.999, 0.9]) == [0.95, 0.05, 0.999]
     # q = 0.95 needs the 10th smallest of 9: refused, naming the count.
     with pytest.raises(
         DataValidationError,

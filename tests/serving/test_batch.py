@@ -415,6 +415,8 @@ def test_plan_flags_trading_day_staleness_by_the_datas_own_calendar() -> None:
         (["--lock-timeout", "soon"], "'forecast.lock_timeout' (from parameter 'lock_timeout')"),
         (["--lock-timeout", "-1"], "expected a finite number >= 0, got -1.0"),
         (["--replace", "maybe"], "'forecast.replace' (from parameter 'replace')"),
+        (["--set", "forecast.levels=0"], "'forecast.levels'"),
+        (["--set", "forecast.levels=high"], "'forecast.levels'"),
     ],
 )
 def test_bad_input_is_one_error_line_and_nothing_written(
@@ -430,6 +432,14 @@ def test_bad_input_is_one_error_line_and_nothing_written(
     assert message in error
     assert not output.exists()
     assert not list(tmp_path.parent.glob("as_of=*")) and not list(store.root.glob("as_of=*"))
+
+
+def test_forecast_levels_pick_the_partitions_bands(store: Store, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    assert forecast_command.main(cli(store, output, "--set", "forecast.levels=95")) == 0
+    written = pd.read_parquet(output / LAST_PARTITION / partitions.FORECAST_FILE)
+    assert list(written.columns[3:6]) == ["value", "value_lo_95", "value_hi_95"]
+    assert (written["value_lo_95"] <= written["value_hi_95"]).all()
 
 
 def test_all_series_too_short_names_the_input_width(store: Store, tmp_path: Path, capsys) -> None:

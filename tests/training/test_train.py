@@ -132,7 +132,13 @@ def test_mlflow_round_trip_and_champion_on_validation(
     metrics = first.data.metrics
     assert set(training_run.HEADLINE_METRICS) <= set(metrics)
     assert not any(key.startswith("baseline_") or "_original_" in key for key in metrics)
-    assert len(metrics) <= 25
+    assert len(metrics) <= 30
+    # Intervals: test coverage and width per level and the CRPS as run metrics; the logged
+    # model carries the validation calibration and forecasts the bands.
+    intervals = {"test_coverage_80", "test_coverage_90", "test_width_80", "test_width_90"}
+    assert intervals | {"test_crps"} <= set(metrics)
+    assert 0 <= metrics["test_coverage_80"] <= metrics["test_coverage_90"] <= 1
+    assert 0 < metrics["test_width_80"] < metrics["test_width_90"]
     run_uri = f"runs:/{first.info.run_id}"
     overall = mlflow.artifacts.load_dict(f"{run_uri}/{training_run.OVERALL_ARTIFACT}")
     assert overall["test_mae"] == metrics["test_mae"]
@@ -140,6 +146,8 @@ def test_mlflow_round_trip_and_champion_on_validation(
         1 - overall["test_mae"] / overall["baseline_last_test_mae"]
     )
     assert {"baseline_repeat_val_mae", "val_mape_original", "test_smape"} <= set(overall)
+    assert {"val_coverage_80", "test_interval_score_90", "val_crps"} <= set(overall)
+    assert overall["test_coverage_90"] == metrics["test_coverage_90"]
     by_step_table = pd.read_csv(
         io.StringIO(mlflow.artifacts.load_text(f"{run_uri}/{training_run.BY_STEP_ARTIFACT}"))
     )
@@ -155,7 +163,11 @@ def test_mlflow_round_trip_and_champion_on_validation(
     assert first.data.tags["model_family"] == "direct"
     assert first.data.tags["keras"]
     artifacts = {item.path for item in tracking.list_artifacts(first.info.run_id, "plots")}
-    assert artifacts == {"plots/forecast_vs_actual.png", "plots/error_by_horizon.png"}
+    assert artifacts == {
+        "plots/forecast_vs_actual.png",
+        "plots/error_by_horizon.png",
+        "plots/coverage_by_step.png",
+    }
     (logged,) = mlflow.get_run(first.info.run_id).inputs.dataset_inputs
     logged_schema = json.loads(logged.dataset.schema)["mlflow_colspec"]
     assert logged_schema == mlflow.data.from_pandas(prepared.frame).schema.to_dict()
@@ -305,3 +317,47 @@ def test_weight_averaging_momentum_outside_0_1_is_named(momentum: str) -> None:
 
     with pytest.raises(ConfigError, match=r"training\.ema_momentum.*expected a number in \[0, 1\)"):
         tiny_config(ema_momentum=momentum)
+
+
+def test_intervals_are_calibrated_on_validation_and_scored_on_test_by_hand(
+    prepared: PrepareResult, trained: train.TrainResult
+) -> None:
+    from pipelines.runtime.intervals import calibrate
+    from pipelines.training.evaluation import predict_part, target_windows
+
+    windowed = train.windowed_data(prepared)
+    forecast = {
+        part: predict_part(trained.model, windowed, part, 64) for part in ("validation", "test")
+    }
+    validation = target_windows(prepared, windowed, "validation")
+    expected = calibrate(validation.scaled - forecast["validation"])  # pooled, the default
+    np.testing.assert_array_equal(trained.calibration.offsets, expected.offsets)
+    test = target_windows(prepared, windowed, "test")
+    # Level 80: the 10% and 90% conformal offsets around the scaled forecast, then original
+    # units through the scaler, then the share of test values inside.
+    lower, upper = (
+        prepared.scaler.inverse_transform(
+            forecast["test"] + expected.quantile_offsets([q], test.series_ids)[0],
+            test.series_ids,
+            prepared.spec.targets,
+        )
+        for q in (0.1, 0.9)
+    )
+    inside = (lower <= test.original) & (test.original <= upper)
+    scores = trained.interval_evaluations["test"]
+    assert scores.coverage["80"] == pytest.approx(inside.mean())
+    assert scores.width["80"] == pytest.approx((upper - lower).mean())
+    assert scores.coverage_by_step["80"] == pytest.approx(inside.mean(axis=(0, 2)))
+    assert scores.crps is not None and scores.crps > 0
+
+
+def test_no_intervals_when_switched_off_or_too_few_validation_windows(
+    prepared: PrepareResult,
+) -> None:
+    off = train.train_model(tiny_config(**{"intervals.calibration": "none"}), prepared)
+    assert off.calibration is None and off.interval_evaluations == {}
+    windows = off.window_counts["validation"]
+    # A level needs (100 + L) / (100 - L) residuals: 99.9 needs 1999, more than there are.
+    with pytest.warns(UserWarning, match=r"intervals left out: \d+ validation windows"):
+        few = train.train_model(tiny_config(**{"intervals.levels": "80,99.9"}), prepared)
+    assert windows < 1999 and few.calibration is None
