@@ -10,7 +10,10 @@ path a user of a logged model takes, MLflow's input schema enforcement included.
 - vectorised: one `loaded.predict(history)` with the last `input_width` rows of every series
   (`to_model_input(frame, features, last_rows=input_width)`), repeated;
 - loop: `loaded.predict(rows of one series)` for each series in turn (the per-series frames are
-  cut before the clock starts, so the loop is not charged for selecting rows).
+  cut before the clock starts, so the loop is not charged for selecting rows);
+- intervals: the same model saved with a conformal calibration (`pipelines.runtime.intervals`,
+  pooled, from 200 residual windows), whose `predict` adds the 80% and 90% bounds of every
+  forecast: what forecast intervals cost at predict time.
 
 Both outputs are checked to be equal before anything is timed. Wall-clock time on these 2-core
 VMs was seen to snap to multiples of ~0.33 s, so every timed pass repeats its work for at least
@@ -19,8 +22,15 @@ runs the steps of `ForecastModel.predict` one by one (MLflow's schema enforcemen
 and parsing, last windows with value checks, scaling, the Keras call, the output frame) and
 checks that they reproduce `predict`'s output.
 
+The intervals' cost is measured in paired rounds, since a 3-second pass of each moves by more
+than the few percent it costs: each round times a few calls of the plain model, then as many of
+the calibrated one, and the ratio of the two is the round's figure; the median and quartiles over
+the rounds are reported.
+
 The last line is JSON: `series_per_s` (vectorised), `loop_series_per_s`, `speedup_vs_loop`
-(their ratio) and the breakdown in milliseconds per call (`*_ms`).
+(their ratio), `interval_overhead` (median over the paired rounds of calibrated over plain call
+time, minus 1: the share of predict time the intervals add) with `interval_overhead_q1`/`_q3`,
+and the breakdown in milliseconds per call (`*_ms`).
 
 Usage:
     python benchmarks/batch_forecast.py [--quick] [--source PATH]
@@ -55,10 +65,12 @@ from pipelines.data.settings import DataConfig
 from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
 from pipelines.runtime.forecaster import long_forecast_frame
 from pipelines.runtime.history import check_history, ready_windows, refuse_unready, to_model_input
+from pipelines.runtime.intervals import Calibration, calibrate
 from pipelines.serving.pyfunc import save_forecast_model
 
 DATASET, INPUT_WIDTH, HORIZON, UNITS = "stocks-5yr", 30, 5, 16
 QUICK_SERIES = 20
+PAIRED_ROUNDS, CALLS_PER_ROUND = 30, 5
 
 
 def prepare(source: str | None) -> PrepareResult:
@@ -66,8 +78,11 @@ def prepare(source: str | None) -> PrepareResult:
     return run(DataConfig(dataset=DATASET, source=source, input_width=INPUT_WIDTH, horizon=HORIZON))
 
 
-def save_and_load(prepared: PrepareResult, folder: Path) -> mlflow.pyfunc.PyFuncModel:
-    """An untrained LSTM saved as the project's pyfunc model and loaded back through MLflow."""
+def save_and_load(
+    prepared: PrepareResult, folder: Path, calibration: Calibration | None = None
+) -> mlflow.pyfunc.PyFuncModel:
+    """An untrained LSTM (the same weights every call) saved as the project's pyfunc model, with
+    `calibration` if given, and loaded back through MLflow."""
     spec = prepared.spec
     shape = ModelShape(
         input_width=spec.input_width,
@@ -77,9 +92,9 @@ def save_and_load(prepared: PrepareResult, folder: Path) -> mlflow.pyfunc.PyFunc
     )
     keras.utils.set_random_seed(0)
     keras_model = build_model("lstm", shape, units=UNITS)
-    path = folder / "model"
+    path = folder / ("calibrated" if calibration is not None else "model")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MLflow's cloudpickle advice, not ours to act on here
+        warnings.simplefilter("ignore")  # MLflow's own notices (pandas deprecations), not ours
         save_forecast_model(
             path,
             keras_model,
@@ -88,6 +103,7 @@ def save_and_load(prepared: PrepareResult, folder: Path) -> mlflow.pyfunc.PyFunc
             frequency=prepared.summary["frequency"],
             model_name="lstm",
             input_example=prepared.frame,
+            calibration=calibration,
         )
     return mlflow.pyfunc.load_model(str(path))
 
@@ -102,6 +118,30 @@ def calls_per_second(work: Callable[[], object], min_seconds: float) -> float:
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:
             return calls / elapsed
+
+
+def paired_overheads(
+    plain: Callable[[], object], calibrated: Callable[[], object], rounds: int, calls: int
+) -> list[float]:
+    """Per round: the time of `calls` calibrated calls over that of `calls` plain ones, minus 1."""
+    overheads = []
+    for _ in range(rounds):
+        seconds = []
+        for work in (plain, calibrated):
+            start = time.perf_counter()
+            for _ in range(calls):
+                work()
+            seconds.append(time.perf_counter() - start)
+        overheads.append(seconds[1] / seconds[0] - 1)
+    return overheads
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles (the values themselves for fewer than two)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    first, _, third = statistics.quantiles(values, n=4)
+    return first, third
 
 
 def loop_forecast(
@@ -209,7 +249,18 @@ def main() -> None:
         looped = loop_forecast(loaded, per_series)
         check_equal(vectorised, looped)
         assert len(vectorised) == series * HORIZON, (len(vectorised), series)
+        residuals = np.random.default_rng(0).normal(size=(200, HORIZON, len(prepared.spec.targets)))
+        calibrated = save_and_load(prepared, Path(folder), calibrate(residuals))
+        with_bands = calibrated.predict(history)
+        check_equal(vectorised, with_bands[vectorised.columns])  # the same point forecasts
+        assert len(with_bands.columns) == len(vectorised.columns) + 4 * len(prepared.spec.targets)
 
+        overheads = paired_overheads(
+            lambda: loaded.predict(history),
+            lambda: calibrated.predict(history),
+            rounds=3 if arguments.quick else PAIRED_ROUNDS,
+            calls=1 if arguments.quick else CALLS_PER_ROUND,
+        )
         rates: dict[str, list[float]] = {"vectorised": [], "loop": []}
         for _ in range(repeats):
             rates["vectorised"].append(
@@ -234,6 +285,11 @@ def main() -> None:
     print(f"  {'vectorised':<11}{medians['vectorised']:>12,.0f} series/s  (one call)")
     print(f"  {'loop':<11}{medians['loop']:>12,.0f} series/s  ({series} calls)")
     print(f"  speedup    {medians['vectorised'] / medians['loop']:>12.1f}x")
+    overhead, (low, high) = statistics.median(overheads), quartiles(overheads)
+    print(
+        f"  intervals: the 80% and 90% bounds add {overhead:+.1%} to a call "
+        f"[{low:+.1%}, {high:+.1%}] (median [quartiles] of {len(overheads)} paired rounds)"
+    )
     print(f"one vectorised call, step by step (ms, each timed alone over >= {stage_seconds:g} s):")
     for name in ("mlflow_schema", "checks", "windows", "scaling", "keras", "output", "other"):
         print(f"  {name:<14}{steps[f'{name}_ms']:>8.2f}")
@@ -249,6 +305,9 @@ def main() -> None:
         "series_per_s": round(medians["vectorised"]),
         "loop_series_per_s": round(medians["loop"], 1),
         "speedup_vs_loop": round(medians["vectorised"] / medians["loop"], 1),
+        "interval_overhead": round(overhead, 4),
+        "interval_overhead_q1": round(low, 4),
+        "interval_overhead_q3": round(high, 4),
         **{name: round(value, 3) for name, value in steps.items()},
         "repeats": repeats,
         "quick": arguments.quick,

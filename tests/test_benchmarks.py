@@ -433,6 +433,15 @@ def test_batch_forecast_quick_table_and_json_agree(batch_forecast_run: QuickRun)
     assert_ratio(
         figures["speedup_vs_loop"], figures["series_per_s"], figures["loop_series_per_s"], 1
     )
+    # The calibrated twin: what the bounds cost, printed as in the JSON.
+    intervals = line_starting(lines, "  intervals:")
+    found = re.search(r"add ([-+][\d.]+)% to a call \[([-+][\d.]+)%, ([-+][\d.]+)%\]", intervals)
+    assert found, intervals
+    printed = [float(value) for value in found.groups()]
+    keys = ("interval_overhead", "interval_overhead_q1", "interval_overhead_q3")
+    assert printed[0] == pytest.approx(100 * figures[keys[0]], abs=0.051)
+    assert printed[1:3] == pytest.approx([100 * figures[key] for key in keys[1:]], abs=0.051)
+    assert figures[keys[1]] <= figures[keys[0]] <= figures[keys[2]]
     # The breakdown's table is the JSON's, and its parts add up as documented.
     for name in (*BATCH_STEPS, "mlflow_schema", "other", "predict"):
         printed = number(line_starting(lines, f"  {name} ").split()[1])
