@@ -1,7 +1,7 @@
 """History sent to a forecasting model: checked against the data contract, cut to the last
 `input_width` rows of every series, and put in the model's input form.
 
-The logged model (`pipelines.serving.pyfunc`), the batch forecast and Spark all call these, so
+The logged model (`pipelines.runtime.forecaster`), the batch forecast and Spark all call these, so
 what a model accepts is decided once: string series ids, ISO 8601 or datetime timestamps (naive
 read as UTC), no duplicate timestamps within a series; which series can be forecast is the
 readiness rule's (`pipelines.runtime.readiness`). A model never repairs history: it names the first

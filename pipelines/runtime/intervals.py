@@ -47,9 +47,8 @@ def check_levels(levels: object) -> tuple[float, ...]:
     checked = []
     for level in values:
         number = level.item() if isinstance(level, np.generic) else level
-        if isinstance(number, bool) or not isinstance(number, int | float):
-            raise DataValidationError(f"levels: expected numbers in (0, 100), got {level!r}")
-        if not 0 < number < 100:
+        is_number = isinstance(number, int | float) and not isinstance(number, bool)
+        if not is_number or not 0 < number < 100:
             raise DataValidationError(f"levels: expected numbers in (0, 100), got {level!r}")
         checked.append(float(number))
     return tuple(sorted(set(checked)))
@@ -79,17 +78,16 @@ def interval_quantiles(level: float) -> tuple[float, float]:
 
 
 def _order_statistics(sorted_residuals: np.ndarray) -> np.ndarray:
-    """(grid, horizon, targets) conformal quantiles of (n, horizon, targets) sorted residuals."""
+    """(grid, horizon, targets) conformal quantiles of (n >= 1, horizon, targets) sorted
+    residuals; NaN where the order statistic does not exist."""
     count = len(sorted_residuals)
     upper = QUANTILE_GRID >= 0.5
     # Rounded before ceil/floor: (n + 1) q is an integer more often than floats say.
     scaled = np.round((count + 1) * QUANTILE_GRID, 9)
     ranks = np.where(upper, np.ceil(scaled), np.floor(scaled)).astype("int64")
     exists = (ranks >= 1) & (ranks <= count)
-    taken = sorted_residuals[np.clip(ranks, 1, max(count, 1)) - 1] if count else None
     result = np.full((len(QUANTILE_GRID), *sorted_residuals.shape[1:]), np.nan)
-    if taken is not None:
-        result[exists] = taken[exists]
+    result[exists] = sorted_residuals[ranks[exists] - 1]
     return result
 
 

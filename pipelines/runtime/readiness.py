@@ -6,9 +6,9 @@ per-series scaler was fitted on it), its last row is not stale at the forecast's
 in them is a finite number. `unready_series` returns, for each series that is not, the first
 reason in that order with the details a person needs to fix it.
 
-The paths differ only in what they do with the answer: the logged model (`pipelines.serving.
-pyfunc`) raises on the first one, since its caller sent the history; the batch forecast, the
-backtest and Spark skip those series and list them with their reasons.
+The paths differ only in what they do with the answer: the logged model
+(`pipelines.runtime.forecaster`) raises on the first one, since its caller sent the history;
+the batch forecast, the backtest and Spark skip those series and list them with their reasons.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Scalers fitted on the training part only, per series or over all series, saved as JSON.
 
-The logged model carries its `FittedScaler`; `pipelines.serving.pyfunc` applies it to history
+The logged model carries its `FittedScaler`; `pipelines.runtime.forecaster` applies it to history
 and inverts it on forecasts, so this module ships with every model (no training code in it).
 """
 

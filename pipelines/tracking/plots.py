@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.runtime.contract import TIMESTAMP_COLUMN
-from pipelines.runtime.intervals import interval_column
+from pipelines.runtime.intervals import DEFAULT_LEVELS, interval_column
 from pipelines.training.evaluation import ForecastSample
 from pipelines.training.train import TrainResult
 
@@ -112,7 +112,7 @@ def fan_chart(
     history: pd.DataFrame,
     forecast: pd.DataFrame,
     target: str,
-    levels: tuple[float, ...] = (80.0, 90.0),
+    levels: tuple[float, ...] = DEFAULT_LEVELS,
     *,
     actual: pd.DataFrame | None = None,
 ) -> None:
