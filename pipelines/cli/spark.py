@@ -2,7 +2,8 @@
 
 Usage (a cluster: see README, "Spark"):
     python -m pipelines.cli.spark --model-uri models:/forecaster@champion \
-        --history history.parquet --output forecasts.parquet --master 'local[*]'
+        --history history.parquet --output forecasts.parquet --master 'local[*]' \
+        [--levels 80,95]
 """
 
 from __future__ import annotations
@@ -10,15 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-from pipelines.runtime.contract import DataValidationError
-
-if TYPE_CHECKING:
-    pass
 
 from pipelines.cli.exit_codes import EXIT_OK, EXIT_PARTIAL, report_bad_input
 from pipelines.config.options import OptionParser
+from pipelines.runtime.contract import DataValidationError
+from pipelines.runtime.intervals import check_levels
 from pipelines.serving.spark import forecast_spark, unready_spark
 from pipelines.settings import ConfigError
 
@@ -40,7 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--master", default=None, help="Spark master when not run by spark-submit (local[*])"
     )
+    parser.add_argument(
+        "--levels",
+        type=interval_levels,
+        default=None,
+        help="interval levels of a calibrated model, e.g. 80,95 (default: the model's own; "
+        "'none': points only)",
+    )
     return parser
+
+
+def interval_levels(text: str) -> tuple[float, ...]:
+    """`80,95` -> (80.0, 95.0); `none` -> () (points only). argparse turns the error into one
+    `error:` line that names the option."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return check_levels([float(item) for item in text.split(",")])
+    except (ValueError, DataValidationError):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers in (0, 100), e.g. 80,95, or none; got {text!r}"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
     try:
         history = spark.read.parquet(arguments.history)
-        forecast = forecast_spark(history, arguments.model_uri, buckets=arguments.buckets)
+        forecast = forecast_spark(
+            history, arguments.model_uri, buckets=arguments.buckets, levels=arguments.levels
+        )
         forecast.write.mode("overwrite").parquet(arguments.output)
         skipped = unready_spark(history, arguments.model_uri, buckets=arguments.buckets)
         not_ready = sorted(tuple(row) for row in skipped.collect())

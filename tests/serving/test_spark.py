@@ -172,6 +172,32 @@ def test_levels_pick_the_bands_on_spark_as_in_predict(
         forecast_spark(history, path, levels=[0])
 
 
+def test_command_line_levels_pick_the_bands_and_a_bad_level_writes_nothing(
+    spark: pyspark_sql.SparkSession, frame: pd.DataFrame, tmp_path: Path, capsys
+) -> None:
+    from pipelines.cli.spark import main
+
+    residuals = np.random.default_rng(0).normal(size=(100, SPEC.horizon, 1))
+    path = str(save_untrained_forecaster(tmp_path / "model", frame, calibrate(residuals)))
+    to_model_input(frame, SPEC.features).to_parquet(tmp_path / "history.parquet")
+    arguments = ["--model-uri", path, "--history", str(tmp_path / "history.parquet")]
+
+    assert main([*arguments, "--output", str(tmp_path / "out"), "--levels", "95,50"]) == 0
+    written = pd.read_parquet(tmp_path / "out")
+    assert_same_forecast(written, expected_forecast(path, frame, {"levels": [50, 95]}))
+    assert main([*arguments, "--output", str(tmp_path / "points"), "--levels", "none"]) == 0
+    assert list(pd.read_parquet(tmp_path / "points").columns[3:]) == ["level"]
+    capsys.readouterr()  # the runs' logs
+    for bad in ("high", "0", "100", "-5", "80,,90"):
+        assert main([*arguments, "--output", str(tmp_path / "bad"), "--levels", bad]) == 2
+        assert not (tmp_path / "bad").exists()
+        error = capsys.readouterr().err.strip()
+        assert error == (
+            "error: argument --levels: expected comma-separated numbers in (0, 100), e.g. "
+            f"80,95, or none; got {bad!r} (see python -m pipelines.cli.spark --help)"
+        )
+
+
 def test_missing_column_is_named_before_any_job_runs(
     spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
 ) -> None:
