@@ -26,6 +26,20 @@ For every model, on the test windows, in original units:
   t-test across test days of each day's accuracy against 50%) counts days as the independent
   unit.
 
+For `returns`, forecast intervals at 80% on the same test windows, in original units: the
+empirical coverage (the share of actual returns inside, nominal 0.80) and the mean interval
+(Winkler) score, width plus 2 / 0.2 times each miss's distance to the interval (lower is
+better; `pipelines.training.interval_metrics` scores every row). Our models' intervals are
+split conformal, as `train` calibrates them: quantile offsets of the validation residuals in
+scaled units, pooled over tickers, around each forecast; `zero` gets the same from its own
+validation residuals. The baseline `historical-quantiles` forecasts, for every test day of a
+ticker, the same interval: the empirical 10% and 90% quantiles (numpy's linear interpolation)
+of that ticker's daily log returns before the test year (its training and validation rows,
+until 2017-02-06: every return known when the test starts); its point forecast, scored like
+the others, is the median of the same history. A sentence after the table says plainly
+whether any of our models (`--models`) meets both coverage within 78-82% and a lower interval
+score than that baseline. Prices get no interval columns.
+
 Output: a table per target and one JSON line `{"results": [...]}`.
 
 Usage:
@@ -55,8 +69,17 @@ from scipy.stats import binomtest, ttest_1samp
 from pipelines.config.loading import config_from_dict
 from pipelines.data.catalog import get_entry
 from pipelines.data.prepare import run as prepare_data
-from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN, TRAIN, epoch_nanoseconds
+from pipelines.runtime.contract import (
+    SERIES_COLUMN,
+    TEST,
+    TIMESTAMP_COLUMN,
+    TRAIN,
+    epoch_nanoseconds,
+)
+from pipelines.runtime.intervals import interval_quantiles
 from pipelines.settings import ConfigError
+from pipelines.training import interval_metrics
+from pipelines.training.calibration import validation_calibration
 from pipelines.training.evaluation import mase_scales, predict_part, target_windows
 from pipelines.training.train import train_model, windowed_data
 
@@ -68,6 +91,17 @@ TARGETS = {"prices": "close", "returns": "close_log_return"}
 HPARAMS = {"prices": {"units": 32, "normalization": "revin"}, "returns": {"units": 32}}
 """RevIN for price levels, which drift out of the training range; none for returns (mean ~0)."""
 QUICK_TICKERS = 12
+INTERVAL_LEVEL = 80
+COVERAGE_GOAL = (0.78, 0.82)
+"""The acceptance's band for the 80% intervals' test coverage."""
+HISTORICAL = "historical-quantiles"
+CALIBRATION = "pooled"
+"""Pooled, not per ticker, chosen on principle before any test figure: the offsets are in
+scaled units and each ticker's returns are scaled by its own training standard deviation, so
+one pooled set of offsets already widens and narrows with each ticker's volatility. Pooling
+estimates the 10% and 90% offsets from every ticker's validation residuals (about 60,000);
+per ticker they would rest on at most about 125 days, a dozen residuals in each tail, and
+that noise only widens the intervals or misses more."""
 
 
 @dataclass
@@ -85,6 +119,8 @@ class Result:
     direction_calls: int
     direction_p_value: float | None
     direction_day_p_value: float | None
+    coverage_80: float | None
+    interval_score_80: float | None
     train_seconds: float
 
 
@@ -133,6 +169,10 @@ def run_config(
                 "epochs": args.epochs,
                 "batch_size": 256,
                 "seed": args.seed if seed is None else seed,
+            },
+            "intervals": {
+                "levels": [INTERVAL_LEVEL],
+                "calibration": CALIBRATION if target == "returns" else "none",
             },
         }
     )
@@ -185,8 +225,10 @@ def score(
     test: TestForecasts,
     random_walk_mae: np.ndarray | None,
     seconds: float,
+    interval: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Result:
-    """Every figure of one model on one target (see the module docstring)."""
+    """Every figure of one model on one target (see the module docstring); `interval`, the
+    80% interval's (lower, upper) bounds shaped like `forecast`, gives the interval figures."""
     ticker_mae = per_ticker_mae(forecast - test.actual, test.series_index, test.tickers)
     scored = np.bincount(test.series_index, minlength=test.tickers) > 0
     share = p_share = None
@@ -203,6 +245,12 @@ def score(
     p_days = (
         day_clustered_p_value(forecast_moves, actual_moves, tolerance, test.days) if calls else None
     )
+    covered = interval_score = None
+    if interval is not None:
+        covered = interval_metrics.coverage(test.actual, *interval)
+        interval_score = interval_metrics.interval_score(
+            test.actual, *interval, level=INTERVAL_LEVEL
+        )
     return Result(
         target=target,
         model=model,
@@ -215,6 +263,8 @@ def score(
         direction_calls=calls,
         direction_p_value=p_direction,
         direction_day_p_value=p_days,
+        coverage_80=covered,
+        interval_score_80=interval_score,
         train_seconds=round(seconds, 1),
     )
 
@@ -237,6 +287,66 @@ def random_walk_scales(prepared, target: str) -> np.ndarray:
             f"error: stocks: tickers without returns: {list(scales[scales <= 0].index)}"
         )
     return scales.to_numpy(dtype="float64")
+
+
+def historical_quantiles(
+    history: np.ndarray, history_index: np.ndarray, tickers: int
+) -> np.ndarray:
+    """(tickers, 3): each ticker's 10%, 50% and 90% empirical quantiles (numpy's default linear
+    interpolation) of its `history` values, `history_index` naming each value's ticker; NaN for
+    a ticker without history."""
+    low, high = interval_quantiles(INTERVAL_LEVEL)
+    levels = [low, 0.5, high]
+    table = np.full((tickers, len(levels)), np.nan)
+    for ticker in range(tickers):
+        values = history[history_index == ticker]
+        if len(values):
+            table[ticker] = np.quantile(values, levels)
+    return table
+
+
+def historical_forecast(
+    data: TargetData, target: str
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The historical-quantile baseline on the test windows: each ticker's median of its
+    returns before the test year (training and validation rows), and its 10%-90% interval, the
+    same on every test day."""
+    frame, test = data.prepared.frame, data.test
+    past = frame.loc[data.prepared.parts != TEST]
+    names = np.unique(frame[SERIES_COLUMN].astype(str).to_numpy())
+    index = np.searchsorted(names, past[SERIES_COLUMN].astype(str).to_numpy())
+    history = past[TARGETS[target]].to_numpy("float64")
+    table = historical_quantiles(history, index, len(names))[test.series_index]
+    lower, median, upper = (
+        np.repeat(table[:, [column]], test.actual.shape[1], axis=1) for column in range(3)
+    )
+    return median, (lower, upper)
+
+
+def calibrated_interval(
+    calibration: Any, forecast: np.ndarray, data: TargetData
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The conformal 80% interval around original-unit test forecasts: the calibration's
+    scaled-unit offsets divided by each ticker's scaler slope (the scaling is affine, so this is
+    the inverse scaling of the scaled bounds); None without a calibration."""
+    if calibration is None:
+        return None
+    ids, targets = data.actual.series_ids, data.prepared.spec.targets
+    offsets = calibration.quantile_offsets(list(interval_quantiles(INTERVAL_LEVEL)), ids)
+    slopes = data.prepared.scaler.slopes(ids, targets)[np.newaxis, :, np.newaxis, :]
+    lower, upper = forecast[np.newaxis] + (offsets / slopes)[..., 0]
+    return lower, upper
+
+
+def zero_calibration(data: TargetData, settings: Any) -> Any:
+    """The zero return's conformal calibration on its own validation residuals, as `train`
+    calibrates a trained model's (None when too few windows)."""
+    validation = target_windows(data.prepared, data.windowed, "validation")
+    target = data.prepared.spec.targets[0]
+    zeros = pd.DataFrame({SERIES_COLUMN: validation.series_ids, target: 0.0})
+    scaled = data.prepared.scaler.transform(zeros, [target])[:, np.newaxis, :]
+    forecast = np.broadcast_to(scaled, validation.scaled.shape)
+    return validation_calibration(settings, validation.scaled, forecast, validation.series_ids, [])
 
 
 @dataclass
@@ -290,14 +400,19 @@ def run_target(target: str, args: Harness, source: str | None) -> list[Result]:
     """Trains every model on one target and scores it beside the random walk."""
     data = target_data(target, args, source)
     test = data.test
-    forecasts: dict[str, tuple[np.ndarray, float]] = {}
+    forecasts: dict[str, tuple[np.ndarray, float, tuple | None]] = {}
     if target == "returns":
-        forecasts["zero"] = (np.zeros_like(test.actual), 0.0)
+        zero = np.zeros_like(test.actual)
+        calibration = zero_calibration(data, run_config(target, args, source, "last").intervals)
+        forecasts["zero"] = (zero, 0.0, calibrated_interval(calibration, zero, data))
+        median, interval = historical_forecast(data, target)
+        forecasts[HISTORICAL] = (median, 0.0, interval)
     for model in ("last", *args.models):
         original, trained = trained_forecast(run_config(target, args, source, model), data)
-        forecasts[model] = (original, trained.training_seconds)
+        interval = calibrated_interval(trained.calibration, original, data)
+        forecasts[model] = (original, trained.training_seconds, interval)
         print(f"{target} {model}: trained in {trained.training_seconds:.0f} s", flush=True)
-    walk, _ = forecasts[RANDOM_WALK[target]]
+    walk = forecasts[RANDOM_WALK[target]][0]
     walk_mae = per_ticker_mae(walk - test.actual, test.series_index, test.tickers)
     return [
         score(
@@ -307,9 +422,41 @@ def run_target(target: str, args: Harness, source: str | None) -> list[Result]:
             test,
             None if model == RANDOM_WALK[target] else walk_mae,
             seconds,
+            interval,
         )
-        for model, (forecast, seconds) in forecasts.items()
+        for model, (forecast, seconds, interval) in forecasts.items()
     ]
+
+
+def interval_verdict(results: list[Result], models: tuple[str, ...]) -> str | None:
+    """One plain sentence: which of our models' 80% return intervals cover 78-82% of the test
+    days with a lower interval score than the historical quantiles', or that none does."""
+    rows = {r.model: r for r in results if r.target == "returns"}
+    base = rows.get(HISTORICAL)
+    ours = [rows[m] for m in models if m in rows and rows[m].interval_score_80 is not None]
+    if base is None or base.interval_score_80 is None or not ours:
+        return None
+    low, high = COVERAGE_GOAL
+    winners = [
+        r.model
+        for r in ours
+        if low <= r.coverage_80 <= high and r.interval_score_80 < base.interval_score_80
+    ]
+    best = min(ours, key=lambda r: r.interval_score_80)
+    against = (
+        f"the historical quantiles' interval score {base.interval_score_80:.5g} "
+        f"(coverage {base.coverage_80:.2%}); best of ours: {best.model}, "
+        f"{best.interval_score_80:.5g} (coverage {best.coverage_80:.2%})"
+    )
+    if winners:
+        return (
+            f"returns, 80% intervals: {', '.join(winners)} cover {low:.0%}-{high:.0%} and beat "
+            f"{against}."
+        )
+    return (
+        f"Plainly: none of our models' 80% return intervals both covers {low:.0%}-{high:.0%} "
+        f"and beats {against}."
+    )
 
 
 def format_table(results: list[Result]) -> str:
@@ -318,8 +465,8 @@ def format_table(results: list[Result]) -> str:
 
     lines = [
         "| target | model | MAE | MASE | tickers beating RW | sign-test p | direction | "
-        "calls | binomial p | by-day p | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "calls | binomial p | by-day p | 80% coverage | interval score | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
@@ -327,7 +474,8 @@ def format_table(results: list[Result]) -> str:
             f"{cell(r.share_beating_random_walk, '{:.1%}')} | {cell(r.share_p_value, '{:.2g}')} | "
             f"{cell(r.directional_accuracy, '{:.2%}')} | {r.direction_calls:,} | "
             f"{cell(r.direction_p_value, '{:.2g}')} | "
-            f"{cell(r.direction_day_p_value, '{:.2g}')} | {r.train_seconds:.0f} |"
+            f"{cell(r.direction_day_p_value, '{:.2g}')} | {cell(r.coverage_80, '{:.2%}')} | "
+            f"{cell(r.interval_score_80, '{:.5g}')} | {r.train_seconds:.0f} |"
         )
     return "\n".join(lines)
 
@@ -407,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.perf_counter() - started:.0f} s in all" + (" (quick)" if args.quick else "")
     )
     print(format_table(results))
+    verdict = interval_verdict(results, args.models)
+    if verdict:
+        print(verdict)
     print(json.dumps({"results": [asdict(result) for result in results]}))
     return 0
 

@@ -790,6 +790,54 @@ def test_stocks_helpers_compute_known_answers(monkeypatch) -> None:
     np.testing.assert_allclose(mae, [2.0, 2.0, 0.0])
 
 
+def test_stocks_historical_quantiles_compute_known_answers(monkeypatch) -> None:
+    stocks = load_benchmark("stocks.py", monkeypatch)
+    from pipelines.runtime.contract import SERIES_COLUMN, TEST, TRAIN, VALIDATION
+
+    # Returns before the test year: AAA 1..5 (shuffled, its 4 a validation row), BBB 0 and 10;
+    # the test rows (100, -100) are not history. numpy's linear interpolation: AAA's 10% is at
+    # position 0.1 x 4 = 0.4, 1.4; its 90% at 3.6, 4.6; its median 3. BBB's 10% is
+    # 0 + 0.1 x 10 = 1, 90% 9, median 5.
+    frame = pd.DataFrame(
+        {
+            SERIES_COLUMN: ["AAA", "BBB", "AAA", "AAA", "BBB", "AAA", "AAA", "AAA", "BBB"],
+            "close_log_return": [3.0, 0.0, 1.0, 5.0, 10.0, 2.0, 4.0, 100.0, -100.0],
+        }
+    )
+    parts = np.array([TRAIN] * 6 + [VALIDATION] + [TEST] * 2)
+    index = np.array([0, 1, 0, 0, 1, 0, 0])
+    table = stocks.historical_quantiles(frame["close_log_return"].to_numpy()[:7], index, 3)
+    np.testing.assert_allclose(table[:2], [[1.4, 3.0, 4.6], [1.0, 5.0, 9.0]])
+    assert np.isnan(table[2]).all()  # a ticker without history
+    # Test windows (horizon 1): AAA's 2 inside [1.4, 4.6], its 5 above by 0.4; BBB's 0 below
+    # [1, 9] by 1, its 9 on the bound (inside). Coverage 2 / 4; Winkler scores (alpha 0.2,
+    # 2 / alpha = 10): 3.2, 3.2 + 10 x 0.4 = 7.2, 8 + 10 x 1 = 18, 8; mean 36.4 / 4 = 9.1.
+    test = stocks.TestForecasts(
+        series_index=np.array([0, 0, 1, 1]),
+        actual=np.array([[2.0], [5.0], [0.0], [9.0]]),
+        last_value=np.zeros(4),
+        days=np.array([1, 2, 1, 2]),
+        scales=np.ones(2),
+        tickers=2,
+    )
+    data = types.SimpleNamespace(
+        prepared=types.SimpleNamespace(frame=frame, parts=parts), test=test
+    )
+    median, (lower, upper) = stocks.historical_forecast(data, "returns")
+    np.testing.assert_allclose(median, [[3.0], [3.0], [5.0], [5.0]])
+    np.testing.assert_allclose(lower, [[1.4], [1.4], [1.0], [1.0]])
+    np.testing.assert_allclose(upper, [[4.6], [4.6], [9.0], [9.0]])
+    result = stocks.score(
+        "returns", "historical-quantiles", median, test, None, 0.0, (lower, upper)
+    )
+    assert result.coverage_80 == pytest.approx(0.5)
+    assert result.interval_score_80 == pytest.approx(9.1)
+    assert result.mae == pytest.approx(3.0)  # the median's errors: 1, 2, 5, 4
+    # Without an interval the figures are None (prices, and models without a calibration).
+    plain = stocks.score("returns", "x", median, test, None, 0.0)
+    assert (plain.coverage_80, plain.interval_score_80) == (None, None)
+
+
 def test_stocks_quick_scores_both_targets_against_the_random_walk(shared_datasets) -> None:
     run = run_quick("stocks.py", "--models", "linear,gru")
     results = run.figures["results"]
@@ -799,6 +847,7 @@ def test_stocks_quick_scores_both_targets_against_the_random_walk(shared_dataset
         ("prices", "linear"),
         ("prices", "gru"),
         ("returns", "zero"),
+        ("returns", "historical-quantiles"),
         ("returns", "last"),
         ("returns", "linear"),
         ("returns", "gru"),
@@ -814,9 +863,26 @@ def test_stocks_quick_scores_both_targets_against_the_random_walk(shared_dataset
         assert share is None or 0 <= share <= 1
         row = line_starting(run.lines, f"| {result['target']} | {result['model']} |").split("|")
         assert number(row[4].strip()) == pytest.approx(result["mase"], abs=5e-5)
+        # 80% intervals for every returns row (calibrated on validation residuals, or the
+        # historical quantiles), none for prices; the table shows the JSON's figures.
+        coverage, interval_score = result["coverage_80"], result["interval_score_80"]
+        if result["target"] == "prices":
+            assert coverage is None and interval_score is None
+            assert row[11].strip() == row[12].strip() == "-"
+        else:
+            assert 0.5 < coverage <= 1 and interval_score > 0
+            assert float(row[11].strip().removesuffix("%")) == pytest.approx(
+                100 * coverage, abs=5e-3
+            )
+            assert number(row[12].strip()) == pytest.approx(interval_score, rel=1e-4)
     # MASE is against the random walk's in-sample error: the random walk itself lands near 1.
     assert 0.7 < by_key[("returns", "zero")]["mase"] < 1.5
     assert 0.7 < by_key[("prices", "last")]["mase"] < 1.5
+    # One plain sentence on the intervals against the historical quantiles, before the JSON.
+    assert run.lines[-2].startswith(("Plainly: none of our models", "returns, 80% intervals:"))
+    assert (
+        f"{by_key[('returns', 'historical-quantiles')]['interval_score_80']:.5g}" in (run.lines[-2])
+    )
 
 
 def test_ltsf_features_s_reads_only_the_target_channel(tmp_path, monkeypatch) -> None:
