@@ -63,11 +63,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd
+from ltsf_probts import probts_figures
 from ltsf_report import (
     REPEAT,
     format_interval_table,
     format_seed_summary,
     format_table,
+    hide_test_figures,
+    interval_fields,
     nan_as_null,
     seed_summary,
 )
@@ -183,6 +186,12 @@ class Result:
     coverage: dict[str, float] | None = None  # --levels: test coverage per level
     width: dict[str, float] | None = None  # mean interval width per level, scaled units
     crps: float | None = None  # quantile-averaged CRPS, scaled units
+    coverage_steps: dict[str, list[float]] | None = None  # [lowest, highest] coverage of a step
+    intervals: str | None = None  # the calibration scored above: rolling (static beside it)
+    static: dict[str, Any] | None = None  # coverage, width, crps, coverage_steps: static
+    probts_crps: float | None = None  # --probts: ProbTS's CRPS (original units, its windows)
+    probts_nmae: float | None = None  # its NMAE of the point forecast
+    probts_crps_static: float | None = None  # its CRPS with the static calibration
 
 
 def channels(path: str, timestamp_column: str = DATE_COLUMN) -> list[str]:
@@ -228,7 +237,11 @@ def run_config(
         hparams.update(preset.hparams)
         training.update(preset.training)
         overrides = {**preset.per_model.get(model, {}), **overrides}
-    intervals = {"levels": list(args.levels)} if args.levels else {"calibration": "none"}
+    intervals = (
+        {"levels": list(args.levels), "update": "rolling"}
+        if args.levels
+        else {"calibration": "none"}
+    )
     if args.quick:
         hparams["units"] = QUICK["units"]
         if "segment_length" in hparams:
@@ -278,10 +291,9 @@ def run_benchmark(args: Harness) -> list[Result]:
                     if data_key not in prepared_by_data:
                         prepared_by_data[data_key] = prepare_data(config.data)
                     prepared = prepared_by_data[data_key]
-                    result = _scored(model, horizon, variant, config, prepared)
+                    result = _scored(model, horizon, variant, config, prepared, args.probts)
                     if args.validation_only:
-                        result = replace(result, mse=math.nan, mae=math.nan, coverage=None)
-                        result = replace(result, width=None, crps=None)
+                        result = hide_test_figures(result)
                     results.append(result)
                     test_figures = (
                         "test hidden"
@@ -300,11 +312,12 @@ def run_benchmark(args: Harness) -> list[Result]:
     return results
 
 
-def _scored(model: str, horizon: int, variant: str, config: RunConfig, prepared: Any) -> Result:
+def _scored(
+    model: str, horizon: int, variant: str, config: RunConfig, prepared: Any, probts: bool
+) -> Result:
     trained = train_model(config, prepared)
     test, validation = trained.evaluations["test"], trained.evaluations["validation"]
-    intervals = trained.interval_evaluations.get("test")
-    return Result(
+    result = Result(
         model=model,
         horizon=horizon,
         mse=test.overall["mse"],
@@ -317,10 +330,19 @@ def _scored(model: str, horizon: int, variant: str, config: RunConfig, prepared:
         parameters=int(trained.model.count_params()),
         variant=variant,
         seed=config.training.seed,
-        coverage=None if intervals is None else intervals.coverage,
-        width=None if intervals is None else intervals.width_scaled,
-        crps=None if intervals is None else intervals.crps_scaled,
     )
+    scores = trained.interval_evaluations
+    if "test" in scores:
+        result = replace(
+            result,
+            **interval_fields(scores["test"]),
+            intervals="rolling" if "test_static" in scores else "static",
+            static=interval_fields(scores["test_static"]) if "test_static" in scores else None,
+        )
+    if probts and trained.calibration is not None:
+        figures = probts_figures(trained, config)
+        result = replace(result, **figures)
+    return result
 
 
 def _log_result(args: Harness, config: RunConfig, result: Result) -> None:
@@ -400,6 +422,7 @@ class Harness:
     experiment_name: str = "ltsf"
     quick: bool = False
     levels: tuple[float, ...] = ()  # interval levels to calibrate and score (none: no intervals)
+    probts: bool = False  # ProbTS's CRPS and NMAE beside (needs levels)
     preset_settings: Preset | None = None
 
 
@@ -430,6 +453,8 @@ def harness(data: str, **options: Any) -> Harness:
             )
     if not all(0 < level < 100 for level in given.levels):
         raise ConfigError(f"--levels: expected numbers in (0, 100), got {list(given.levels)}")
+    if given.probts and not given.levels:
+        raise ConfigError("--probts: expected --levels, whose calibration its CRPS scores")
     if given.seed is not None and given.seeds is not None:
         raise ConfigError("--seed and --seeds: expected one of them, got both")
     seeds = given.seeds or (DEFAULT_SEED if given.seed is None else given.seed,)
@@ -514,8 +539,15 @@ def parse_arguments(argv: list[str] | None = None) -> Harness:
         "--levels",
         type=_levels,
         default=(),
-        help="interval levels, e.g. 80,90: conformal intervals calibrated on validation, "
+        help="interval levels, e.g. 80,90: conformal intervals recalibrated as the test "
+        "actuals arrive (intervals.update rolling), the validation calibration beside them; "
         "test coverage, width and CRPS (scaled units) reported",
+    )
+    parser.add_argument(
+        "--probts",
+        action="store_true",
+        help="with --levels: ProbTS's CRPS and NMAE too (original units, its stride-96 test "
+        "windows; its long-term setting is L=96: --input-width 96)",
     )
     try:
         return harness(**vars(parser.parse_args(argv)))

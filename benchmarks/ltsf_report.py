@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -88,15 +89,74 @@ def nan_as_null(value: Any) -> Any:
 
 
 def format_interval_table(results: list[Result]) -> str:
-    """Coverage and width of each interval level and the CRPS, scaled units (`--levels`)."""
+    """Per level: coverage, the lowest and highest coverage of a horizon step and the mean
+    width (scaled units) of the calibration scored (rolling), then the static one's coverage and
+    width beside; the CRPS of both; ProbTS's CRPS and NMAE where `--probts` asked for them."""
     levels = sorted({level for r in results for level in (r.coverage or {})}, key=float)
-    header = "".join(f" cov {level} | width {level} |" for level in levels)
+    header = "".join(
+        f" cov {level} | steps {level} | width {level} | static cov {level} | static width "
+        f"{level} |"
+        for level in levels
+    )
     lines = [
-        f"| model | H | seed |{header} CRPS |",
-        "|---|---|---|" + "---|---|" * len(levels) + "---|",
+        f"| model | H | seed |{header} CRPS | static CRPS | ProbTS CRPS | ProbTS static CRPS | "
+        "ProbTS NMAE |",
+        "|---|---|---|" + "---|---|---|---|---|" * len(levels) + "---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r.horizon, r.model, r.variant, r.seed)):
-        cells = "".join(f" {r.coverage[level]:.1%} | {r.width[level]:.3f} |" for level in levels)
-        crps = "-" if r.crps is None or math.isnan(r.crps) else f"{r.crps:.4f}"
-        lines.append(f"| {label(r.model, r.variant)} | {r.horizon} | {r.seed} |{cells} {crps} |")
+        static = r.static or {}
+        cells = ""
+        for level in levels:
+            low, high = (r.coverage_steps or {}).get(level, (math.nan, math.nan))
+            static_cov = static.get("coverage", {}).get(level, math.nan)
+            static_width = static.get("width", {}).get(level, math.nan)
+            cells += (
+                f" {r.coverage[level]:.1%} | {low:.1%}-{high:.1%} | {r.width[level]:.3f} | "
+                f"{_figure(static_cov, '{:.1%}')} | {_figure(static_width, '{:.3f}')} |"
+            )
+        figures = " | ".join(
+            _figure(value, "{:.4f}")
+            for value in (
+                r.crps,
+                static.get("crps"),
+                r.probts_crps,
+                r.probts_crps_static,
+                r.probts_nmae,
+            )
+        )
+        lines.append(f"| {label(r.model, r.variant)} | {r.horizon} | {r.seed} |{cells} {figures} |")
     return "\n".join(lines)
+
+
+def _figure(value: float | None, pattern: str) -> str:
+    return "-" if value is None or math.isnan(value) else pattern.format(value)
+
+
+def interval_fields(scores: Any) -> dict[str, Any]:
+    """A `Result`'s interval fields from an `IntervalEvaluation` (scaled units)."""
+    return {
+        "coverage": scores.coverage,
+        "width": scores.width_scaled,
+        "crps": scores.crps_scaled,
+        "coverage_steps": {
+            level: [float(by_step.min()), float(by_step.max())]
+            for level, by_step in scores.coverage_by_step.items()
+        },
+    }
+
+
+def hide_test_figures(result: Result) -> Result:
+    """`--validation-only`: every test figure left out."""
+    return replace(
+        result,
+        mse=math.nan,
+        mae=math.nan,
+        coverage=None,
+        width=None,
+        crps=None,
+        coverage_steps=None,
+        static=None,
+        probts_crps=None,
+        probts_nmae=None,
+        probts_crps_static=None,
+    )

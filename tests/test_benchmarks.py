@@ -513,6 +513,7 @@ def test_ltsf_quick_scores_every_model_and_horizon_by_the_protocol(tmp_path) -> 
             "--log-mlflow",
             "--levels",
             "90,80",
+            "--probts",
         ],
         cwd=tmp_path,
         env=environment,
@@ -542,14 +543,24 @@ def test_ltsf_quick_scores_every_model_and_horizon_by_the_protocol(tmp_path) -> 
         assert number(row[4].strip()) == pytest.approx(entry["mse"], abs=5e-5)
         assert number(row[7].strip()) == pytest.approx(entry["mse"] / results[0]["mse"], abs=5e-4)
     assert results[2]["train_seconds"] > 0 and results[2]["parameters"] > 0
-    # --levels: intervals calibrated on validation, scored on test (scaled units), each level
-    # in the JSON and in the intervals table.
+    # --levels: intervals recalibrated as the test actuals arrive, scored on test (scaled
+    # units), the validation calibration beside; each level in the JSON and in the intervals
+    # table; --probts: ProbTS's CRPS and NMAE (original units).
     for entry in results:
         coverage, width = entry["coverage"], entry["width"]
         assert list(coverage) == ["80", "90"] and 0 <= coverage["80"] <= coverage["90"] <= 1
         assert 0 < width["80"] < width["90"] and entry["crps"] > 0
+        assert entry["intervals"] == "rolling" and entry["static"]["coverage"].keys() == {
+            "80",
+            "90",
+        }
+        low, high = entry["coverage_steps"]["80"]
+        assert 0 <= low <= coverage["80"] <= high <= 1
+        assert entry["probts_crps"] > 0 and entry["probts_nmae"] > 0
         row = line_starting(lines[intervals_at:], f"| {entry['model']} | 12 | 42 |").split("|")
         assert row[4].strip() == f"{coverage['80']:.1%}"
+        assert row[7].strip() == f"{entry['static']['coverage']['80']:.1%}"
+        assert row[-2].strip() == f"{entry['probts_nmae']:.4f}"
 
     import mlflow
 
@@ -1140,3 +1151,30 @@ def test_peephole_graph_counts_the_loop_functions_and_is_deterministic(monkeypat
     assert looped == graph.op_counts(120)
     assert looped.get("While", 0) + looped.get("StatelessWhile", 0) >= 1
     assert looped["SigmoidGrad"] >= 1 and looped["TanhGrad"] >= 1
+
+
+def test_ltsf_probts_scores_compute_known_answers(monkeypatch) -> None:
+    probts = load_benchmark("ltsf_probts.py", monkeypatch)
+    # Every 96th stride-1 window, ceil((windows - 1) / 96) of them (ProbTS's
+    # ceil((test rows - H) / 96), test rows = windows + H - 1).
+    assert probts.window_indices(129).tolist() == [0, 96]
+    assert probts.window_indices(97).tolist() == [0]
+    assert probts.window_indices(98).tolist() == [0, 96]
+    with pytest.raises(ValueError, match="1 test window"):
+        probts.window_indices(1)
+    # Two windows, one step, two channels. NMAE per window: (1 + 0) / 4, (0 + 2) / 4; mean 0.375.
+    actual = np.array([[[1.0, 3.0]], [[2.0, -2.0]]])
+    point = np.array([[[2.0, 3.0]], [[2.0, 0.0]]])
+    # Quantiles 0.1 and 0.9 at point -/+ 1. Window 1: q0.1 (1, 2): 0 + 2 x 1 x 0.1 = 0.2;
+    # q0.9 (3, 4): 2 x 2 x 0.1 + 2 x 1 x 0.1 = 0.6; over sum |y| = 4: 0.05, 0.15, mean 0.1.
+    # Window 2: q0.1 (1, -1): 2 x 1 x 0.1 + 2 x 1 x 0.9 = 2.0; q0.9 (3, 1): 0.2 + 0.6 = 0.8;
+    # 0.5, 0.2, mean 0.35. CRPS: the mean over windows, 0.225.
+    crps, nmae = probts.probts_scores(
+        actual, point, lambda q: point + (1.0 if q > 0.5 else -1.0), [0.1, 0.9]
+    )
+    assert (crps, nmae) == (pytest.approx(0.225), pytest.approx(0.375))
+    # A point forecast at every quantile: CRPS equals NMAE (ProbTS's point models).
+    crps, nmae = probts.probts_scores(
+        actual, point, lambda q: point, [0.05 * k for k in range(1, 20)]
+    )
+    assert crps == pytest.approx(nmae)

@@ -23,6 +23,7 @@ made. Model settings are checked by `models.registry`, which imports no Keras.
 from __future__ import annotations
 
 import itertools
+import math
 import typing
 from typing import Any, Literal
 
@@ -352,6 +353,13 @@ class BacktestConfig(SettingsSection):
         return self
 
 
+ROLLING_WINDOW = 2016
+"""Residuals per step of a rolling recalibration (Weather: 14 days of 10-minute windows, chosen
+on its validation part, `benchmarks/README.md`)."""
+ROLLING_EVERY = 144
+"""Windows between rolling recalibrations (Weather: daily, as a scheduled job forecasts)."""
+
+
 class IntervalConfig(SettingsSection):
     """Forecast intervals: after training, the model is calibrated on its validation
     residuals (split conformal, `pipelines.runtime.intervals`) and forecasts these levels by
@@ -369,11 +377,32 @@ class IntervalConfig(SettingsSection):
         description="residuals pooled over series (in scaled units), per series, or none (the "
         "model forecasts no intervals)",
     )
+    update: Literal["static", "rolling"] = Field(
+        "static",
+        description="how the test part is scored: with the validation calibration the model "
+        "logs (static), or recalibrated as actuals arrive (rolling: every rolling_every windows, "
+        "on each series' last rolling_window known residuals per step), static beside it",
+    )
+    rolling_window: int = Field(
+        ROLLING_WINDOW, ge=1, description="residuals per step behind each rolling recalibration"
+    )
+    rolling_every: int = Field(
+        ROLLING_EVERY, ge=1, description="forecast windows between rolling recalibrations"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> IntervalConfig:
         for level in self.levels:
             require(0 < level < 100, "intervals.levels", level, "numbers in (0, 100)")
+        if self.update == "rolling" and self.levels:
+            # (100 + L) / (100 - L) residuals hold the order statistics of level L.
+            needed = math.ceil((100 + max(self.levels)) / (100 - max(self.levels)))
+            require(
+                self.rolling_window >= needed,
+                "intervals.rolling_window",
+                self.rolling_window,
+                f"at least {needed} residuals for level {max(self.levels):g}",
+            )
         object.__setattr__(self, "levels", tuple(sorted(set(self.levels))))
         return self
 

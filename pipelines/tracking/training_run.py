@@ -116,7 +116,7 @@ def metric_values(result: TrainResult) -> tuple[dict[str, float], dict[str, np.n
                     {f"{key}_{name}{units}_by_step": array for name, array in steps.items()}
                 )
     for part, evaluation in result.interval_evaluations.items():
-        key = PART_PREFIXES[part]
+        key = PART_PREFIXES.get(part, part)  # test_static: beside a rolling update
         for name, values in (
             ("coverage", evaluation.coverage),
             ("width", evaluation.width),

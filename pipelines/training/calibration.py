@@ -6,6 +6,12 @@ early stopping watched but the weights never trained on; the logged model carrie
 intervals scored here are those the model forecasts. Validation scores measure the calibration
 on its own residuals (close to nominal by construction); the test part is the honest check.
 
+`rolling_calibration` is the adaptive scheme beside it (`intervals.update: rolling`): every
+`rolling_every` test windows the calibration is recomputed, per step, from the last
+`rolling_window` residuals whose actuals are known at that forecast origin (validation ones at
+first, then test ones as they arrive), as a job that forecasts daily and learns each day's
+actuals can. The static calibration is scored beside it (`test_static`).
+
 CRPS is the quantile-averaged CRPS over `CRPS_QUANTILES` (0.05, 0.10, ..., 0.95, the levels
 ProbTS averages), each quantile the point forecast plus its conformal offset.
 """
@@ -13,11 +19,13 @@ ProbTS averages), each quantile the point forecast plus its conformal offset.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from pipelines.config.schema import IntervalConfig
+from pipelines.runtime.contract import DataValidationError
 from pipelines.runtime.intervals import (
     Calibration,
     calibrate,
@@ -80,6 +88,138 @@ def validation_calibration(
     return calibration
 
 
+def rolling_calibration(
+    residuals: np.ndarray,
+    starts: np.ndarray,
+    series_ids: np.ndarray,
+    first: np.ndarray,
+    window: int,
+    every: int,
+) -> tuple[Calibration, np.ndarray]:
+    """The rolling recalibration of the windows marked `first` and after (the test part).
+
+    Each series is recalibrated on its own residuals, in time order: at every `every`-th
+    forecast window of it, each step h is calibrated on the last `window` residuals of step h
+    known at that window's origin (their targets at or before it: starts s' with s' + h <= s),
+    as many as are known when fewer are. One calibration group per (series, recalibration).
+
+    Args:
+        residuals: (windows, horizon, targets) scaled residuals of every window, calibration
+            windows (validation) and forecast windows (test) alike.
+        starts: each window's first row, on one row axis per series (rows one step apart).
+        series_ids: each window's series.
+        first: True for the windows to forecast (the rest only calibrate).
+        window: residuals per step behind each recalibration.
+        every: forecast windows between recalibrations.
+
+    Returns:
+        The calibration, and the group of each forecast window (in `residuals`' order among
+        those marked `first`), to pass where `quantile_offsets` wants series ids.
+
+    Raises:
+        DataValidationError: a recalibration with no known residual for some step.
+    """
+    ids = np.asarray(series_ids).astype(str)
+    horizon = residuals.shape[1]
+    steps = np.arange(1, horizon + 1)
+    groups: list[Calibration] = []
+    group_of = np.empty(len(residuals), dtype=object)
+    for series in sorted(set(ids[first].tolist())):
+        members = np.flatnonzero(ids == series)
+        members = members[np.argsort(starts[members], kind="stable")]
+        series_starts = starts[members]
+        targets_from = np.flatnonzero(first[members])
+        for block, origin in enumerate(targets_from[::every]):
+            known = np.searchsorted(series_starts, series_starts[origin] - steps, side="right")
+            count = min(window, int(known.min()))
+            if count < 1:
+                raise DataValidationError(
+                    f"rolling calibration: no residual of step {int(steps[known.argmin()])} "
+                    f"is known at the first forecast of series {series!r}"
+                )
+            rows = members[known[np.newaxis, :] - count + np.arange(count)[:, np.newaxis]]
+            groups.append(calibrate(residuals[rows, steps - 1], source="rolling"))
+            name = f"{series}#{block}"
+            covered = targets_from[block * every : (block + 1) * every]
+            group_of[members[covered]] = name
+            groups[-1] = replace(groups[-1], series_ids=(name,))
+    names = tuple(group.series_ids[0] for group in groups)
+    order = np.argsort(names)
+    calibration = Calibration(
+        offsets=np.concatenate([groups[i].offsets for i in order]),
+        windows=np.concatenate([groups[i].windows for i in order]),
+        series_ids=tuple(names[i] for i in order),
+        source="rolling",
+    )
+    return calibration, group_of[first].astype(str)
+
+
+def interval_evaluations(
+    settings: IntervalConfig,
+    calibration: Calibration | None,
+    forecasts: dict[str, np.ndarray],
+    actuals: dict[str, Any],
+    starts: dict[str, np.ndarray],
+    scaler: FittedScaler,
+    targets: tuple[str, ...],
+    notes: list[str],
+) -> dict[str, IntervalEvaluation]:
+    """The validation and test parts scored with the calibration; with `update: rolling` the
+    test part recalibrated as its actuals arrive (`rolling_calibration`), and scored with the
+    static calibration as `test_static` (a recalibration with too few known residuals for a
+    level leaves the rolling update out: noted and warned). Empty without a calibration."""
+    if calibration is None:
+        return {}
+
+    def scored(part: str, used: Calibration, groups: np.ndarray | None = None) -> Any:
+        actual = actuals[part]
+        return evaluate_intervals(
+            used,
+            settings.levels,
+            forecasts[part],
+            actual.scaled,
+            actual.original,
+            actual.series_ids,
+            scaler,
+            targets,
+            groups,
+        )
+
+    result = {part: scored(part, calibration) for part in ("validation", "test")}
+    if settings.update == "rolling":
+        rolling, groups = rolling_test_calibration(settings, forecasts, actuals, starts)
+        quantiles = [q for level in settings.levels for q in interval_quantiles(level)]
+        if rolling.missing(quantiles):
+            notes.append(
+                f"rolling update left out: a recalibration rests on {int(rolling.windows.min())} "
+                f"known residuals, too few for level {level_name(max(settings.levels))}"
+            )
+            warnings.warn(notes[-1], stacklevel=2)
+            return result
+        result["test_static"] = result["test"]
+        result["test"] = scored("test", rolling, groups)
+    return result
+
+
+def rolling_test_calibration(
+    settings: IntervalConfig,
+    forecasts: dict[str, np.ndarray],
+    actuals: dict[str, Any],
+    starts: dict[str, np.ndarray],
+) -> tuple[Calibration, np.ndarray]:
+    """`rolling_calibration` of the test windows on the validation then test residuals, with
+    the settings' window and cadence: the calibration and each test window's group."""
+    parts = ("validation", "test")
+    return rolling_calibration(
+        np.concatenate([actuals[part].scaled - forecasts[part] for part in parts]),
+        np.concatenate([starts[part] for part in parts]),
+        np.concatenate([actuals[part].series_ids for part in parts]),
+        np.concatenate([np.full(len(starts[part]), part == "test") for part in parts]),
+        settings.rolling_window,
+        settings.rolling_every,
+    )
+
+
 def evaluate_intervals(
     calibration: Calibration,
     levels: tuple[float, ...],
@@ -89,12 +229,15 @@ def evaluate_intervals(
     series_ids: np.ndarray,
     scaler: FittedScaler,
     targets: tuple[str, ...],
+    groups: np.ndarray | None = None,
 ) -> IntervalEvaluation:
     """Coverage, width and Winkler score per level, and the CRPS, of one part's windows; widths
-    and CRPS also in scaled units. One quantile's bounds are in memory at a time."""
+    and CRPS also in scaled units. One quantile's bounds are in memory at a time. `groups`: each
+    window's calibration group where it is not its series (`rolling_calibration`'s)."""
+    groups = series_ids if groups is None else groups
 
     def bound(quantile: float) -> tuple[np.ndarray, np.ndarray]:
-        scaled = forecast_scaled + calibration.quantile_offsets([quantile], series_ids)[0]
+        scaled = forecast_scaled + calibration.quantile_offsets([quantile], groups)[0]
         return scaled, scaler.inverse_transform(scaled, series_ids, targets)
 
     result = IntervalEvaluation()

@@ -26,7 +26,7 @@ from pipelines.runtime.intervals import Calibration
 from pipelines.runtime.windows import WindowedData, WindowSpec
 from pipelines.training.calibration import (
     IntervalEvaluation,
-    evaluate_intervals,
+    interval_evaluations,
     validation_calibration,
 )
 from pipelines.training.evaluation import (
@@ -61,7 +61,8 @@ class TrainResult:
         baseline_evaluations: `{baseline name: {part: Evaluation}}` on the same windows.
         calibration: the conformal calibration of the validation residuals the logged model
             carries (None: `intervals.calibration` none, or too few validation windows).
-        interval_evaluations: `{part: IntervalEvaluation}`, empty without a calibration.
+        interval_evaluations: `{part: IntervalEvaluation}` (validation, test, and test_static
+            with a rolling update), empty without a calibration.
         window_counts: windows per part.
         prepared: the prepared data the model was trained on.
         sample: a few test windows with forecasts, for plots.
@@ -141,20 +142,16 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         actuals["validation"].series_ids,
         notes,
     )
-    interval_evaluations = {
-        part: evaluate_intervals(
-            calibration,
-            config.intervals.levels,
-            forecasts[part],
-            actuals[part].scaled,
-            actuals[part].original,
-            actuals[part].series_ids,
-            prepared.scaler,
-            prepared.spec.targets,
-        )
-        for part in EVALUATED_PARTS
-        if calibration is not None
-    }
+    interval_scores = interval_evaluations(
+        config.intervals,
+        calibration,
+        forecasts,
+        actuals,
+        windowed.starts,
+        prepared.scaler,
+        prepared.spec.targets,
+        notes,
+    )
     baseline_evaluations = evaluate_baselines(
         prepared, windowed, shape, actuals, scales, training.batch_size, notes
     )
@@ -170,7 +167,7 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         evaluations=evaluations,
         baseline_evaluations=baseline_evaluations,
         calibration=calibration,
-        interval_evaluations=interval_evaluations,
+        interval_evaluations=interval_scores,
         window_counts={part: len(windowed.starts[part]) for part in PART_NAMES},
         prepared=prepared,
         sample=sample,

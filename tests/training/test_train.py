@@ -361,3 +361,67 @@ def test_no_intervals_when_switched_off_or_too_few_validation_windows(
     with pytest.warns(UserWarning, match=r"intervals left out: \d+ validation windows"):
         few = train.train_model(tiny_config(**{"intervals.levels": "80,99.9"}), prepared)
     assert windows < 1999 and few.calibration is None
+
+
+def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
+    prepared: PrepareResult,
+) -> None:
+    from pipelines.tracking.training_run import metric_values
+    from pipelines.training.evaluation import predict_part, target_windows
+
+    settings = {"intervals.update": "rolling", "intervals.rolling_window": "20"}
+    rolling = train.train_model(
+        tiny_config(learning_rate="0.01", **settings, **{"intervals.rolling_every": "4"}),
+        prepared,
+    )
+    windowed = train.windowed_data(prepared)
+    parts = ("validation", "test")
+    actual = {part: target_windows(prepared, windowed, part) for part in parts}
+    forecast = {part: predict_part(rolling.model, windowed, part, 64) for part in parts}
+    residuals = {part: actual[part].scaled - forecast[part] for part in parts}
+    starts = {part: windowed.starts[part] for part in parts}
+    ids = {part: actual[part].series_ids for part in parts}
+    # By hand: every test window takes its block's origin (each series' 1st, 5th, 9th... test
+    # window); each step h the last 20 residuals of that series whose targets end by then
+    # (start + h <= the origin's start); the conformal 10% and 90% order statistics of them.
+    offsets = np.zeros((2, *forecast["test"].shape))
+    for series in sorted(set(ids["test"])):
+        pool_starts = np.concatenate([starts[p][ids[p] == series] for p in parts])
+        pool = np.concatenate([residuals[p][ids[p] == series] for p in parts])
+        pool, pool_starts = pool[np.argsort(pool_starts)], np.sort(pool_starts)
+        mine = np.flatnonzero(ids["test"] == series)
+        for position, window in enumerate(mine):
+            origin = starts["test"][mine[position - position % 4]]
+            for step in range(prepared.spec.horizon):
+                values = np.sort(pool[pool_starts + step + 1 <= origin][-20:, step], axis=0)
+                n = len(values)
+                offsets[0, window, step] = values[int(np.floor((n + 1) * 0.1)) - 1]
+                offsets[1, window, step] = values[int(np.ceil((n + 1) * 0.9)) - 1]
+    lower, upper = (
+        prepared.scaler.inverse_transform(
+            forecast["test"] + offset, ids["test"], prepared.spec.targets
+        )
+        for offset in offsets
+    )
+    original = actual["test"].original
+    scores = rolling.interval_evaluations
+    assert set(scores) == {"validation", "test", "test_static"}
+    assert scores["test"].coverage["80"] == pytest.approx(
+        ((lower <= original) & (original <= upper)).mean(), abs=1e-12
+    )
+    assert scores["test"].width["80"] == pytest.approx((upper - lower).mean())
+    # Static beside it: the validation calibration, as without the rolling update.
+    static = train.train_model(tiny_config(learning_rate="0.01"), prepared)
+    assert scores["test_static"].coverage == static.interval_evaluations["test"].coverage
+    overall, _ = metric_values(rolling)
+    assert overall["test_static_coverage_80"] == scores["test_static"].coverage["80"]
+    assert overall["test_coverage_80"] == scores["test"].coverage["80"]
+
+
+def test_rolling_window_too_small_for_a_level_is_refused_before_any_work() -> None:
+    from pipelines.settings import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"intervals\.rolling_window.*at least 19 residuals for level 90"
+    ):
+        tiny_config(**{"intervals.update": "rolling", "intervals.rolling_window": "18"})

@@ -1,0 +1,57 @@
+"""The rolling recalibration: which residuals each forecast window's calibration rests on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.runtime.contract import DataValidationError
+from pipelines.training.calibration import rolling_calibration
+
+
+def test_each_recalibration_rests_on_the_last_residuals_known_at_its_origin() -> None:
+    # One series, 5 calibration windows (starts 0..4) then 3 forecast windows (5..7); horizon
+    # 2; residual of window j at step h = 10 j + h. A window of 3 residuals, recalibrated
+    # every 2 forecast windows:
+    # - at start 5, step 1 knows windows 0..4 (s + 1 <= 5), keeps 2, 3, 4: 21, 31, 41; step 2
+    #   knows 0..3, keeps 1, 2, 3: 12, 22, 32;
+    # - at start 7, step 1 keeps windows 4, 5, 6 (41, 51, 61); step 2 keeps 3, 4, 5 (32, 42, 52).
+    # Of 3 residuals the conformal median is the ceil(4 x 0.5) = 2nd smallest; the lowest
+    # quantile with an order statistic is q = 0.25 (floor(4 q) = 1): the smallest.
+    windows = np.arange(8)
+    residuals = (10.0 * windows[:, None] + np.array([1.0, 2.0]))[..., None]
+    forecast = windows >= 5
+    calibration, groups = rolling_calibration(
+        residuals, windows, np.array(["s"] * 8), forecast, window=3, every=2
+    )
+    assert groups.tolist() == ["s#0", "s#0", "s#1"]
+    median = calibration.quantile_offsets([0.5], groups)[0, :, :, 0]
+    np.testing.assert_array_equal(median, [[31, 22], [31, 22], [51, 42]])
+    lowest = calibration.quantile_offsets([0.25], groups)[0, :, :, 0]
+    np.testing.assert_array_equal(lowest, [[21, 12], [21, 12], [41, 32]])
+    np.testing.assert_array_equal(calibration.windows, [3, 3])
+
+
+def test_series_are_recalibrated_on_their_own_residuals_in_time_order() -> None:
+    # Two series interleaved and shuffled; each one's forecast windows see only its own past.
+    rng = np.random.default_rng(0)
+    starts = np.tile(np.arange(6), 2)
+    ids = np.repeat(["a", "b"], 6)
+    residuals = np.where(ids == "a", 1.0, 100.0)[:, None, None] * (starts[:, None, None] + 1)
+    order = rng.permutation(12)
+    calibration, groups = rolling_calibration(
+        residuals[order], starts[order], ids[order], (starts >= 4)[order], window=2, every=10
+    )
+    forecast_ids = ids[order][(starts >= 4)[order]]
+    assert [group.split("#")[0] for group in groups] == forecast_ids.tolist()
+    # At start 4, step 1 keeps the windows at starts 2 and 3 (residuals 3 and 4, x100 for b):
+    # the conformal median of 2 is the ceil(3 x 0.5) = 2nd smallest.
+    median = calibration.quantile_offsets([0.5], groups)[0, :, 0, 0]
+    np.testing.assert_array_equal(median, np.where(forecast_ids == "a", 4.0, 400.0))
+
+
+def test_a_forecast_window_with_no_known_residual_is_refused() -> None:
+    with pytest.raises(DataValidationError, match=r"no residual of step 1 is known .* 'x'"):
+        rolling_calibration(
+            np.zeros((3, 1, 1)), np.arange(3), np.array(["x"] * 3), np.ones(3, bool), 5, 1
+        )
