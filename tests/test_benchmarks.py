@@ -1178,3 +1178,20 @@ def test_ltsf_probts_scores_compute_known_answers(monkeypatch) -> None:
         actual, point, lambda q: point, [0.05 * k for k in range(1, 20)]
     )
     assert crps == pytest.approx(nmae)
+
+
+def test_rolling_window_replays_the_validation_part_by_hand(monkeypatch, tmp_path) -> None:
+    rolling = load_benchmark("rolling_window.py", monkeypatch)
+    # A ramp of 40 residuals (one step, one channel), r_j = j. Static: the first 20 (0..19);
+    # the 80% bounds are the floor(21 x 0.1) = 2nd and ceil(21 x 0.9) = 19th smallest, 1 and
+    # 18: width 17, and 20..39 all above. Rolling on the last 19 known (j-19..j-1) at every
+    # window: the 2nd and 18th smallest, j - 18 and j - 2: width 16, and j above again.
+    # The 90% bounds of 19: the floor(20 x 0.05) = 1st and 19th smallest, j - 19 and j - 1.
+    residuals = np.arange(40.0)[:, None, None]
+    static, moving = rolling.replay(residuals, np.arange(40), [19], every=1)
+    assert (static["scheme"], static["window"]) == ("static", 20)
+    assert static["80"] == {"coverage": 0.0, "steps": [0.0, 0.0], "width": 17.0}
+    assert moving["80"] == {"coverage": 0.0, "steps": [0.0, 0.0], "width": 16.0}
+    assert moving["90"]["width"] == 18.0
+    lines = rolling.format_table([static, moving]).splitlines()
+    assert lines[2] == "| static | 20 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 |"

@@ -1,0 +1,115 @@
+"""How many residuals a rolling recalibration should rest on, chosen on the validation part only.
+
+Trains `ltsf.py`'s preset once (Weather, the LTSF protocol, H=96 by default) and replays its
+validation part as a scheduled job would see it: the first half calibrates, the second half is
+forecast. The static calibration (the first half's residuals) and the rolling one
+(`intervals.update: rolling`: recalibrated every `--every` windows on the last W residuals
+known at that origin) are scored on the second half for every W of `--windows`: coverage of the
+80% and 90% intervals, the lowest and highest coverage of a horizon step, and the mean width
+(scaled units). The test part is not read.
+
+Output: a table and one JSON line `{"results": [{"scheme", "window", "coverage", ...}]}`.
+
+Usage:
+    python benchmarks/rolling_window.py --data FILE [--horizon 96] [--windows 144,...,2016]
+        [--every 144] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+from ltsf import harness, run_config
+
+from pipelines.data.prepare import run as prepare_data
+from pipelines.runtime.intervals import Calibration, calibrate, interval_quantiles
+from pipelines.training.calibration import rolling_calibration
+from pipelines.training.evaluation import predict_part, target_windows
+from pipelines.training.train import fit_model, windowed_data
+
+LEVELS = (80.0, 90.0)
+
+
+def scores(
+    calibration: Calibration, groups: np.ndarray, residuals: np.ndarray
+) -> dict[str, dict[str, float | list[float]]]:
+    """Coverage, per-step coverage range and mean width of each level, in scaled units."""
+    result: dict[str, dict[str, float | list[float]]] = {}
+    for level in LEVELS:
+        lower, upper = calibration.quantile_offsets(list(interval_quantiles(level)), groups)
+        inside = (lower <= residuals) & (residuals <= upper)
+        by_step = inside.mean(axis=(0, 2))
+        result[f"{level:g}"] = {
+            "coverage": float(inside.mean()),
+            "steps": [float(by_step.min()), float(by_step.max())],
+            "width": float((upper - lower).mean()),
+        }
+    return result
+
+
+def replay(residuals: np.ndarray, starts: np.ndarray, windows: list[int], every: int) -> list:
+    """The static and rolling schemes on the second half of one series' validation windows."""
+    half = len(residuals) // 2
+    forecast = np.arange(len(residuals)) >= half
+    ids = np.zeros(len(residuals), dtype="int64").astype(str)
+    static = calibrate(residuals[:half])
+    results = [{"scheme": "static", "window": half, **scores(static, ids[half:], residuals[half:])}]
+    for window in windows:
+        rolling, groups = rolling_calibration(residuals, starts, ids, forecast, window, every)
+        results.append(
+            {"scheme": "rolling", "window": window, **scores(rolling, groups, residuals[half:])}
+        )
+    return results
+
+
+def format_table(results: list[dict]) -> str:
+    names = [f"{level:g}" for level in LEVELS]
+    lines = [
+        "| scheme | W | " + " | ".join(f"cov {n} | steps {n} | width {n}" for n in names) + " |",
+        "|---|---|" + "---|---|---|" * len(names),
+    ]
+    for row in results:
+        cells = " | ".join(
+            f"{row[n]['coverage']:.1%} | {row[n]['steps'][0]:.1%}-{row[n]['steps'][1]:.1%} | "
+            f"{row[n]['width']:.3f}"
+            for n in names
+        )
+        lines.append(f"| {row['scheme']} | {row['window']} | {cells} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="LTSF-layout CSV (Weather)")
+    parser.add_argument("--horizon", type=int, default=96)
+    parser.add_argument("--windows", default="144,288,720,1008,2016")
+    parser.add_argument("--every", type=int, default=144, help="windows between recalibrations")
+    parser.add_argument("--quick", action="store_true", help="smoke test (ltsf.py --quick)")
+    args = parser.parse_args(argv)
+    windows = [int(item) for item in args.windows.split(",")]
+    settings = harness(args.data, preset="best", quick=args.quick, horizons=(args.horizon,))
+    horizon = settings.horizons[0]
+    config = run_config(settings, settings.models[-1], horizon, {})
+    prepared = prepare_data(config.data)
+    windowed = windowed_data(prepared)
+    fitted = fit_model(config, prepared, windowed)
+    actual = target_windows(prepared, windowed, "validation")
+    forecast = predict_part(fitted.model, windowed, "validation", config.training.batch_size)
+    results = replay(actual.scaled - forecast, windowed.starts["validation"], windows, args.every)
+    print(f"\n{args.data}, H={horizon}, {config.model.name}: validation's second half replayed")
+    print(format_table(results))
+    print(json.dumps({"results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
