@@ -18,6 +18,7 @@ side effects and sets no tracking URI); Keras is imported only where a model is 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,17 @@ from pipelines.runtime.contract import (
     TRADING_DAYS,
     DataValidationError,
 )
-from pipelines.runtime.history import check_history, ready_windows, refuse_unready, unready_history
+from pipelines.runtime.history import (
+    check_history,
+    last_rows_per_series,
+    ready_windows,
+    refuse_unready,
+    unready_history,
+)
 from pipelines.runtime.intervals import (
     DEFAULT_LEVELS,
     Calibration,
+    calibrate,
     check_levels,
     interval_column,
     interval_columns,
@@ -57,6 +65,9 @@ CALIBRATION_FILE = "calibration.npz"
 """The files of a logged model's artifacts (Spark reads the spec before loading the model)."""
 LEVELS_PARAM = "levels"
 """The inference parameter of the interval levels (a model with a calibration declares it)."""
+RECALIBRATE_PARAM = "recalibrate"
+"""The inference parameter of a recalibration on the history sent: how many of its most recent
+windows with known actuals recalibrate each step's intervals (0: the logged calibration)."""
 TRADING_DAYS_FORECAST_FREQUENCY = "B"
 """Forecast timestamps of `trading-days` data step over business days: the model has no
 exchange calendar, so holidays are not skipped (documented approximation)."""
@@ -136,7 +147,11 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             context: MLflow's model context (unused; the artifacts were read in `load_context`).
             model_input: long-format history: `series_id`, `timestamp` and the feature columns.
             params: MLflow's inference parameters: `levels`, the interval levels in percent
-                (default 80 and 90, for a model with a calibration).
+                (default 80 and 90, for a model with a calibration); `recalibrate`, a number of
+                windows W (default 0): each series' intervals are then recalibrated on its own
+                last W residuals per step whose actuals the history holds (the model forecasts
+                its last W + H - 1 windows again; each series needs its last
+                input_width + W + H - 1 rows consecutive and finite).
 
         Returns:
             Long-format forecasts: `series_id`, `timestamp`, `step`, one column per target and,
@@ -198,10 +213,18 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
                 whole breaks the contract), or a bad level.
         """
         levels = self.levels(params)
+        windows = recalibration_windows(params, levels)
         history, known = self._history(model_input)
+        calibration, refused = self.calibration, []
+        if windows:
+            refused = self._unready_to_recalibrate(history, known, windows)
+            names = [item.series_id for item in refused]
+            history = history.loc[~history[SERIES_COLUMN].isin(names)].reset_index(drop=True)
+            calibration = self._recalibrated(history, known, windows)
         window_rows, not_ready = ready_windows(
             history, self.spec, self.metadata["frequency"], known
         )
+        not_ready = sorted([*refused, *not_ready], key=lambda item: item.series_id)
         series_ids = window_rows[SERIES_COLUMN].to_numpy()[:: self.spec.input_width]
         scaled = self.scaler.transform(window_rows, self.spec.features)
         batch = scaled.reshape(len(series_ids), self.spec.input_width, len(self.spec.features))
@@ -229,23 +252,79 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             values,
             self.spec,
             self.metadata["frequency"],
-            self._bands(values, series_ids, levels),
+            self._bands(values, series_ids, levels, calibration),
         )
         return frame, not_ready
+
+    def _unready_to_recalibrate(
+        self, history: pd.DataFrame, known: list[str] | None, windows: int
+    ) -> list[NotReady]:
+        """The series ready to forecast whose history is too short, broken or not finite over
+        the rows a recalibration on `windows` windows reads (the readiness rule over them)."""
+        rows = self.spec.input_width + windows + self.spec.horizon - 1
+        frequency = self.metadata["frequency"]
+        plain = {item.series_id for item in unready_history(history, self.spec, frequency, known)}
+        return [
+            NotReady(
+                item.series_id,
+                item.reason,
+                f"recalibrate={windows} reads the last {rows} rows (input_width + recalibrate + "
+                f"horizon - 1): {item.detail}",
+            )
+            for item in unready_history(history, self.spec, frequency, known, rows)
+            if item.series_id not in plain
+        ]
+
+    def _recalibrated(
+        self, history: pd.DataFrame, known: list[str] | None, windows: int
+    ) -> Calibration | None:
+        """Each series' calibration on its last `windows` residuals per step h: the windows
+        whose step-h actuals are the history's, forecast again (None: no series ready)."""
+        spec = self.spec
+        width, horizon = spec.input_width, spec.horizon
+        span = width + windows + horizon - 1
+        ready, _ = ready_windows(history, spec, self.metadata["frequency"], known)
+        names = set(ready[SERIES_COLUMN])
+        rows = last_rows_per_series(history.loc[history[SERIES_COLUMN].isin(names)], span)
+        if not len(rows):
+            return None
+        features = list(spec.features)
+        rows[features] = rows[features].apply(pd.to_numeric, errors="coerce").astype("float64")
+        series_ids = rows[SERIES_COLUMN].to_numpy()[::span]
+        count = len(series_ids)
+        scaled = self.scaler.transform(rows, spec.features).reshape(count, span, len(features))
+        actual = self.scaler.transform(rows, spec.targets).reshape(count, span, -1)
+        # Window k reads rows k..k+width-1 and forecasts rows k+width..k+width+horizon-1; the
+        # last one (k = windows + horizon - 1) is the forecast itself, whose actuals are unknown.
+        inputs = np.lib.stride_tricks.sliding_window_view(scaled, width, axis=1)
+        inputs = inputs[:, : windows + horizon - 1].transpose(0, 1, 3, 2)
+        batch = inputs.reshape(-1, width, len(features))
+        forecasts = np.asarray(self.keras_model.predict(batch, verbose=0), dtype="float64")
+        forecasts = forecasts.reshape(count, windows + horizon - 1, horizon, -1)
+        # Step h is known up to window windows + horizon - 1 - h: the last `windows` of them.
+        steps = np.arange(1, horizon + 1)
+        chosen = (horizon - steps)[np.newaxis, :] + np.arange(windows)[:, np.newaxis]
+        residuals = actual[:, chosen + width - 1 + steps] - forecasts[:, chosen, steps - 1]
+        return calibrate(
+            residuals.reshape(count * windows, horizon, -1),
+            np.repeat(series_ids, windows),
+            source="recalibration",
+        )
 
     def _bands(
         self,
         values: np.ndarray,
         series_ids: np.ndarray,
         levels: tuple[float, ...],
+        calibration: Calibration | None,
     ) -> dict[str, dict[str, np.ndarray]]:
         """Per target, its interval columns in original units, in Nixtla's order: the point
         forecast `values` plus each conformal offset divided by the series' scale (what the
         inverse scaling of forecast + offset gives, with one coefficient lookup for all)."""
-        if not levels or self.calibration is None:
+        if not levels or calibration is None:
             return {}
         quantiles = [quantile for level in levels for quantile in interval_quantiles(level)]
-        offsets = self.calibration.quantile_offsets(quantiles, series_ids)
+        offsets = calibration.quantile_offsets(quantiles, series_ids)
         targets = self.spec.targets
         scales = self.scaler.slopes(series_ids, targets)[:, np.newaxis, :]
         bounds = {}
@@ -258,6 +337,30 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             target: {name: bounds[name] for name in interval_columns(target, levels)}
             for target in targets
         }
+
+
+def recalibration_windows(params: dict[str, Any] | None, levels: tuple[float, ...]) -> int:
+    """The `recalibrate` parameter checked: a whole number of windows >= 0, enough for the
+    highest level asked ((100 + L) / (100 - L) residuals: 19 for 90); 0 without levels.
+
+    Raises:
+        DataValidationError: not a whole number >= 0, or too few windows for a level.
+    """
+    value = (params or {}).get(RECALIBRATE_PARAM, 0)
+    number = value.item() if isinstance(value, np.generic) else value
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise DataValidationError(
+            f"{RECALIBRATE_PARAM}: expected a whole number of windows >= 0, got {value!r}"
+        )
+    if not number or not levels:
+        return 0
+    needed = math.ceil((100 + max(levels)) / (100 - max(levels)))
+    if number < needed:
+        raise DataValidationError(
+            f"{RECALIBRATE_PARAM}: {number} windows cannot hold level {max(levels):g}, which "
+            f"needs {needed}"
+        )
+    return number
 
 
 def forecast_spec(

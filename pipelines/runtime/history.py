@@ -149,12 +149,14 @@ def unready_history(
     spec: WindowSpec,
     frequency: str,
     known_series: Collection[str] | None = None,
+    rows: int | None = None,
 ) -> list[NotReady]:
     """The series of a model's checked input that the readiness rule
-    (`pipelines.runtime.readiness`) refuses: no cut, so never stale."""
+    (`pipelines.runtime.readiness`) refuses: no cut, so never stale. `rows`: the rows read
+    (default the model's input_width; more to recalibrate on the history)."""
     return unready_series(
         history,
-        input_width=spec.input_width,
+        input_width=spec.input_width if rows is None else rows,
         features=spec.features,
         frequency=frequency,
         known_series=known_series,

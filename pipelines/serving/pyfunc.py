@@ -55,6 +55,7 @@ from pipelines.runtime.forecaster import (
     KERAS_MODEL_ARTIFACT,
     KERAS_MODEL_FILE,
     LEVELS_PARAM,
+    RECALIBRATE_PARAM,
     SCALER_ARTIFACT,
     SCALER_FILE,
     ForecastModel,
@@ -223,10 +224,16 @@ def _prepare_artifacts(
         ),
         outputs=inferred.outputs,
         # A model with a calibration takes the interval levels as an inference parameter:
-        # `predict(history, params={"levels": [80, 95]})`, or "params" in a served payload.
+        # `predict(history, params={"levels": [80, 95]})`, or "params" in a served payload;
+        # and `recalibrate`, windows of the history to recalibrate on (0: the logged one).
         params=None
         if calibration is None
-        else ParamSchema([ParamSpec(LEVELS_PARAM, "double", list(DEFAULT_LEVELS), (-1,))]),
+        else ParamSchema(
+            [
+                ParamSpec(LEVELS_PARAM, "double", list(DEFAULT_LEVELS), (-1,)),
+                ParamSpec(RECALIBRATE_PARAM, "long", 0),
+            ]
+        ),
     )
     return {
         "python_model": str(LOGGED_MODEL_FILE),

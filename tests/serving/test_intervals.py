@@ -56,8 +56,13 @@ def test_default_levels_give_nixtla_columns_in_original_units(calibrated: Path) 
             np.testing.assert_allclose(rows[column].to_numpy(), expected, rtol=1e-6)
     signature = model.metadata.signature
     assert [c.name for c in signature.outputs.inputs][3:] == DEFAULT_COLUMNS
-    (levels,) = signature.params.params
+    levels, recalibrate = signature.params.params
     assert (levels.name, list(levels.default), levels.shape) == ("levels", [80.0, 90.0], (-1,))
+    assert (recalibrate.name, recalibrate.dtype.name, recalibrate.default) == (
+        "recalibrate",
+        "long",
+        0,
+    )
 
 
 def test_the_levels_parameter_picks_the_bands(calibrated: Path) -> None:
