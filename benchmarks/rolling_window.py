@@ -4,7 +4,8 @@ Trains `ltsf.py`'s preset once (Weather, the LTSF protocol, H=96 by default) and
 validation part as a scheduled job would see it: the first half calibrates, the second half is
 forecast. The static calibration (the first half's residuals) and the rolling one
 (`intervals.update: rolling`: recalibrated every `--every` windows on the last W residuals
-known at that origin) are scored on the second half for every W of `--windows`: coverage of the
+known at that origin, its width factor learning from the misses at each rate of `--feedback`)
+are scored on the second half for every W of `--windows`: coverage of the
 80% and 90% intervals, the lowest and highest coverage of a horizon step, and the mean width
 (scaled units). The test part is not read.
 
@@ -12,7 +13,7 @@ Output: a table and one JSON line `{"results": [{"scheme", "window", "coverage",
 
 Usage:
     python benchmarks/rolling_window.py --data FILE [--horizon 96] [--windows 144,...,2016]
-        [--every 144] [--quick]
+        [--every 144] [--feedback 0,0.5,1,2,4] [--quick]
 """
 
 from __future__ import annotations
@@ -56,26 +57,44 @@ def scores(
     return result
 
 
-def replay(residuals: np.ndarray, starts: np.ndarray, windows: list[int], every: int) -> list:
-    """The static and rolling schemes on the second half of one series' validation windows."""
+def replay(
+    residuals: np.ndarray,
+    starts: np.ndarray,
+    windows: list[int],
+    every: int,
+    feedbacks: tuple[float, ...] = (0.0,),
+) -> list:
+    """The static and rolling schemes (each window with each feedback rate) on the second
+    half of one series' validation windows."""
     half = len(residuals) // 2
     forecast = np.arange(len(residuals)) >= half
     ids = np.zeros(len(residuals), dtype="int64").astype(str)
     static = calibrate(residuals[:half])
-    results = [{"scheme": "static", "window": half, **scores(static, ids[half:], residuals[half:])}]
+    results = [
+        {
+            "scheme": "static",
+            "window": half,
+            "feedback": 0.0,
+            **scores(static, ids[half:], residuals[half:]),
+        }
+    ]
     for window in windows:
-        rolling, groups = rolling_calibration(residuals, starts, ids, forecast, window, every)
-        results.append(
-            {"scheme": "rolling", "window": window, **scores(rolling, groups, residuals[half:])}
-        )
+        for feedback in feedbacks:
+            rolling, groups = rolling_calibration(
+                residuals, starts, ids, forecast, window, every, feedback, LEVELS
+            )
+            scored = scores(rolling, groups, residuals[half:])
+            results.append({"scheme": "rolling", "window": window, "feedback": feedback, **scored})
     return results
 
 
 def format_table(results: list[dict]) -> str:
     names = [f"{level:g}" for level in LEVELS]
     lines = [
-        "| scheme | W | " + " | ".join(f"cov {n} | steps {n} | width {n}" for n in names) + " |",
-        "|---|---|" + "---|---|---|" * len(names),
+        "| scheme | W | feedback | "
+        + " | ".join(f"cov {n} | steps {n} | width {n}" for n in names)
+        + " |",
+        "|---|---|---|" + "---|---|---|" * len(names),
     ]
     for row in results:
         cells = " | ".join(
@@ -83,7 +102,7 @@ def format_table(results: list[dict]) -> str:
             f"{row[n]['width']:.3f}"
             for n in names
         )
-        lines.append(f"| {row['scheme']} | {row['window']} | {cells} |")
+        lines.append(f"| {row['scheme']} | {row['window']} | {row['feedback']:g} | {cells} |")
     return "\n".join(lines)
 
 
@@ -93,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=96)
     parser.add_argument("--windows", default="144,288,720,1008,2016")
     parser.add_argument("--every", type=int, default=144, help="windows between recalibrations")
+    parser.add_argument("--feedback", default="0,0.5,1,2,4", help="feedback rates to replay")
     parser.add_argument("--quick", action="store_true", help="smoke test (ltsf.py --quick)")
     args = parser.parse_args(argv)
     windows = [int(item) for item in args.windows.split(",")]
@@ -104,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     fitted = fit_model(config, prepared, windowed)
     actual = target_windows(prepared, windowed, "validation")
     forecast = predict_part(fitted.model, windowed, "validation", config.training.batch_size)
-    results = replay(actual.scaled - forecast, windowed.starts["validation"], windows, args.every)
+    feedbacks = tuple(float(item) for item in args.feedback.split(","))
+    residuals = actual.scaled - forecast
+    results = replay(residuals, windowed.starts["validation"], windows, args.every, feedbacks)
     print(f"\n{args.data}, H={horizon}, {config.model.name}: validation's second half replayed")
     print(format_table(results))
     print(json.dumps({"results": results}))

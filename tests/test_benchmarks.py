@@ -1194,4 +1194,4 @@ def test_rolling_window_replays_the_validation_part_by_hand(monkeypatch, tmp_pat
     assert moving["80"] == {"coverage": 0.0, "steps": [0.0, 0.0], "width": 16.0}
     assert moving["90"]["width"] == 18.0
     lines = rolling.format_table([static, moving]).splitlines()
-    assert lines[2] == "| static | 20 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 |"
+    assert lines[2] == "| static | 20 | 0 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 |"

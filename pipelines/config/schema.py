@@ -358,6 +358,8 @@ ROLLING_WINDOW = 2016
 on its validation part, `benchmarks/README.md`)."""
 ROLLING_EVERY = 144
 """Windows between rolling recalibrations (Weather: daily, as a scheduled job forecasts)."""
+ROLLING_FEEDBACK = 3.0
+"""The rate at which misses widen or narrow the rolling intervals (chosen on validation)."""
 
 
 class IntervalConfig(SettingsSection):
@@ -388,6 +390,13 @@ class IntervalConfig(SettingsSection):
     )
     rolling_every: int = Field(
         ROLLING_EVERY, ge=1, description="forecast windows between rolling recalibrations"
+    )
+    rolling_feedback: float = Field(
+        ROLLING_FEEDBACK,
+        ge=0,
+        allow_inf_nan=False,
+        description="how fast a rolling recalibration's width factor learns from the misses of "
+        "earlier forecasts (adaptive conformal inference; 0: not at all)",
     )
 
     @model_validator(mode="after")

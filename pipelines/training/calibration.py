@@ -18,6 +18,7 @@ ProbTS averages), each quantile the point forecast plus its conformal offset.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,6 +28,7 @@ import numpy as np
 from pipelines.config.schema import IntervalConfig
 from pipelines.runtime.contract import DataValidationError
 from pipelines.runtime.intervals import (
+    QUANTILE_GRID,
     Calibration,
     calibrate,
     interval_quantiles,
@@ -95,6 +97,8 @@ def rolling_calibration(
     first: np.ndarray,
     window: int,
     every: int,
+    feedback: float = 0.0,
+    levels: tuple[float, ...] = (),
 ) -> tuple[Calibration, np.ndarray]:
     """The rolling recalibration of the windows marked `first` and after (the test part).
 
@@ -102,6 +106,14 @@ def rolling_calibration(
     forecast window of it, each step h is calibrated on the last `window` residuals of step h
     known at that window's origin (their targets at or before it: starts s' with s' + h <= s),
     as many as are known when fewer are. One calibration group per (series, recalibration).
+
+    With `feedback` > 0, each series' intervals are also widened or narrowed by a factor c
+    around their median (offsets m + c (o - m), so quantiles never cross) that learns from the
+    misses of its own earlier forecast windows as their actuals arrive, as adaptive conformal
+    inference does with the miss rate (Gibbs and Candès 2021): at each recalibration,
+    log c += feedback x the mean over `levels` of (share of the newly known values outside the
+    interval - (1 - L / 100)). Over many recalibrations the mean miss rate then matches the
+    nominal one, whatever the residuals' drift.
 
     Args:
         residuals: (windows, horizon, targets) scaled residuals of every window, calibration
@@ -111,6 +123,8 @@ def rolling_calibration(
         first: True for the windows to forecast (the rest only calibrate).
         window: residuals per step behind each recalibration.
         every: forecast windows between recalibrations.
+        feedback: the rate at which misses move the width factor (0: none).
+        levels: the interval levels whose misses the factor learns from (with `feedback`).
 
     Returns:
         The calibration, and the group of each forecast window (in `residuals`' order among
@@ -124,12 +138,21 @@ def rolling_calibration(
     steps = np.arange(1, horizon + 1)
     groups: list[Calibration] = []
     group_of = np.empty(len(residuals), dtype=object)
+    quantiles = [q for level in levels for q in interval_quantiles(level)]
     for series in sorted(set(ids[first].tolist())):
         members = np.flatnonzero(ids == series)
         members = members[np.argsort(starts[members], kind="stable")]
         series_starts = starts[members]
         targets_from = np.flatnonzero(first[members])
-        for block, origin in enumerate(targets_from[::every]):
+        origins = targets_from[::every]
+        tracker = _MissTracker(
+            residuals[members[targets_from]],
+            series_starts[targets_from],
+            series_starts[origins],
+            every,
+            levels,
+        )
+        for block, origin in enumerate(origins):
             known = np.searchsorted(series_starts, series_starts[origin] - steps, side="right")
             count = min(window, int(known.min()))
             if count < 1:
@@ -138,11 +161,15 @@ def rolling_calibration(
                     f"is known at the first forecast of series {series!r}"
                 )
             rows = members[known[np.newaxis, :] - count + np.arange(count)[:, np.newaxis]]
-            groups.append(calibrate(residuals[rows, steps - 1], source="rolling"))
             name = f"{series}#{block}"
+            group = calibrate(residuals[rows, steps - 1], source="rolling")
+            group = replace(group, series_ids=(name,))
+            if feedback > 0 and levels:
+                group = _widened(group, math.exp(feedback * tracker.excess_misses(block)))
+                tracker.applied.append(group.quantile_offsets(quantiles, np.array([name]))[:, 0])
+            groups.append(group)
             covered = targets_from[block * every : (block + 1) * every]
             group_of[members[covered]] = name
-            groups[-1] = replace(groups[-1], series_ids=(name,))
     names = tuple(group.series_ids[0] for group in groups)
     order = np.argsort(names)
     calibration = Calibration(
@@ -152,6 +179,51 @@ def rolling_calibration(
         source="rolling",
     )
     return calibration, group_of[first].astype(str)
+
+
+class _MissTracker:
+    """The running log width factor of one series' rolling recalibrations, learning from the
+    misses of its forecast windows as their actuals arrive (`rolling_calibration`)."""
+
+    def __init__(
+        self,
+        residuals: np.ndarray,
+        starts: np.ndarray,
+        origin_starts: np.ndarray,
+        every: int,
+        levels: tuple[float, ...],
+    ) -> None:
+        self.residuals, self.every, self.levels = residuals, every, levels
+        steps = np.arange(1, residuals.shape[1] + 1)
+        # The recalibration at which the actual of (window, step) is first known.
+        known_at = np.searchsorted(origin_starts, starts[:, None] + steps[None, :], side="left")
+        order = np.argsort(known_at, axis=None, kind="stable")
+        self.pairs = np.unravel_index(order, known_at.shape)
+        self.bounds = np.searchsorted(known_at.ravel()[order], np.arange(len(origin_starts) + 1))
+        self.applied: list[np.ndarray] = []  # per recalibration: (2 x levels, horizon, targets)
+        self.log_factor = 0.0
+
+    def excess_misses(self, block: int) -> float:
+        """The log factor after the misses newly known at recalibration `block`: the mean over
+        levels of their miss rate above the nominal one, accumulated."""
+        selected = slice(self.bounds[block], self.bounds[block + 1])
+        windows, steps = self.pairs[0][selected], self.pairs[1][selected]
+        if len(windows):
+            values = self.residuals[windows, steps]  # (pairs, targets)
+            bounds = np.stack(self.applied)[windows // self.every, :, steps]  # (pairs, 2L, T)
+            excess = [
+                np.mean((values < bounds[:, 2 * i]) | (values > bounds[:, 2 * i + 1]))
+                - (1 - level / 100)
+                for i, level in enumerate(self.levels)
+            ]
+            self.log_factor += float(np.mean(excess))
+        return self.log_factor
+
+
+def _widened(calibration: Calibration, factor: float) -> Calibration:
+    """Every offset moved `factor` times as far from the median's (never crossing)."""
+    median = calibration.offsets[:, [int(np.argmin(np.abs(QUANTILE_GRID - 0.5)))]]
+    return replace(calibration, offsets=median + factor * (calibration.offsets - median))
 
 
 def interval_evaluations(
@@ -217,6 +289,8 @@ def rolling_test_calibration(
         np.concatenate([np.full(len(starts[part]), part == "test") for part in parts]),
         settings.rolling_window,
         settings.rolling_every,
+        settings.rolling_feedback,
+        settings.levels,
     )
 
 

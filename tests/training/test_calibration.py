@@ -55,3 +55,24 @@ def test_a_forecast_window_with_no_known_residual_is_refused() -> None:
         rolling_calibration(
             np.zeros((3, 1, 1)), np.arange(3), np.array(["x"] * 3), np.ones(3, bool), 5, 1
         )
+
+
+def test_feedback_widens_after_a_miss_and_narrows_after_a_hit_by_hand() -> None:
+    # One series, one step: 19 calibration residuals -9..9 (starts 0..18), then forecast
+    # windows at starts 19, 20, 21 with residuals 100 (a miss), 0 (a hit), 0. Window 19, every
+    # window recalibrated, level 80, feedback 1: log c += (miss share - 0.2) per recalibration.
+    residuals = np.concatenate([np.arange(-9.0, 10.0), [100.0, 0.0, 0.0]])[:, None, None]
+    starts = np.arange(22)
+    calibration, groups = rolling_calibration(
+        residuals, starts, np.array(["s"] * 22), starts >= 19, 19, 1, feedback=1.0, levels=(80.0,)
+    )
+    low, high = calibration.quantile_offsets([0.1, 0.9], groups)[:, :, 0, 0]
+    # Start 19: nothing known yet, c = 1: the 2nd and 18th of -9..9, -8 and 8.
+    # Start 20: window 19 missed, log c = 0.8; of -8..9 and 100: 2nd -7, 18th 9, median 1.
+    # Start 21: window 20 hit, log c = 0.6; of -7..9, 100, 0: 2nd -6, 18th 9, median 1.
+    c1, c2 = np.exp(0.8), np.exp(0.6)
+    np.testing.assert_allclose(low, [-8, 1 - 8 * c1, 1 - 7 * c2])
+    np.testing.assert_allclose(high, [8, 1 + 8 * c1, 1 + 8 * c2])
+    # Without feedback the same windows give the plain order statistics.
+    plain, _ = rolling_calibration(residuals, starts, np.array(["s"] * 22), starts >= 19, 19, 1)
+    np.testing.assert_allclose(plain.quantile_offsets([0.1], groups)[0, :, 0, 0], [-8, -7, -6])
