@@ -294,6 +294,12 @@ class ForecastConfig(SettingsSection):
         description="interval levels (percent) of a calibrated model's forecast; none: the "
         "model's own defaults",
     )
+    recalibrate: int = Field(
+        0,
+        ge=0,
+        description="recalibrate the intervals on each series' last N windows with known "
+        "actuals (the model's recalibrate parameter; 0: its logged calibration)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ForecastConfig:

@@ -61,7 +61,12 @@ from pipelines.runtime.contract import (
     DataValidationError,
     closest_name_hint,
 )
-from pipelines.runtime.forecaster import LEVELS_PARAM, TRADING_DAYS_FORECAST_FREQUENCY
+from pipelines.runtime.forecaster import (
+    LEVELS_PARAM,
+    RECALIBRATE_PARAM,
+    TRADING_DAYS_FORECAST_FREQUENCY,
+    recalibration_windows,
+)
 from pipelines.runtime.history import last_rows_per_series, to_model_input
 from pipelines.runtime.readiness import TOO_SHORT, NotReady, unready_series
 from pipelines.serving.partitions import (
@@ -271,6 +276,7 @@ def plan_forecast(
     as_of: pd.Timestamp,
     known_series: Sequence[str] | None,
     requested: Sequence[str] | None = None,
+    rows: int | None = None,
 ) -> ForecastPlan:
     """Chooses the series that can be forecast at `as_of` and their last input windows.
 
@@ -282,6 +288,8 @@ def plan_forecast(
         as_of: the forecast's cut.
         known_series: the series a per-series scaler knows; None when any series will do.
         requested: forecast only these (None: all).
+        rows: rows read per series when more than `input_width` (a recalibration's: series
+            ready to forecast whose last `rows` rows are not are skipped, the reason saying so).
 
     Raises:
         DataValidationError: a requested series is not in the data (with the closest name), or
@@ -310,8 +318,32 @@ def plan_forecast(
     skipped_names = {item.series_id for item in skipped}
     if len(skipped_names) == len(set(series)):
         raise _nothing_to_forecast(skipped, input_width, as_of)
+    if rows is not None and rows > input_width:
+        ready = frame.loc[~np.isin(series, list(skipped_names))]
+        longer = unready_series(
+            ready, input_width=rows, features=features, frequency=frequency, as_of=as_of
+        )
+        skipped = sorted(
+            [
+                *skipped,
+                *(
+                    NotReady(
+                        item.series_id,
+                        item.reason,
+                        f"recalibrating reads the last {rows} rows: {item.detail}",
+                    )
+                    for item in longer
+                ),
+            ],
+            key=lambda item: item.series_id,
+        )
+        skipped_names = {item.series_id for item in skipped}
+        if len(skipped_names) == len(set(series)):
+            raise _nothing_to_forecast(skipped, rows, as_of)
     keep = ~np.isin(series, list(skipped_names))
-    window = last_rows_per_series(frame.loc[keep].reset_index(drop=True), input_width)
+    window = last_rows_per_series(
+        frame.loc[keep].reset_index(drop=True), max(input_width, rows or 0)
+    )
     return ForecastPlan(
         window_rows=window,
         series=sorted(set(series) - skipped_names),
@@ -343,17 +375,22 @@ def forecast_frame(
     as_of: pd.Timestamp,
     created_at: pd.Timestamp,
     levels: tuple[float, ...] | None = None,
+    recalibrate: int = 0,
 ) -> pd.DataFrame:
     """Forecasts every planned series in ONE `predict` call; the output's columns and dtypes.
-    `levels`: the interval levels of a model with a calibration (None: the model's defaults).
+    `levels`: the interval levels of a model with a calibration (None: the model's defaults);
+    `recalibrate`: the model's parameter (the plan then holds the rows it reads).
 
     Returns:
         One row per (series, step), sorted, with the model and time columns described in the
         module docstring.
     """
     spec = model.forecaster.spec
-    model_input = to_model_input(plan.window_rows, spec.features, last_rows=spec.input_width)
+    rows = spec.input_width + (recalibrate + spec.horizon - 1 if recalibrate else 0)
+    model_input = to_model_input(plan.window_rows, spec.features, last_rows=rows)
     params = None if levels is None else {LEVELS_PARAM: list(levels)}
+    if recalibrate:
+        params = {**(params or {}), RECALIBRATE_PARAM: recalibrate}
     # MLflow drops params a model's signature does not declare; the model's own check refuses
     # levels asked of a model with no calibration instead.
     model.forecaster.levels(params)
@@ -405,6 +442,20 @@ def run(config: RunConfig) -> ForecastResult:
     if as_of is not None:
         partition_name(as_of)  # reject a bad as_of before loading anything
     model = resolve_model(config.forecast_model_uri())
+    recalibrate = settings.recalibrate
+    if recalibrate:
+        # Checked before any row is read for it: a model without a calibration, or too few
+        # windows for a level, is one clear error.
+        if model.forecaster.calibration is None:
+            raise DataValidationError(
+                f"forecast.recalibrate: model {model.version_uri} carries no calibration, so "
+                "it forecasts no intervals to recalibrate"
+            )
+        asked = None if settings.levels is None else {LEVELS_PARAM: list(settings.levels)}
+        try:
+            recalibration_windows({RECALIBRATE_PARAM: recalibrate}, model.forecaster.levels(asked))
+        except DataValidationError as error:
+            raise DataValidationError(f"forecast.{error}") from None
     history = load_history(training_data_config(model, config), as_of)
     as_of = history.as_of
     output = Path(settings.output)
@@ -426,9 +477,10 @@ def run(config: RunConfig) -> ForecastResult:
         as_of=as_of,
         known_series=sorted(scaler.scalers) if scaler is not None and scaler.per_series else None,
         requested=settings.series,
+        rows=spec.input_width + recalibrate + spec.horizon - 1 if recalibrate else None,
     )
     created_at = pd.Timestamp.now(tz="UTC").floor("us")
-    frame = forecast_frame(model, plan, as_of, created_at, settings.levels)
+    frame = forecast_frame(model, plan, as_of, created_at, settings.levels, recalibrate)
     document = _metadata_document(model, config, history, plan, as_of, created_at, len(frame))
     with output_lock(output, settings.lock_timeout):
         outcome, frame, document = write_partition(

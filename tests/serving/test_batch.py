@@ -442,6 +442,46 @@ def test_forecast_levels_pick_the_partitions_bands(store: Store, tmp_path: Path)
     assert (written["value_lo_95"] <= written["value_hi_95"]).all()
 
 
+def test_forecast_recalibrate_gives_the_models_recalibrated_bands(
+    store: Store, loaded: mlflow.pyfunc.PyFuncModel, tmp_path: Path, capsys
+) -> None:
+    output = tmp_path / "out"
+    arguments = cli(store, output, "--set", "forecast.recalibrate=20")
+    assert forecast_command.main(arguments) == 0
+    written = pd.read_parquet(output / LAST_PARTITION / partitions.FORECAST_FILE)
+    # The partition's bands are the model's own, recalibrated on each series' last
+    # 5 + 20 + 3 - 1 = 27 rows.
+    renamed = synthetic().rename(columns={"date": "timestamp", "name": "series_id"})
+    expected = loaded.predict(
+        to_model_input(renamed, store.features, last_rows=27), params={"recalibrate": 20}
+    )
+    bands = ["value", "value_lo_90", "value_lo_80", "value_hi_80", "value_hi_90"]
+    np.testing.assert_allclose(written[bands], expected[bands], rtol=1e-6)
+    # Too few windows for level 90: one error naming the setting, nothing written.
+    other = tmp_path / "other"
+    code = forecast_command.main(cli(store, other, "--set", "forecast.recalibrate=10"))
+    assert code == exit_codes.EXIT_BAD_INPUT and not other.exists()
+    assert "forecast.recalibrate: 10 windows cannot hold level 90, which needs 19" in (
+        capsys.readouterr().err
+    )
+    # A series too short for the rows a recalibration reads is skipped, the reason saying so.
+    frame = synthetic()
+    short = pd.concat([frame.loc[frame["name"] != "A"], frame.loc[frame["name"] == "A"].tail(26)])
+    source = write_source(short, tmp_path / "short.csv")
+    partial = tmp_path / "partial"
+    code = forecast_command.main(
+        cli(store, partial, "--source", str(source), "--set", "forecast.recalibrate=20")
+    )
+    assert code == exit_codes.EXIT_PARTIAL
+    path = partial / LAST_PARTITION / partitions.FORECAST_FILE
+    assert sorted(set(pd.read_parquet(path)["series_id"])) == ["B", "C", "D", "E"]
+    (skipped,) = partitions.read_metadata(path)["skipped"]
+    assert (skipped["series_id"], skipped["reason"]) == ("A", "too_short")
+    assert skipped["detail"].startswith(
+        "recalibrating reads the last 27 rows: history too short: 26 rows"
+    )
+
+
 def test_all_series_too_short_names_the_input_width(store: Store, tmp_path: Path, capsys) -> None:
     frame = synthetic()
     source = write_source(frame.groupby("name").tail(INPUT_WIDTH - 2), tmp_path / "short.csv")
