@@ -3,7 +3,7 @@
 Usage (a cluster: see README, "Spark"):
     python -m pipelines.cli.spark --model-uri models:/forecaster@champion \
         --history history.parquet --output forecasts.parquet --master 'local[*]' \
-        [--levels 80,95]
+        [--levels 80,95] [--recalibrate 30]
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="interval levels of a calibrated model, e.g. 80,95 (default: the model's own; "
         "'none': points only)",
     )
+    parser.add_argument(
+        "--recalibrate",
+        type=int,
+        default=0,
+        help="recalibrate the intervals on each series' last N windows with known actuals "
+        "(send input_width + N + horizon - 1 rows per series; default 0: the logged one)",
+    )
     return parser
 
 
@@ -79,10 +86,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         history = spark.read.parquet(arguments.history)
         forecast = forecast_spark(
-            history, arguments.model_uri, buckets=arguments.buckets, levels=arguments.levels
+            history,
+            arguments.model_uri,
+            buckets=arguments.buckets,
+            levels=arguments.levels,
+            recalibrate=arguments.recalibrate,
         )
         forecast.write.mode("overwrite").parquet(arguments.output)
-        skipped = unready_spark(history, arguments.model_uri, buckets=arguments.buckets)
+        skipped = unready_spark(
+            history,
+            arguments.model_uri,
+            buckets=arguments.buckets,
+            recalibrate=arguments.recalibrate,
+        )
         not_ready = sorted(tuple(row) for row in skipped.collect())
     except DataValidationError as error:
         return report_bad_input(error)

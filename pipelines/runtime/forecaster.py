@@ -167,15 +167,22 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         refuse_unready(not_ready)
         return forecast
 
-    def unready(self, model_input: pd.DataFrame) -> list[NotReady]:
+    def unready(
+        self, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> list[NotReady]:
         """The series of `model_input` that `predict` refuses, with their reasons, without
-        forecasting any (what Spark lists beside its forecasts).
+        forecasting any (what Spark lists beside its forecasts); with `params` asking for a
+        recalibration, also those whose history is too short or broken for it.
 
         Raises:
             DataValidationError: as `forecast_ready`.
         """
+        windows = recalibration_windows(params, self.levels(params))
         history, known = self._history(model_input)
-        return unready_history(history, self.spec, self.metadata["frequency"], known)
+        found = unready_history(history, self.spec, self.metadata["frequency"], known)
+        if windows:
+            found += self._unready_to_recalibrate(history, known, windows)
+        return sorted(found, key=lambda item: item.series_id)
 
     def _history(self, model_input: pd.DataFrame) -> tuple[pd.DataFrame, list[str] | None]:
         """The checked history and the series a per-series scaler knows (None: any)."""

@@ -51,7 +51,12 @@ from pipelines.runtime.contract import (
     TIMESTAMP_COLUMN,
     DataValidationError,
 )
-from pipelines.runtime.forecaster import FORECAST_SPEC_FILE, LEVELS_PARAM
+from pipelines.runtime.forecaster import (
+    FORECAST_SPEC_FILE,
+    LEVELS_PARAM,
+    RECALIBRATE_PARAM,
+    recalibration_windows,
+)
 from pipelines.runtime.intervals import check_levels, interval_columns
 
 if TYPE_CHECKING:
@@ -70,6 +75,7 @@ def forecast_spark(
     *,
     buckets: int | None = None,
     levels: Sequence[float] | None = None,
+    recalibrate: int = 0,
 ) -> DataFrame:
     """Forecasts every series of a Spark DataFrame of history with a logged forecast model.
 
@@ -84,6 +90,9 @@ def forecast_spark(
             session's default parallelism.
         levels: the interval levels (percent) of a model with a calibration, as its `levels`
             parameter; None: the model's defaults.
+        recalibrate: the model's `recalibrate` parameter: its intervals recalibrated on each
+            series' last `recalibrate` windows with known actuals (send the last
+            input_width + recalibrate + horizon - 1 rows of each series); 0: the logged one.
 
     Returns:
         A lazy DataFrame with the model's output columns: `series_id`, `timestamp` (the
@@ -103,17 +112,31 @@ def forecast_spark(
     """
     model_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     schema = output_schema(model_path, levels)
-    params = None if levels is None else {LEVELS_PARAM: list(check_levels(levels))}
+    params = _params(levels, recalibrate)
     return _per_bucket(history, model_path, buckets, schema, skipped=False, params=params)
 
 
-def unready_spark(history: DataFrame, model_uri: str, *, buckets: int | None = None) -> DataFrame:
+def _params(levels: Sequence[float] | None, recalibrate: int) -> dict[str, Any] | None:
+    """The model's inference parameters; the levels checked before any job runs (the
+    recalibration, which needs the model's levels, in the first task)."""
+    params: dict[str, Any] = {}
+    recalibration_windows({RECALIBRATE_PARAM: recalibrate}, ())  # a whole number >= 0
+    if levels is not None:
+        params[LEVELS_PARAM] = list(check_levels(levels))
+    if recalibrate:
+        params[RECALIBRATE_PARAM] = recalibrate
+    return params or None
+
+
+def unready_spark(
+    history: DataFrame, model_uri: str, *, buckets: int | None = None, recalibrate: int = 0
+) -> DataFrame:
     """The series of `history` that `forecast_spark` leaves out, one row each: `series_id`,
     `reason` (`pipelines.runtime.readiness.REASONS`) and `detail`, by the same readiness rule as
     the logged model, the batch forecast and the backtest.
 
     Args:
-        history, model_uri, buckets: as in `forecast_spark`.
+        history, model_uri, buckets, recalibrate: as in `forecast_spark`.
 
     Raises:
         DataValidationError: a needed column is missing from `history`, or `buckets` < 1.
@@ -124,7 +147,8 @@ def unready_spark(history: DataFrame, model_uri: str, *, buckets: int | None = N
     schema = StructType(
         [StructField(name, StringType(), False) for name in (SERIES_COLUMN, "reason", "detail")]
     )
-    return _per_bucket(history, model_path, buckets, schema, skipped=True)
+    params = _params(None, recalibrate)
+    return _per_bucket(history, model_path, buckets, schema, skipped=True, params=params)
 
 
 def _per_bucket(
@@ -248,7 +272,8 @@ def _bucket_forecaster(
         forecaster = model.unwrap_python_model()
         if skipped:  # no Keras call: only the readiness rule
             rows = [
-                (item.series_id, item.reason, item.detail) for item in forecaster.unready(history)
+                (item.series_id, item.reason, item.detail)
+                for item in forecaster.unready(history, params)
             ]
             return pd.DataFrame(rows, columns=output_columns)
         return forecaster.forecast_ready(history, params)[0][output_columns]

@@ -198,6 +198,28 @@ def test_command_line_levels_pick_the_bands_and_a_bad_level_writes_nothing(
         )
 
 
+def test_recalibration_on_spark_is_predicts_and_lists_the_series_too_short_for_it(
+    spark: pyspark_sql.SparkSession, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from pipelines.serving.spark import forecast_spark, unready_spark
+
+    residuals = np.random.default_rng(0).normal(size=(100, SPEC.horizon, 1))
+    path = str(save_untrained_forecaster(tmp_path / "model", frame, calibrate(residuals)))
+    history = to_model_input(frame, SPEC.features)
+    # The first series keeps fewer rows than input_width + 20 + horizon - 1 = 30.
+    first = history["series_id"] == SERIES[0]
+    short = pd.concat([history.loc[first].tail(29), history.loc[~first]], ignore_index=True)
+    spark_history = spark.createDataFrame(short)
+    forecast = forecast_spark(spark_history, path, buckets=2, recalibrate=20).toPandas()
+    expected = expected_forecast(path, history.loc[~first], {"recalibrate": 20})
+    assert_same_forecast(forecast, expected)
+    listed = unready_spark(spark_history, path, buckets=2, recalibrate=20).toPandas()
+    assert listed["series_id"].tolist() == [SERIES[0]]
+    assert listed["detail"].iloc[0].startswith("recalibrate=20 reads the last 30 rows")
+    with pytest.raises(DataValidationError, match=r"^recalibrate: expected a whole number"):
+        forecast_spark(spark_history, path, recalibrate=-1)
+
+
 def test_missing_column_is_named_before_any_job_runs(
     spark: pyspark_sql.SparkSession, model_path: Path, frame: pd.DataFrame
 ) -> None:
