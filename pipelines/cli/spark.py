@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             history,
             arguments.model_uri,
             buckets=arguments.buckets,
+            levels=arguments.levels,
             recalibrate=arguments.recalibrate,
         )
         not_ready = sorted(tuple(row) for row in skipped.collect())

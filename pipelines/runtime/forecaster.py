@@ -227,7 +227,8 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             refused = self._unready_to_recalibrate(history, known, windows)
             names = [item.series_id for item in refused]
             history = history.loc[~history[SERIES_COLUMN].isin(names)].reset_index(drop=True)
-            calibration = self._recalibrated(history, known, windows)
+            # No series ready: the logged calibration keeps the interval columns (of no rows).
+            calibration = self._recalibrated(history, known, windows) or self.calibration
         window_rows, not_ready = ready_windows(
             history, self.spec, self.metadata["frequency"], known
         )

@@ -453,7 +453,8 @@ def run(config: RunConfig) -> ForecastResult:
             )
         asked = None if settings.levels is None else {LEVELS_PARAM: list(settings.levels)}
         try:
-            recalibration_windows({RECALIBRATE_PARAM: recalibrate}, model.forecaster.levels(asked))
+            levels = model.forecaster.levels(asked)  # never empty: none means the model's
+            recalibration_windows({RECALIBRATE_PARAM: recalibrate}, levels)
         except DataValidationError as error:
             raise DataValidationError(f"forecast.{error}") from None
     history = load_history(training_data_config(model, config), as_of)

@@ -57,7 +57,7 @@ from pipelines.runtime.forecaster import (
     RECALIBRATE_PARAM,
     recalibration_windows,
 )
-from pipelines.runtime.intervals import check_levels, interval_columns
+from pipelines.runtime.intervals import DEFAULT_LEVELS, check_levels, interval_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -112,31 +112,46 @@ def forecast_spark(
     """
     model_path = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     schema = output_schema(model_path, levels)
-    params = _params(levels, recalibrate)
+    params = _params(model_path, levels, recalibrate)
     return _per_bucket(history, model_path, buckets, schema, skipped=False, params=params)
 
 
-def _params(levels: Sequence[float] | None, recalibrate: int) -> dict[str, Any] | None:
-    """The model's inference parameters; the levels checked before any job runs (the
-    recalibration, which needs the model's levels, in the first task)."""
+def _params(
+    model_path: Path, levels: Sequence[float] | None, recalibrate: int
+) -> dict[str, Any] | None:
+    """The model's inference parameters, checked on the driver before any job runs: the
+    levels, and a recalibration against the levels it will forecast (those asked, else the
+    calibrated model's defaults)."""
     params: dict[str, Any] = {}
-    recalibration_windows({RECALIBRATE_PARAM: recalibrate}, ())  # a whole number >= 0
     if levels is not None:
         params[LEVELS_PARAM] = list(check_levels(levels))
-    if recalibrate:
-        params[RECALIBRATE_PARAM] = recalibrate
+    if recalibrate or not isinstance(recalibrate, int):
+        recalibration_windows({RECALIBRATE_PARAM: recalibrate}, ())  # a whole number >= 0
+        if Model.load(str(model_path)).signature.params is None:
+            raise DataValidationError(
+                f"recalibrate: model {model_path} carries no calibration, so it forecasts no "
+                "intervals to recalibrate"
+            )
+        forecast_levels = tuple(params.get(LEVELS_PARAM, DEFAULT_LEVELS))
+        if recalibration_windows({RECALIBRATE_PARAM: recalibrate}, forecast_levels):
+            params[RECALIBRATE_PARAM] = recalibrate
     return params or None
 
 
 def unready_spark(
-    history: DataFrame, model_uri: str, *, buckets: int | None = None, recalibrate: int = 0
+    history: DataFrame,
+    model_uri: str,
+    *,
+    buckets: int | None = None,
+    levels: Sequence[float] | None = None,
+    recalibrate: int = 0,
 ) -> DataFrame:
     """The series of `history` that `forecast_spark` leaves out, one row each: `series_id`,
     `reason` (`pipelines.runtime.readiness.REASONS`) and `detail`, by the same readiness rule as
     the logged model, the batch forecast and the backtest.
 
     Args:
-        history, model_uri, buckets, recalibrate: as in `forecast_spark`.
+        history, model_uri, buckets, levels, recalibrate: as in `forecast_spark`.
 
     Raises:
         DataValidationError: a needed column is missing from `history`, or `buckets` < 1.
@@ -147,7 +162,7 @@ def unready_spark(
     schema = StructType(
         [StructField(name, StringType(), False) for name in (SERIES_COLUMN, "reason", "detail")]
     )
-    params = _params(None, recalibrate)
+    params = _params(model_path, levels, recalibrate)
     return _per_bucket(history, model_path, buckets, schema, skipped=True, params=params)
 
 

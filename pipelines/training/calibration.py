@@ -112,8 +112,9 @@ def rolling_calibration(
     misses of its own earlier forecast windows as their actuals arrive, as adaptive conformal
     inference does with the miss rate (Gibbs and Candès 2021): at each recalibration,
     log c += feedback x the mean over `levels` of (share of the newly known values outside the
-    interval - (1 - L / 100)). Over many recalibrations the mean miss rate then matches the
-    nominal one, whatever the residuals' drift.
+    interval - (1 - L / 100)). log c moves by the summed excess, so while c stays bounded the
+    excess averaged over recalibrations tends to 0 (each recalibration counts once, however
+    many values it learnt from), whatever the residuals' drift.
 
     Args:
         residuals: (windows, horizon, targets) scaled residuals of every window, calibration
@@ -259,7 +260,12 @@ def interval_evaluations(
 
     result = {part: scored(part, calibration) for part in ("validation", "test")}
     if settings.update == "rolling":
-        rolling, groups = rolling_test_calibration(settings, forecasts, actuals, starts)
+        try:
+            rolling, groups = rolling_test_calibration(settings, forecasts, actuals, starts)
+        except DataValidationError as error:  # a series with test windows but no residuals
+            notes.append(f"rolling update left out: {error}")
+            warnings.warn(notes[-1], stacklevel=2)
+            return result
         quantiles = [q for level in settings.levels for q in interval_quantiles(level)]
         if rolling.missing(quantiles):
             notes.append(

@@ -464,6 +464,7 @@ def test_forecast_recalibrate_gives_the_models_recalibrated_bands(
     assert "forecast.recalibrate: 10 windows cannot hold level 90, which needs 19" in (
         capsys.readouterr().err
     )
+
     # A series too short for the rows a recalibration reads is skipped, the reason saying so.
     frame = synthetic()
     short = pd.concat([frame.loc[frame["name"] != "A"], frame.loc[frame["name"] == "A"].tail(26)])

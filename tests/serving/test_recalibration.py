@@ -103,3 +103,18 @@ def test_too_few_windows_for_a_level_or_too_short_a_history_is_refused(model) ->
     forecast, not_ready = forecaster.forecast_ready(mixed, {"recalibrate": WINDOWS})
     assert sorted(set(forecast["series_id"])) == ["beta", "gamma"]
     assert [(item.series_id, item.reason) for item in not_ready] == [("alpha", "too_short")]
+
+
+def test_no_series_ready_to_recalibrate_keeps_the_interval_columns(model) -> None:
+    short = to_model_input(series_frame(45, 1), SPEC.features, last_rows=29)
+    forecast, not_ready = model.unwrap_python_model().forecast_ready(
+        short, {"recalibrate": WINDOWS}
+    )
+    assert forecast.empty and len(not_ready) == len(SERIES)
+    assert list(forecast.columns[3:]) == [
+        TARGET,
+        f"{TARGET}_lo_90",
+        f"{TARGET}_lo_80",
+        f"{TARGET}_hi_80",
+        f"{TARGET}_hi_90",
+    ]

@@ -187,6 +187,20 @@ def test_command_line_levels_pick_the_bands_and_a_bad_level_writes_nothing(
     assert_same_forecast(written, expected_forecast(path, frame, {"levels": [50, 95]}))
     assert main([*arguments, "--output", str(tmp_path / "points"), "--levels", "none"]) == 0
     assert list(pd.read_parquet(tmp_path / "points").columns[3:]) == ["level"]
+    # A recalibration is checked against the levels asked, on the driver, before any job.
+    recalibrated = ["--levels", "80", "--recalibrate", "10"]
+    assert main([*arguments, "--output", str(tmp_path / "re"), *recalibrated]) == 0
+    expected = expected_forecast(path, frame, {"levels": [80], "recalibrate": 10})
+    assert_same_forecast(pd.read_parquet(tmp_path / "re"), expected)
+    points = ["--levels", "none", "--recalibrate", "30"]  # nothing to recalibrate, none skipped
+    assert main([*arguments, "--output", str(tmp_path / "none"), *points]) == 0
+    capsys.readouterr()
+    too_few = ["--levels", "80", "--recalibrate", "5"]
+    assert main([*arguments, "--output", str(tmp_path / "few"), *too_few]) == 2
+    assert not (tmp_path / "few").exists()
+    assert capsys.readouterr().err.strip() == (
+        "error: recalibrate: 5 windows cannot hold level 80, which needs 9"
+    )
     capsys.readouterr()  # the runs' logs
     for bad in ("high", "0", "100", "-5", "80,,90"):
         assert main([*arguments, "--output", str(tmp_path / "bad"), "--levels", bad]) == 2

@@ -369,11 +369,13 @@ def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
     from pipelines.tracking.training_run import metric_values
     from pipelines.training.evaluation import predict_part, target_windows
 
-    settings = {"intervals.update": "rolling", "intervals.rolling_window": "20"}
-    rolling = train.train_model(
-        tiny_config(learning_rate="0.01", **settings, **{"intervals.rolling_every": "4"}),
-        prepared,
-    )
+    settings = {
+        "intervals.update": "rolling",
+        "intervals.rolling_window": "20",
+        "intervals.rolling_every": "4",
+        "intervals.rolling_feedback": "0",
+    }
+    rolling = train.train_model(tiny_config(learning_rate="0.01", **settings), prepared)
     windowed = train.windowed_data(prepared)
     parts = ("validation", "test")
     actual = {part: target_windows(prepared, windowed, part) for part in parts}
@@ -416,6 +418,33 @@ def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
     overall, _ = metric_values(rolling)
     assert overall["test_static_coverage_80"] == scores["test_static"].coverage["80"]
     assert overall["test_coverage_80"] == scores["test"].coverage["80"]
+    # With feedback, the test part is scored with rolling_calibration's widened intervals.
+    from pipelines.training.calibration import rolling_calibration
+
+    feedback = train.train_model(
+        tiny_config(learning_rate="0.01", **{**settings, "intervals.rolling_feedback": "3"}),
+        prepared,
+    )
+    forecast = {part: predict_part(feedback.model, windowed, part, 64) for part in parts}
+    widened, groups = rolling_calibration(
+        np.concatenate([actual[p].scaled - forecast[p] for p in parts]),
+        np.concatenate([starts[p] for p in parts]),
+        np.concatenate([ids[p] for p in parts]),
+        np.concatenate([np.full(len(starts[p]), p == "test") for p in parts]),
+        20,
+        4,
+        3.0,
+        (80.0, 90.0),
+    )
+    low, high = widened.quantile_offsets([0.1, 0.9], groups)
+    lower, upper = (
+        prepared.scaler.inverse_transform(forecast["test"] + o, ids["test"], prepared.spec.targets)
+        for o in (low, high)
+    )
+    assert feedback.interval_evaluations["test"].coverage["80"] == pytest.approx(
+        ((lower <= original) & (original <= upper)).mean(), abs=1e-12
+    )
+    assert feedback.interval_evaluations["test"].width["80"] != scores["test"].width["80"]
 
 
 def test_rolling_window_too_small_for_a_level_is_refused_before_any_work() -> None:
