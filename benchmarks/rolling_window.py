@@ -8,8 +8,8 @@ known at that origin, its width factor learning from the misses at each rate of 
 are scored on the second half for every W of `--windows`: coverage of the
 80% and 90% intervals, the lowest and highest coverage of a horizon step, and the mean width
 (scaled units). The test part is not read. The static calibration's last windows have targets
-up to H-1 rows into the replayed half (a slight advantage to it, as the validation part's last
-windows have over the test part's first).
+up to H-1 rows into the replayed half: a slight advantage that it lacks on the test part, whose
+targets all come after the validation part's.
 
 Output: a table and one JSON line `{"results": [{"scheme", "window", "coverage", ...}]}`.
 
