@@ -85,21 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
     try:
         history = spark.read.parquet(arguments.history)
-        forecast = forecast_spark(
-            history,
-            arguments.model_uri,
-            buckets=arguments.buckets,
-            levels=arguments.levels,
-            recalibrate=arguments.recalibrate,
-        )
+        # The same series, levels and recalibration for the forecast and its skip list.
+        options = {
+            "buckets": arguments.buckets,
+            "levels": arguments.levels,
+            "recalibrate": arguments.recalibrate,
+        }
+        forecast = forecast_spark(history, arguments.model_uri, **options)
         forecast.write.mode("overwrite").parquet(arguments.output)
-        skipped = unready_spark(
-            history,
-            arguments.model_uri,
-            buckets=arguments.buckets,
-            levels=arguments.levels,
-            recalibrate=arguments.recalibrate,
-        )
+        skipped = unready_spark(history, arguments.model_uri, **options)
         not_ready = sorted(tuple(row) for row in skipped.collect())
     except DataValidationError as error:
         return report_bad_input(error)

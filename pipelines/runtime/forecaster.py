@@ -227,11 +227,13 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             refused = self._unready_to_recalibrate(history, known, windows)
             names = [item.series_id for item in refused]
             history = history.loc[~history[SERIES_COLUMN].isin(names)].reset_index(drop=True)
-            # No series ready: the logged calibration keeps the interval columns (of no rows).
-            calibration = self._recalibrated(history, known, windows) or self.calibration
         window_rows, not_ready = ready_windows(
             history, self.spec, self.metadata["frequency"], known
         )
+        if windows:
+            ready = set(window_rows[SERIES_COLUMN])
+            # No series ready: the logged calibration keeps the interval columns (of no rows).
+            calibration = self._recalibrated(history, ready, windows) or self.calibration
         not_ready = sorted([*refused, *not_ready], key=lambda item: item.series_id)
         series_ids = window_rows[SERIES_COLUMN].to_numpy()[:: self.spec.input_width]
         scaled = self.scaler.transform(window_rows, self.spec.features)
@@ -284,16 +286,14 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         ]
 
     def _recalibrated(
-        self, history: pd.DataFrame, known: list[str] | None, windows: int
+        self, history: pd.DataFrame, ready: set[str], windows: int
     ) -> Calibration | None:
-        """Each series' calibration on its last `windows` residuals per step h: the windows
-        whose step-h actuals are the history's, forecast again (None: no series ready)."""
+        """Each ready series' calibration on its last `windows` residuals per step h: the
+        windows whose step-h actuals are the history's, forecast again (None: none ready)."""
         spec = self.spec
         width, horizon = spec.input_width, spec.horizon
         span = width + windows + horizon - 1
-        ready, _ = ready_windows(history, spec, self.metadata["frequency"], known)
-        names = set(ready[SERIES_COLUMN])
-        rows = last_rows_per_series(history.loc[history[SERIES_COLUMN].isin(names)], span)
+        rows = last_rows_per_series(history.loc[history[SERIES_COLUMN].isin(ready)], span)
         if not len(rows):
             return None
         features = list(spec.features)
