@@ -15,7 +15,8 @@ Output: a table and one JSON line `{"results": [{"scheme", "window", "coverage",
 
 Usage:
     python benchmarks/rolling_window.py --data FILE [--horizon 96] [--windows 144,...,2016]
-        [--every 144] [--feedback 0,0.5,1,2,4] [--quick]
+        [--every 144] [--feedback 0,0.5,1,2,4] [--variants step,shared,shared-undelayed]
+        [--quick]
 """
 
 from __future__ import annotations
@@ -59,15 +60,25 @@ def scores(
     return result
 
 
+VARIANTS = {
+    "step": {"feedback_by": "step", "delay_scaled": True},
+    "shared": {"feedback_by": "shared", "delay_scaled": True},
+    "shared-undelayed": {"feedback_by": "shared", "delay_scaled": False},
+}
+"""The width factors `rolling_calibration` can learn: one per step at a rate scaled by its
+delay (the default), one per series at the last step's, one per series at the full rate."""
+
+
 def replay(
     residuals: np.ndarray,
     starts: np.ndarray,
     windows: list[int],
     every: int,
     feedbacks: tuple[float, ...] = (0.0,),
+    variants: tuple[str, ...] = ("step",),
 ) -> list:
-    """The static and rolling schemes (each window with each feedback rate) on the second
-    half of one series' validation windows."""
+    """The static and rolling schemes (each window with each feedback rate, each rate with
+    each variant of `VARIANTS`) on the second half of one series' validation windows."""
     half = len(residuals) // 2
     forecast = np.arange(len(residuals)) >= half
     ids = np.zeros(len(residuals), dtype="int64").astype(str)
@@ -82,11 +93,21 @@ def replay(
     ]
     for window in windows:
         for feedback in feedbacks:
-            rolling, groups = rolling_calibration(
-                residuals, starts, ids, forecast, window, every, feedback, LEVELS
-            )
-            scored = scores(rolling, groups, residuals[half:])
-            results.append({"scheme": "rolling", "window": window, "feedback": feedback, **scored})
+            for variant in variants if feedback > 0 else variants[:1]:
+                rolling, groups = rolling_calibration(
+                    residuals,
+                    starts,
+                    ids,
+                    forecast,
+                    window,
+                    every,
+                    feedback,
+                    LEVELS,
+                    **VARIANTS[variant],
+                )
+                scored = scores(rolling, groups, residuals[half:])
+                scheme = f"rolling {variant}" if feedback > 0 else "rolling"
+                results.append({"scheme": scheme, "window": window, "feedback": feedback, **scored})
     return results
 
 
@@ -115,8 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", default="144,288,720,1008,2016")
     parser.add_argument("--every", type=int, default=144, help="windows between recalibrations")
     parser.add_argument("--feedback", default="0,0.5,1,2,4", help="feedback rates to replay")
+    parser.add_argument(
+        "--variants", default="step", help=f"width factors to replay: {','.join(VARIANTS)}"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test (ltsf.py --quick)")
     args = parser.parse_args(argv)
+    variants = tuple(args.variants.split(","))
+    if unknown := sorted(set(variants) - set(VARIANTS)):
+        parser.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     windows = [int(item) for item in args.windows.split(",")]
     settings = harness(args.data, preset="best", quick=args.quick, horizons=(args.horizon,))
     horizon = settings.horizons[0]
@@ -128,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     forecast = predict_part(fitted.model, windowed, "validation", config.training.batch_size)
     feedbacks = tuple(float(item) for item in args.feedback.split(","))
     residuals = actual.scaled - forecast
-    results = replay(residuals, windowed.starts["validation"], windows, args.every, feedbacks)
+    results = replay(
+        residuals, windowed.starts["validation"], windows, args.every, feedbacks, variants
+    )
     print(f"\n{args.data}, H={horizon}, {config.model.name}: validation's second half replayed")
     print(format_table(results))
     print(json.dumps({"results": results}))

@@ -18,7 +18,6 @@ ProbTS averages), each quantile the point forecast plus its conformal offset.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -99,6 +98,9 @@ def rolling_calibration(
     every: int,
     feedback: float = 0.0,
     levels: tuple[float, ...] = (),
+    *,
+    feedback_by: str = "step",
+    delay_scaled: bool = True,
 ) -> tuple[Calibration, np.ndarray]:
     """The rolling recalibration of the windows marked `first` and after (the test part).
 
@@ -107,14 +109,25 @@ def rolling_calibration(
     known at that window's origin (their targets at or before it: starts s' with s' + h <= s),
     as many as are known when fewer are. One calibration group per (series, recalibration).
 
-    With `feedback` > 0, each series' intervals are also widened or narrowed by a factor c
-    around their median (offsets m + c (o - m), so quantiles never cross) that learns from the
-    misses of its own earlier forecast windows as their actuals arrive, as adaptive conformal
-    inference does with the miss rate (Gibbs and Candès 2021): at each recalibration,
-    log c += feedback x the mean over `levels` of (share of the newly known values outside the
-    interval - (1 - L / 100)). log c moves by the summed excess, so while c stays bounded the
-    excess averaged over recalibrations tends to 0 (each recalibration counts once, however
-    many values it learnt from), whatever the residuals' drift.
+    With `feedback` > 0, each series' intervals are also widened or narrowed, step by step, by a
+    factor c_h around their median (offsets m + c_h (o - m), so quantiles never cross) that
+    learns from the misses of its own earlier forecast windows at that step as their actuals
+    arrive, as adaptive conformal inference does with the miss rate (Gibbs and Candès 2021): at
+    each recalibration, log c_h += rate_h x the mean over `levels` of (share of the newly known
+    values of step h outside the interval - (1 - L / 100)). log c_h moves by the summed excess,
+    so while c_h stays bounded the excess averaged over recalibrations tends to 0 (each
+    recalibration counts once, however many values it learnt from), whatever the residuals'
+    drift.
+
+    A step-h value is known ceil(h / every) recalibrations after its forecast at the soonest, so
+    the misses a change of c_h causes show that many recalibrations late; a feedback loop that
+    keeps its rate whatever the delay overshoots (by delay x rate). rate_h = feedback /
+    ceil(h / every) keeps rate x delay constant: the full rate at the steps known within one
+    recalibration, a fifth of it at step 720 of Weather recalibrated daily (every=144).
+
+    `feedback_by="shared"` (one factor per series, learnt from every step's misses, at the
+    rate of the last step's delay) and `delay_scaled=False` (the full rate at every step) are
+    the variants `benchmarks/rolling_window.py` replays beside it.
 
     Args:
         residuals: (windows, horizon, targets) scaled residuals of every window, calibration
@@ -152,6 +165,8 @@ def rolling_calibration(
             series_starts[origins],
             every,
             levels,
+            feedback * feedback_rates(horizon, every, feedback_by, delay_scaled),
+            shared=feedback_by == "shared",
         )
         for block, origin in enumerate(origins):
             known = np.searchsorted(series_starts, series_starts[origin] - steps, side="right")
@@ -166,7 +181,7 @@ def rolling_calibration(
             group = calibrate(residuals[rows, steps - 1], source="rolling")
             group = replace(group, series_ids=(name,))
             if feedback > 0 and levels:
-                group = _widened(group, math.exp(feedback * tracker.excess_misses(block)))
+                group = _widened(group, np.exp(tracker.excess_misses(block)))
                 tracker.applied.append(group.quantile_offsets(quantiles, np.array([name]))[:, 0])
             groups.append(group)
             covered = targets_from[block * every : (block + 1) * every]
@@ -182,9 +197,24 @@ def rolling_calibration(
     return calibration, group_of[first].astype(str)
 
 
+def feedback_rates(horizon: int, every: int, feedback_by: str, delay_scaled: bool) -> np.ndarray:
+    """The feedback rate of each step's width factor per unit of `rolling_feedback`: one over
+    the recalibrations a step-h value takes to be known (ceil(h / every)), the last step's for a
+    shared factor, or 1 without `delay_scaled`."""
+    steps = np.arange(1, horizon + 1)
+    if feedback_by == "shared":
+        steps = np.full(horizon, horizon)
+    elif feedback_by != "step":
+        raise ValueError(f"feedback_by: 'step' or 'shared', not {feedback_by!r}")
+    if not delay_scaled:
+        return np.ones(horizon)
+    return 1.0 / np.ceil(steps / every)
+
+
 class _MissTracker:
-    """The running log width factor of one series' rolling recalibrations, learning from the
-    misses of its forecast windows as their actuals arrive (`rolling_calibration`)."""
+    """The running log width factors (one per step) of one series' rolling recalibrations,
+    learning from the misses of its forecast windows as their actuals arrive
+    (`rolling_calibration`)."""
 
     def __init__(
         self,
@@ -193,38 +223,55 @@ class _MissTracker:
         origin_starts: np.ndarray,
         every: int,
         levels: tuple[float, ...],
+        rates: np.ndarray,
+        shared: bool = False,
     ) -> None:
         self.residuals, self.every, self.levels = residuals, every, levels
-        steps = np.arange(1, residuals.shape[1] + 1)
+        self.rates, self.shared = rates, shared
+        horizon = residuals.shape[1]
+        steps = np.arange(1, horizon + 1)
         # The recalibration at which the actual of (window, step) is first known.
         known_at = np.searchsorted(origin_starts, starts[:, None] + steps[None, :], side="left")
         order = np.argsort(known_at, axis=None, kind="stable")
         self.pairs = np.unravel_index(order, known_at.shape)
         self.bounds = np.searchsorted(known_at.ravel()[order], np.arange(len(origin_starts) + 1))
         self.applied: list[np.ndarray] = []  # per recalibration: (2 x levels, horizon, targets)
-        self.log_factor = 0.0
+        self.log_factor = np.zeros(horizon)
 
-    def excess_misses(self, block: int) -> float:
-        """The log factor after the misses newly known at recalibration `block`: the mean over
-        levels of their miss rate above the nominal one, accumulated."""
+    def excess_misses(self, block: int) -> np.ndarray:
+        """Each step's log factor after the misses newly known at recalibration `block`: the
+        mean over levels of their miss rate above the nominal one, accumulated at each step's
+        rate (every step's misses pooled for a shared factor)."""
         selected = slice(self.bounds[block], self.bounds[block + 1])
         windows, steps = self.pairs[0][selected], self.pairs[1][selected]
         if len(windows):
             values = self.residuals[windows, steps]  # (pairs, targets)
             bounds = np.stack(self.applied)[windows // self.every, :, steps]  # (pairs, 2L, T)
-            excess = [
-                np.mean((values < bounds[:, 2 * i]) | (values > bounds[:, 2 * i + 1]))
-                - (1 - level / 100)
-                for i, level in enumerate(self.levels)
-            ]
-            self.log_factor += float(np.mean(excess))
+            excess = np.mean(
+                [
+                    np.mean((values < bounds[:, 2 * i]) | (values > bounds[:, 2 * i + 1]), axis=1)
+                    - (1 - level / 100)
+                    for i, level in enumerate(self.levels)
+                ],
+                axis=0,
+            )  # (pairs,)
+            if self.shared:
+                self.log_factor += self.rates * float(excess.mean())
+            else:
+                horizon = len(self.log_factor)
+                counts = np.bincount(steps, minlength=horizon)
+                sums = np.bincount(steps, weights=excess, minlength=horizon)
+                known = counts > 0
+                self.log_factor[known] += self.rates[known] * sums[known] / counts[known]
         return self.log_factor
 
 
-def _widened(calibration: Calibration, factor: float) -> Calibration:
-    """Every offset moved `factor` times as far from the median's (never crossing)."""
+def _widened(calibration: Calibration, factors: np.ndarray) -> Calibration:
+    """Every offset of step h moved `factors[h]` times as far from the median's (never
+    crossing)."""
     median = calibration.offsets[:, [int(np.argmin(np.abs(QUANTILE_GRID - 0.5)))]]
-    return replace(calibration, offsets=median + factor * (calibration.offsets - median))
+    scale = np.asarray(factors)[None, None, :, None]
+    return replace(calibration, offsets=median + scale * (calibration.offsets - median))
 
 
 def interval_evaluations(

@@ -76,3 +76,46 @@ def test_feedback_widens_after_a_miss_and_narrows_after_a_hit_by_hand() -> None:
     # Without feedback the same windows give the plain order statistics.
     plain, _ = rolling_calibration(residuals, starts, np.array(["s"] * 22), starts >= 19, 19, 1)
     np.testing.assert_allclose(plain.quantile_offsets([0.1], groups)[0, :, 0, 0], [-8, -7, -6])
+
+
+def test_each_step_learns_from_its_own_misses_at_a_rate_scaled_by_its_delay_by_hand() -> None:
+    # One series, two steps: 20 calibration windows (starts 0..19) with residuals -10..9 at both
+    # steps, then forecast windows at starts 20..23 with residuals 100 (both steps missed), then
+    # 0. Window 19, every window recalibrated, level 80, feedback 1. A step-1 value is known one
+    # recalibration after its forecast (rate 1), a step-2 value two after (rate 1/2).
+    calibration_part = np.arange(-10.0, 10.0)
+    test_part = np.array([100.0, 0.0, 0.0, 0.0])
+    residuals = np.repeat(np.concatenate([calibration_part, test_part])[:, None, None], 2, axis=1)
+    starts = np.arange(24)
+    ids = np.array(["s"] * 24)
+
+    def bounds(**variant: object) -> np.ndarray:
+        calibration, groups = rolling_calibration(
+            residuals, starts, ids, starts >= 20, 19, 1, 1.0, (80.0,), **variant
+        )
+        return calibration.quantile_offsets([0.1, 0.9], groups)[:, :3, :, 0]  # (2, 3, steps)
+
+    # Start 20: c = 1. Step 1 on windows 1..19 (-9..9): -8, 8; step 2 on 0..18 (-10..8): -9, 7.
+    # Start 21: window 20's step 1 missed: log c1 = 0.8. Step 1 on -8..9 and 100: median 1,
+    #   1 -/+ 8 c1; step 2 (nothing new learnt) on -9..9: -8, 8.
+    # Start 22: window 21's step 1 hit: log c1 = 0.6; window 20's step 2 missed the bounds it
+    #   had (-9, 7): log c2 = 0.8 / 2. Step 1 on -7..9, 100, 0: 1 - 7 c1, 1 + 8 c1; step 2 on
+    #   -8..9 and 100: 1 -/+ 8 c2.
+    c1, c1_later, c2 = np.exp(0.8), np.exp(0.6), np.exp(0.4)
+    expected = np.array(
+        [
+            [[-8, -9], [1 - 8 * c1, -8], [1 - 7 * c1_later, 1 - 8 * c2]],
+            [[8, 7], [1 + 8 * c1, 8], [1 + 8 * c1_later, 1 + 8 * c2]],
+        ]
+    )
+    np.testing.assert_allclose(bounds(), expected)
+    # At the full rate, step 2's factor moves by the whole excess.
+    np.testing.assert_allclose(bounds(delay_scaled=False)[:, 2, 1], [1 - 8 * c1, 1 + 8 * c1])
+    # One shared factor learns from both steps at the last step's rate: 0.8 / 2 after start
+    # 20's step 1 miss, then + (-0.2 + 0.8) / 2 / 2 at start 22.
+    shared = bounds(feedback_by="shared")
+    s1, s2 = np.exp(0.4), np.exp(0.55)
+    np.testing.assert_allclose(shared[:, 1, :], [[1 - 8 * s1, -8 * s1], [1 + 8 * s1, 8 * s1]])
+    np.testing.assert_allclose(
+        shared[:, 2, :], [[1 - 7 * s2, 1 - 8 * s2], [1 + 8 * s2, 1 + 8 * s2]]
+    )
