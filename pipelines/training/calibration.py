@@ -359,33 +359,89 @@ def evaluate_intervals(
     groups: np.ndarray | None = None,
 ) -> IntervalEvaluation:
     """Coverage, width and Winkler score per level, and the CRPS, of one part's windows; widths
-    and CRPS also in scaled units. One quantile's bounds are in memory at a time. `groups`: each
-    window's calibration group where it is not its series (`rolling_calibration`'s)."""
+    and CRPS also in scaled units. `groups`: each window's calibration group where it is not its
+    series (`rolling_calibration`'s).
+
+    Every score is a mean over windows, so the windows are scored in blocks of about
+    `SCORED_VALUES` values and the block means weighted by their windows: memory stays flat
+    whatever the part's size (Weather at H=720 has 150 million values per bound)."""
     groups = series_ids if groups is None else groups
+    block = max(1, SCORED_VALUES // max(1, int(np.prod(forecast_scaled.shape[1:]))))
+    total = len(forecast_scaled)
+    with_crps = not calibration.missing(list(CRPS_QUANTILES))
+    sums: dict[tuple[str, str], Any] = {}
+    for first in range(0, total, block):
+        rows = slice(first, first + block)
+        scores = _block_scores(
+            calibration,
+            levels,
+            forecast_scaled[rows],
+            actual_scaled[rows],
+            actual_original[rows],
+            series_ids[rows],
+            scaler,
+            targets,
+            groups[rows],
+            with_crps,
+        )
+        weight = (min(total, first + block) - first) / total
+        for key, value in scores.items():
+            sums[key] = sums.get(key, 0.0) + weight * value
+    result = IntervalEvaluation()
+    for level in levels:
+        name = level_name(level)
+        result.coverage[name] = float(sums[("coverage", name)])
+        result.width[name] = float(sums[("width", name)])
+        result.width_scaled[name] = float(sums[("width_scaled", name)])
+        result.interval_score[name] = float(sums[("interval_score", name)])
+        result.coverage_by_step[name] = sums[("coverage_by_step", name)]
+    if with_crps:
+        result.crps_scaled = float(2 * sums[("pinball", "scaled")] / len(CRPS_QUANTILES))
+        result.crps = float(2 * sums[("pinball", "original")] / len(CRPS_QUANTILES))
+    return result
+
+
+SCORED_VALUES = 4_000_000
+"""About how many values `evaluate_intervals` scores at once (a bound's block: 32 MB)."""
+
+
+def _block_scores(
+    calibration: Calibration,
+    levels: tuple[float, ...],
+    forecast_scaled: np.ndarray,
+    actual_scaled: np.ndarray,
+    actual_original: np.ndarray,
+    series_ids: np.ndarray,
+    scaler: FittedScaler,
+    targets: tuple[str, ...],
+    groups: np.ndarray,
+    with_crps: bool,
+) -> dict[tuple[str, str], Any]:
+    """The mean scores of one block of windows, keyed (score, level name)."""
 
     def bound(quantile: float) -> tuple[np.ndarray, np.ndarray]:
         scaled = forecast_scaled + calibration.quantile_offsets([quantile], groups)[0]
         return scaled, scaler.inverse_transform(scaled, series_ids, targets)
 
-    result = IntervalEvaluation()
+    scores: dict[tuple[str, str], Any] = {}
     for level in levels:
         name = level_name(level)
         (lower_scaled, lower), (upper_scaled, upper) = map(bound, interval_quantiles(level))
-        result.coverage[name] = interval_metrics.coverage(actual_original, lower, upper)
-        result.width[name] = interval_metrics.width(lower, upper)
-        result.width_scaled[name] = interval_metrics.width(lower_scaled, upper_scaled)
-        result.interval_score[name] = interval_metrics.interval_score(
+        scores["coverage", name] = interval_metrics.coverage(actual_original, lower, upper)
+        scores["width", name] = interval_metrics.width(lower, upper)
+        scores["width_scaled", name] = interval_metrics.width(lower_scaled, upper_scaled)
+        scores["interval_score", name] = interval_metrics.interval_score(
             actual_original, lower, upper, level=level
         )
-        result.coverage_by_step[name] = interval_metrics.coverage(
+        scores["coverage_by_step", name] = interval_metrics.coverage(
             actual_original, lower, upper, per_step=True
         )
-    if not calibration.missing(list(CRPS_QUANTILES)):
+    if with_crps:
         losses = np.zeros(2)
         for quantile in CRPS_QUANTILES:
             for index, (actual, value) in enumerate(
                 zip((actual_scaled, actual_original), bound(quantile), strict=True)
             ):
                 losses[index] += interval_metrics.pinball_loss(actual, value[None], [quantile])
-        result.crps_scaled, result.crps = (2 * losses / len(CRPS_QUANTILES)).tolist()
-    return result
+        scores["pinball", "scaled"], scores["pinball", "original"] = losses
+    return scores

@@ -351,6 +351,41 @@ def test_intervals_are_calibrated_on_validation_and_scored_on_test_by_hand(
     assert scores.crps is not None and scores.crps > 0
 
 
+def test_intervals_scored_in_blocks_equal_the_scores_of_the_whole_part(
+    prepared: PrepareResult, trained: train.TrainResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.training import calibration as scoring
+    from pipelines.training.evaluation import predict_part, target_windows
+
+    windowed = train.windowed_data(prepared)
+    forecast = predict_part(trained.model, windowed, "test", 64)
+    test = target_windows(prepared, windowed, "test")
+
+    def scored() -> scoring.IntervalEvaluation:
+        return scoring.evaluate_intervals(
+            trained.calibration,
+            (80.0, 90.0),
+            forecast,
+            test.scaled,
+            test.original,
+            test.series_ids,
+            prepared.scaler,
+            prepared.spec.targets,
+        )
+
+    whole = scored()
+    # Blocks of 3 windows, the last one shorter (the test part's windows are not a multiple).
+    assert len(forecast) % 3 != 0
+    monkeypatch.setattr(scoring, "SCORED_VALUES", 3 * int(np.prod(forecast.shape[1:])) + 1)
+    blocks = scored()
+    for name in ("coverage", "width", "width_scaled", "interval_score"):
+        assert getattr(blocks, name) == pytest.approx(getattr(whole, name), rel=1e-12)
+    for name in ("80", "90"):
+        np.testing.assert_allclose(blocks.coverage_by_step[name], whole.coverage_by_step[name])
+    assert blocks.crps == pytest.approx(whole.crps, rel=1e-12)
+    assert blocks.crps_scaled == pytest.approx(whole.crps_scaled, rel=1e-12)
+
+
 def test_no_intervals_when_switched_off_or_too_few_validation_windows(
     prepared: PrepareResult,
 ) -> None:
