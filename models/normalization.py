@@ -27,6 +27,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from models.quantiles import MonotoneQuantiles, SortedQuantiles
 from models.shape import ModelShape
 
 NORMALIZATION_METHODS = ("last", "revin")
@@ -155,6 +156,9 @@ class WindowDenormalization(keras.layers.Layer):
         outputs, location, scale = inputs
         target_location = ops.take(location, list(self.target_indices), axis=-1)
         target_scale = ops.take(scale, list(self.target_indices), axis=-1)
+        if len(outputs.shape) == 4:  # quantile forecasts (batch, horizon, K, T)
+            target_location = ops.expand_dims(target_location, -2)
+            target_scale = ops.expand_dims(target_scale, -2)
         return outputs * target_scale + target_location
 
     def compute_output_shape(
@@ -187,12 +191,24 @@ def normalized_model(
         affine: RevIN's learnable affine transform (used with "revin" only).
     """
     inputs = keras.Input(shape=shape.input_shape, name="inputs")
+
+    def ordered_forecast(features: Any) -> Any:
+        outputs = forecast(features)
+        if shape.quantiles:
+            median = shape.quantiles.index(0.5)
+            outputs = MonotoneQuantiles(median, name="monotone_quantiles")(outputs)
+        return outputs
+
     if normalization == "none":
-        return keras.Model(inputs, forecast(inputs), name=name)
-    features, location, scale = WindowNormalization(
-        normalization, affine=affine and normalization == "revin", name="normalization"
-    )(inputs)
-    outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
-        [forecast(features), location, scale]
-    )
+        outputs = ordered_forecast(inputs)
+    else:
+        features, location, scale = WindowNormalization(
+            normalization, affine=affine and normalization == "revin", name="normalization"
+        )(inputs)
+        outputs = WindowDenormalization(shape.target_indices, name="denormalization")(
+            [ordered_forecast(features), location, scale]
+        )
+    if shape.quantiles:
+        # After denormalising: RevIN's affine weight may be negative and flip their order.
+        outputs = SortedQuantiles(name="quantiles")(outputs)
     return keras.Model(inputs, outputs, name=name)

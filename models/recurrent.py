@@ -76,7 +76,7 @@ def build_recurrent(
         ]
         # Per row (a window, or one channel of a window): the horizon's steps x the values per
         # step.
-        per_step = 1 if independent else shape.n_targets
+        per_step = (1 if independent else shape.n_targets) * shape.n_quantiles
         if hparams["decoder"] == "dense":
             outputs = _dense_decoder(hidden, cells, shape, per_step, hparams["head_dropout"])
         else:
@@ -87,6 +87,11 @@ def build_recurrent(
             outputs = keras_layers.Add(name="with_linear_skip")([outputs, linear])
         if independent:
             outputs = UnfoldFromBatch(shape.n_targets, name="channels_from_batch")(outputs)
+            if shape.quantiles:  # (B, T, H * K) -> (B, H, K, T)
+                outputs = keras_layers.Reshape(
+                    (shape.n_targets, shape.horizon, shape.n_quantiles), name="channel_quantiles"
+                )(outputs)
+                return keras_layers.Permute((2, 3, 1), name="forecast")(outputs)
             return keras_layers.Permute((2, 1), name="forecast")(outputs)
         return keras_layers.Reshape(shape.output_shape, name="forecast")(outputs)
 

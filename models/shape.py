@@ -24,6 +24,22 @@ def require_positive(name: str, value: Any) -> int:
         raise ValueError(f"parameter {name}: {error}") from None
 
 
+def check_quantiles(quantiles: Sequence[float]) -> tuple[float, ...]:
+    """Quantile levels as increasing floats in (0, 1) that include the median, or a ValueError
+    naming them."""
+    values = tuple(quantiles) if isinstance(quantiles, Sequence | np.ndarray) else (quantiles,)
+    valid = not isinstance(quantiles, str) and all(
+        isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1
+        for value in values
+    )
+    if not valid or list(values) != sorted(set(values)) or 0.5 not in values:
+        raise ValueError(
+            "parameter quantiles: expected increasing levels in (0, 1) that include 0.5, got "
+            f"{list(quantiles)!r}"
+        )
+    return tuple(float(value) for value in values)
+
+
 @dataclass(frozen=True)
 class ModelShape:
     """The array shapes a model maps between.
@@ -35,6 +51,9 @@ class ModelShape:
         target_indices: positions of the target columns among the input features, in the order
             of the forecast's last axis. Baselines read the targets from these columns, and
             autoregressive models write their predictions back into them.
+        quantiles: the levels of a quantile head (`models.quantiles`), increasing, 0.5 among
+            them; empty (the default) for a point forecast. With K levels the forecast is
+            (horizon, K, T).
 
     Example:
         >>> ModelShape(input_width=14, horizon=7, n_features=4, target_indices=(1,)).n_targets
@@ -45,6 +64,7 @@ class ModelShape:
     horizon: int
     n_features: int
     target_indices: tuple[int, ...]
+    quantiles: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("input_width", "horizon", "n_features"):
@@ -70,6 +90,8 @@ class ModelShape:
         if len(set(indices)) != len(indices):
             raise ValueError(f"parameter target_indices: indices repeat in {list(indices)}")
         object.__setattr__(self, "target_indices", tuple(int(index) for index in indices))
+        if self.quantiles:
+            object.__setattr__(self, "quantiles", check_quantiles(self.quantiles))
 
     @property
     def n_targets(self) -> int:
@@ -81,6 +103,14 @@ class ModelShape:
         return self.input_width, self.n_features
 
     @property
-    def output_shape(self) -> tuple[int, int]:
-        """(horizon, n_targets): the shape of one forecast."""
+    def n_quantiles(self) -> int:
+        """Values forecast per target and step: the quantile head's levels, or 1."""
+        return max(1, len(self.quantiles))
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """(horizon, n_targets), or (horizon, K, n_targets) with a quantile head: the shape of
+        one forecast."""
+        if self.quantiles:
+            return self.horizon, len(self.quantiles), self.n_targets
         return self.horizon, self.n_targets

@@ -90,7 +90,9 @@ def _direct_model(
 
     def forecast(features: Any) -> Any:
         hidden = core(features)  # before the head: seeded weights are drawn in model order
-        outputs = keras_layers.Dense(shape.horizon * shape.n_targets, name="head")(hidden)
+        outputs = keras_layers.Dense(
+            shape.horizon * shape.n_quantiles * shape.n_targets, name="head"
+        )(hidden)
         return keras_layers.Reshape(shape.output_shape, name="forecast")(outputs)
 
     return normalized_model(name, shape, forecast, normalization, affine)
@@ -241,6 +243,11 @@ def build_model(name: str, shape: ModelShape, **hparams: Any) -> keras.Model:
     if not isinstance(shape, ModelShape):
         raise ValueError(f"parameter shape: expected a ModelShape, got {shape!r}")
     entry = model_entry(name)
+    if shape.quantiles and model_family(name) in ("baseline", "autoregressive"):
+        raise ValueError(
+            f"model {name!r}: no quantile head ({model_family(name)}); the direct and "
+            "single-shot recurrent models have one"
+        )
     resolved = resolve_for_window(name, hparams, shape.input_width, shape.horizon)
     return load_attribute(entry.builder)(entry, shape, **resolved)
 
