@@ -101,12 +101,53 @@ class Calibration:
         windows: (groups,) residual windows behind each group.
         series_ids: the series of each group, or None for one group pooled over all series.
         source: where the residuals came from, e.g. 'validation'.
+        head_quantiles: the levels of the model's quantile head when the offsets are
+            conformalised quantile regression's (`calibrate_quantile_head`), added to the
+            head's quantiles; empty when they are residual offsets, added to the point forecast.
     """
 
     offsets: np.ndarray
     windows: np.ndarray
     series_ids: tuple[str, ...] | None
     source: str
+    head_quantiles: tuple[float, ...] = ()
+
+    def bounds(
+        self,
+        quantiles: Sequence[float],
+        point: np.ndarray,
+        series_ids: np.ndarray,
+        head: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(len(quantiles), windows, horizon, targets) scaled quantile forecasts: the point
+        forecast plus the offsets, or, for a quantile head, its quantiles (`head`: (windows,
+        horizon, K, targets)) interpolated at each level plus the CQR offsets, kept on their
+        side of the point forecast (the head's median).
+
+        Raises:
+            DataValidationError: as `quantile_offsets`; a quantile-head calibration without the
+                head's forecasts.
+        """
+        offsets = self.quantile_offsets(quantiles, series_ids)
+        if not self.head_quantiles:
+            return point[np.newaxis] + offsets
+        if head is None:
+            raise DataValidationError("levels: a quantile head's calibration needs its quantiles")
+        result = np.stack(
+            [
+                head_quantile(head, self.head_quantiles, quantile) + offset
+                for quantile, offset in zip(quantiles, offsets, strict=True)
+            ]
+        )
+        below = np.asarray(quantiles) < 0.5
+        result[below] = np.minimum(result[below], point)
+        result[~below] = np.maximum(result[~below], point)
+        # Levels' corrections need not grow with the level: sorted across the quantiles asked
+        # for (the rearrangement, which never worsens a quantile's loss), so that none cross;
+        # the median stays the point forecast, every lower bound being at or below it.
+        order = np.argsort(quantiles, kind="stable")
+        result[order] = np.sort(result[order], axis=0)
+        return result
 
     def quantile_offsets(self, quantiles: Sequence[float], series_ids: np.ndarray) -> np.ndarray:
         """(len(quantiles), len(series_ids), horizon, targets) offsets to add to scaled
@@ -172,6 +213,7 @@ class Calibration:
             "source": self.source,
             "series_ids": None if self.series_ids is None else list(self.series_ids),
             "quantile_grid": QUANTILE_GRID.tolist(),
+            "head_quantiles": list(self.head_quantiles),
         }
         with path.open("wb") as handle:
             np.savez_compressed(
@@ -193,6 +235,7 @@ class Calibration:
                 windows=archive["windows"],
                 series_ids=None if series is None else tuple(series),
                 source=header["source"],
+                head_quantiles=tuple(header.get("head_quantiles", ())),
             )
 
 
@@ -231,4 +274,90 @@ def calibrate(
         windows=np.array([len(group) for group in groups], dtype="int64"),
         series_ids=names,
         source=source,
+    )
+
+
+def head_quantile(head: np.ndarray, head_quantiles: Sequence[float], quantile: float) -> np.ndarray:
+    """(windows, horizon, targets) forecasts at `quantile` from a quantile head's (windows,
+    horizon, K, targets) ones at `head_quantiles`: linear between them, the nearest beyond."""
+    levels = np.asarray(head_quantiles, dtype="float64")
+    position = float(np.interp(quantile, levels, np.arange(len(levels))))
+    low = int(np.floor(position))
+    weight = position - low
+    if weight == 0:
+        return head[:, :, low]
+    return (1 - weight) * head[:, :, low] + weight * head[:, :, low + 1]
+
+
+def calibrate_quantile_head(
+    actual: np.ndarray,
+    head: np.ndarray,
+    head_quantiles: Sequence[float],
+    series_ids: np.ndarray | None = None,
+    *,
+    source: str = "validation",
+) -> Calibration:
+    """Conformalised quantile regression (Romano et al. 2019) of a quantile head on windows it
+    never trained on, at every level of the grid (scaled units).
+
+    For level L = 1 - 2q of grid quantile q < 0.5, the head's band [Q_q, Q_(1-q)] (interpolated
+    between its levels, its outermost beyond) scores each value E = max(Q_q - y, y - Q_(1-q));
+    C_L is the ceil((n + 1) L)-th smallest E of its step and target (and series), and the
+    band [Q_q - C_L, Q_(1-q) + C_L] covers at least L of exchangeable new values. Offsets: -C_L
+    at q, +C_L at 1 - q, 0 at the median. C_L may shrink a band too wide (C_L < 0) and need
+    not grow with L: `Calibration.bounds` sorts the bounds it gives and keeps them on their
+    side of the median, so none cross.
+
+    Args:
+        actual: (windows, horizon, targets) scaled actual values.
+        head: (windows, horizon, K, targets) the head's scaled quantile forecasts.
+        head_quantiles: its K levels, increasing.
+        series_ids: each window's series, for a per-series calibration; None pools them.
+        source: where the windows came from.
+
+    Raises:
+        DataValidationError: no windows, shapes that disagree, or values that are not finite.
+    """
+    values = np.asarray(actual, dtype="float64")
+    forecasts = np.asarray(head, dtype="float64")
+    if (
+        values.ndim != 3
+        or not len(values)
+        or forecasts.shape
+        != (values.shape[0], values.shape[1], len(head_quantiles), values.shape[2])
+    ):
+        raise DataValidationError(
+            f"calibration: expected actuals (windows, horizon, targets) and head quantiles "
+            f"(windows, horizon, {len(head_quantiles)}, targets), got {values.shape} and "
+            f"{forecasts.shape}"
+        )
+    if not (np.isfinite(values).all() and np.isfinite(forecasts).all()):
+        raise DataValidationError("calibration: actuals and quantiles must be finite")
+    if series_ids is None:
+        members, names = [np.arange(len(values))], None
+    else:
+        ids = np.asarray(series_ids).astype(str)
+        names = tuple(sorted(set(ids.tolist())))
+        members = [np.flatnonzero(ids == name) for name in names]
+    lower_half = np.flatnonzero(QUANTILE_GRID < 0.5)[::-1]  # innermost (0.495) first
+    offsets = np.zeros((len(members), len(QUANTILE_GRID), *values.shape[1:]))
+    for group, rows in enumerate(members):
+        group_values, group_forecasts = values[rows], forecasts[rows]
+        corrections = np.full((len(lower_half), *values.shape[1:]), np.nan)
+        for position, index in enumerate(lower_half):
+            quantile = float(QUANTILE_GRID[index])
+            low = head_quantile(group_forecasts, head_quantiles, quantile)
+            high = head_quantile(group_forecasts, head_quantiles, 1 - quantile)
+            scores = np.maximum(low - group_values, group_values - high)
+            rank = int(np.ceil(round((len(rows) + 1) * (1 - 2 * quantile), 9)))
+            if rank <= len(rows):
+                corrections[position] = np.partition(scores, rank - 1, axis=0)[rank - 1]
+        offsets[group, lower_half] = -corrections
+        offsets[group, len(QUANTILE_GRID) - 1 - lower_half] = corrections
+    return Calibration(
+        offsets=offsets,
+        windows=np.array([len(rows) for rows in members], dtype="int64"),
+        series_ids=names,
+        source=source,
+        head_quantiles=tuple(float(q) for q in head_quantiles),
     )
