@@ -195,8 +195,7 @@ def normalized_model(
     def ordered_forecast(features: Any) -> Any:
         outputs = forecast(features)
         if shape.quantiles:
-            median = shape.quantiles.index(0.5)
-            outputs = MonotoneQuantiles(median, name="monotone_quantiles")(outputs)
+            outputs = MonotoneQuantiles(shape.quantiles, name="monotone_quantiles")(outputs)
         return outputs
 
     if normalization == "none":

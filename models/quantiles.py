@@ -27,18 +27,24 @@ from models.shape import check_quantiles
 
 @keras.saving.register_keras_serializable(package="forecaster")
 class MonotoneQuantiles(keras.layers.Layer):
-    """(batch, horizon, K, T) head outputs -> quantiles increasing along K: output `median`
-    is the median; the others are it plus (above) or minus (below) running sums of softplus.
+    """(batch, horizon, K, T) head outputs -> quantiles increasing along K: the output at the
+    median's position is the median; the others are it plus (above) or minus (below) running
+    sums of softplus. The layer keeps the K levels, so a saved model says what it forecasts
+    (`head_quantiles_of`).
+
+    Args:
+        quantiles: the K levels (`models.shape.check_quantiles`).
 
     Example:
-        >>> outputs = MonotoneQuantiles(1)(np.array([[[[-9.0], [2.0], [9.0]]]]))
-        >>> keras.ops.convert_to_numpy(outputs).ravel().round(4).tolist()
-        [1.9999, 2.0, 11.0001]
+        >>> layer = MonotoneQuantiles((0.1, 0.5, 0.9))
+        >>> keras.ops.convert_to_numpy(layer(np.array([[[[-9.0], [2.0], [9.0]]]]))).ravel()
+        array([ 1.9998766,  2.       , 11.000123 ], dtype=float32)
     """
 
-    def __init__(self, median: int, **kwargs: Any) -> None:
+    def __init__(self, quantiles: Sequence[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.median = int(median)
+        self.quantiles = check_quantiles(quantiles)
+        self.median = self.quantiles.index(0.5)
 
     def call(self, inputs: Any) -> Any:
         center = inputs[..., self.median : self.median + 1, :]
@@ -51,7 +57,16 @@ class MonotoneQuantiles(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "median": self.median}
+        return {**super().get_config(), "quantiles": list(self.quantiles)}
+
+
+def head_quantiles_of(model: keras.Model) -> tuple[float, ...]:
+    """The levels of a model's quantile head (its forecasts' K axis), or () for a point
+    forecaster."""
+    for layer in model.layers:
+        if isinstance(layer, MonotoneQuantiles):
+            return layer.quantiles
+    return ()
 
 
 @keras.saving.register_keras_serializable(package="forecaster")

@@ -9,7 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from models.quantiles import MedianAbsoluteError, PinballLoss, SortedQuantiles
+from models.quantiles import (
+    MedianAbsoluteError,
+    PinballLoss,
+    SortedQuantiles,
+    head_quantiles_of,
+)
 from models.registry import AUTOREGRESSIVE_NAMES, BASELINE_NAMES, DIRECT_NAMES, RECURRENT_NAMES
 from models.zoo import ModelShape, build_model, compile_model
 from models.zoo_test import SHAPES, predict, random_inputs, seed, tiny_hparams  # noqa: F401
@@ -112,6 +117,8 @@ def test_a_saved_quantile_model_loads_and_forecasts_the_same(tmp_path) -> None:
     inputs = random_inputs(shape)
     np.testing.assert_allclose(predict(loaded, inputs), predict(model, inputs), rtol=1e-6)
     assert loaded.loss.quantiles == QUANTILES
+    assert head_quantiles_of(loaded) == QUANTILES
+    assert head_quantiles_of(build_model("gru", SHAPES[1], **tiny_hparams("gru"))) == ()
 
 
 def test_trained_quantiles_reach_the_known_quantiles_of_the_noise() -> None:

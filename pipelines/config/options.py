@@ -191,5 +191,6 @@ def check_models_to_build(config: RunConfig, entry_point: str) -> None:
     if entry_point not in BUILDS:
         return
     models = (config.model.name,) if BUILDS[entry_point] == "name" else config.model.models
+    config.model.check_quantile_heads(models, config.intervals.method)
     input_width, horizon = resolve_widths(config.data)
     config.model.check_models(models, input_width, horizon)

@@ -33,6 +33,7 @@ from models.hyperparameters import HyperParameterError
 from models.registry import (
     MODEL_NAMES,
     hyperparameters,
+    model_family,
     parse_hyperparameters,
     resolve_for_window,
     resolve_hyperparameters,
@@ -55,6 +56,8 @@ LOSSES: tuple[str, ...] = typing.get_args(Loss)
 LearningRateSchedule = Literal["constant", "cosine", "plateau"]
 LR_SCHEDULES: tuple[str, ...] = typing.get_args(LearningRateSchedule)
 """How the learning rate moves during training (`training.lr_schedule`)."""
+HEADED_FAMILIES = ("direct", "recurrent")
+"""Model families that take a quantile head (`intervals.method: cqr`)."""
 DEFAULT_COMPARE_MODELS = ("last", "repeat", "linear", "lstm", "gru", "peephole")
 DEFAULT_FORECAST_OUTPUT = str(DATA_DIRECTORY / "forecasts")
 MAX_SEED = 2**32 - 1
@@ -192,6 +195,22 @@ class ModelConfig(SettingsSection):
             return resolve_hyperparameters(model, **given)
         except HyperParameterError as error:
             raise _hyperparameter_error(error) from None
+
+    def check_quantile_heads(self, models: tuple[str, ...], method: str) -> None:
+        """Raises unless some of `models` can take the quantile head intervals.method asks
+        for (`cqr`: the direct and single-shot recurrent ones; the others stay conformal).
+
+        Raises:
+            ConfigError: naming intervals.method and the models.
+        """
+        families = {model: model_family(model) for model in models}
+        require(
+            method != "cqr" or bool(set(families.values()) & set(HEADED_FAMILIES)),
+            "intervals.method",
+            method,
+            "a model with a quantile head (direct or single-shot recurrent) to train; "
+            + ", ".join(f"{model!r} is {family}" for model, family in families.items()),
+        )
 
     def check_models(self, models: tuple[str, ...], input_width: int, horizon: int) -> None:
         """Raises unless every one of `models` can be built with these hyper-parameters on
@@ -385,6 +404,13 @@ class IntervalConfig(SettingsSection):
         description="residuals pooled over series (in scaled units), per series, or none (the "
         "model forecasts no intervals)",
     )
+    method: Literal["conformal", "cqr"] = Field(
+        "conformal",
+        description="conformal: offsets of the validation residuals around the point forecast, "
+        "for any model; cqr: direct and single-shot recurrent models are trained with a quantile "
+        "head (pinball loss at the levels' bounds and the median, which is the point forecast) "
+        "and its bands conformalised on validation (CQR); the others stay conformal",
+    )
     update: Literal["static", "rolling"] = Field(
         "static",
         description="how the test part is scored: with the validation calibration the model "
@@ -409,6 +435,19 @@ class IntervalConfig(SettingsSection):
     def _check(self) -> IntervalConfig:
         for level in self.levels:
             require(0 < level < 100, "intervals.levels", level, "numbers in (0, 100)")
+        if self.method == "cqr":
+            require(
+                bool(self.levels) and self.calibration != "none",
+                "intervals.method",
+                self.method,
+                "levels and a calibration (cqr trains a quantile head for the levels' bounds)",
+            )
+            require(
+                self.update == "static",
+                "intervals.update",
+                self.update,
+                "static with method cqr (the rolling update recalibrates residual offsets)",
+            )
         if self.update == "rolling" and self.levels:
             # (100 + L) / (100 - L) residuals hold the order statistics of level L.
             needed = math.ceil((100 + max(self.levels)) / (100 - max(self.levels)))
@@ -420,6 +459,14 @@ class IntervalConfig(SettingsSection):
             )
         object.__setattr__(self, "levels", tuple(sorted(set(self.levels))))
         return self
+
+    def head_quantiles(self) -> tuple[float, ...]:
+        """The quantiles a head is trained for with method cqr: each level's bounds and the
+        median ((80, 90) -> 0.05, 0.1, 0.5, 0.9, 0.95); empty with method conformal."""
+        if self.method != "cqr":
+            return ()
+        tails = {round((1 - level / 100) / 2, 12) for level in self.levels}
+        return tuple(sorted(tails | {0.5} | {round(1 - tail, 12) for tail in tails}))
 
 
 class RunConfig(SettingsSection):

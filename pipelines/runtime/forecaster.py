@@ -44,6 +44,7 @@ from pipelines.runtime.intervals import (
     DEFAULT_LEVELS,
     Calibration,
     calibrate,
+    calibrate_quantile_head,
     check_levels,
     interval_column,
     interval_columns,
@@ -239,12 +240,18 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         scaled = self.scaler.transform(window_rows, self.spec.features)
         batch = scaled.reshape(len(series_ids), self.spec.input_width, len(self.spec.features))
         expected_shape = (len(series_ids), self.spec.horizon, len(self.spec.targets))
+        head_levels = self.head_quantiles()
+        head = None
         if not len(series_ids):
             forecasts = np.zeros(expected_shape)
+            if head_levels:
+                head = np.zeros((*expected_shape[:2], len(head_levels), expected_shape[2]))
         else:
             # One call for every series: the batch dimension is the series, so the cost of the
             # Keras call is paid once however many series are forecast.
             forecasts = np.asarray(self.keras_model.predict_on_batch(batch), dtype="float64")
+            if head_levels:  # a quantile head: its median is the point forecast
+                head, forecasts = forecasts, forecasts[:, :, head_levels.index(0.5)]
         if forecasts.shape != expected_shape:
             raise RuntimeError(
                 f"ForecastModel: the Keras model returned shape {forecasts.shape}, "
@@ -262,9 +269,15 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
             values,
             self.spec,
             self.metadata["frequency"],
-            self._bands(values, series_ids, levels, calibration),
+            self._bands(values, series_ids, levels, calibration, forecasts, head),
         )
         return frame, not_ready
+
+    def head_quantiles(self) -> tuple[float, ...]:
+        """The levels of the Keras model's quantile head, or () for a point forecaster."""
+        from models.quantiles import head_quantiles_of
+
+        return head_quantiles_of(self.keras_model)
 
     def _unready_to_recalibrate(
         self, history: pd.DataFrame, known: list[str] | None, windows: int
@@ -307,17 +320,20 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         inputs = np.lib.stride_tricks.sliding_window_view(scaled, width, axis=1)
         inputs = inputs[:, : windows + horizon - 1].transpose(0, 1, 3, 2)
         batch = inputs.reshape(-1, width, len(features))
-        forecasts = np.asarray(self.keras_model.predict(batch, verbose=0), dtype="float64")
-        forecasts = forecasts.reshape(count, windows + horizon - 1, horizon, -1)
+        outputs = np.asarray(self.keras_model.predict(batch, verbose=0), dtype="float64")
+        outputs = outputs.reshape(count, windows + horizon - 1, *outputs.shape[1:])
         # Step h is known up to window windows + horizon - 1 - h: the last `windows` of them.
         steps = np.arange(1, horizon + 1)
         chosen = (horizon - steps)[np.newaxis, :] + np.arange(windows)[:, np.newaxis]
-        residuals = actual[:, chosen + width - 1 + steps] - forecasts[:, chosen, steps - 1]
-        return calibrate(
-            residuals.reshape(count * windows, horizon, -1),
-            np.repeat(series_ids, windows),
-            source="recalibration",
-        )
+        known = actual[:, chosen + width - 1 + steps].reshape(count * windows, horizon, -1)
+        chosen_outputs = outputs[:, chosen, steps - 1]  # (count, windows, horizon, [K,] T)
+        chosen_outputs = chosen_outputs.reshape(count * windows, *chosen_outputs.shape[2:])
+        ids = np.repeat(series_ids, windows)
+        if head_levels := self.head_quantiles():
+            return calibrate_quantile_head(
+                known, chosen_outputs, head_levels, ids, source="recalibration"
+            )
+        return calibrate(known - chosen_outputs, ids, source="recalibration")
 
     def _bands(
         self,
@@ -325,14 +341,21 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         series_ids: np.ndarray,
         levels: tuple[float, ...],
         calibration: Calibration | None,
+        scaled: np.ndarray,
+        head: np.ndarray | None,
     ) -> dict[str, dict[str, np.ndarray]]:
         """Per target, its interval columns in original units, in Nixtla's order: the point
-        forecast `values` plus each conformal offset divided by the series' scale (what the
-        inverse scaling of forecast + offset gives, with one coefficient lookup for all)."""
+        forecast `values` plus each bound's offset from the `scaled` point forecast (a
+        conformal offset, or a CQR bound of the quantile `head`'s, minus the median) divided
+        by the series' scale (what the inverse scaling of the bound gives, with one
+        coefficient lookup for all)."""
         if not levels or calibration is None:
             return {}
         quantiles = [quantile for level in levels for quantile in interval_quantiles(level)]
-        offsets = calibration.quantile_offsets(quantiles, series_ids)
+        if calibration.head_quantiles:
+            offsets = calibration.bounds(quantiles, scaled, series_ids, head) - scaled
+        else:
+            offsets = calibration.quantile_offsets(quantiles, series_ids)
         targets = self.spec.targets
         scales = self.scaler.slopes(series_ids, targets)[:, np.newaxis, :]
         bounds = {}

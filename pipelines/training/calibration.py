@@ -30,6 +30,7 @@ from pipelines.runtime.intervals import (
     QUANTILE_GRID,
     Calibration,
     calibrate,
+    calibrate_quantile_head,
     interval_quantiles,
     level_name,
 )
@@ -69,13 +70,19 @@ def validation_calibration(
     forecast_scaled: np.ndarray,
     series_ids: np.ndarray,
     notes: list[str],
+    head: tuple[np.ndarray, tuple[float, ...]] | None = None,
 ) -> Calibration | None:
-    """The calibration of the validation residuals, or None when intervals are off or the
-    residuals are too few for a level (noted and warned: the model then forecasts points)."""
+    """The calibration of the validation residuals, or with `head` (a quantile head's
+    (windows, horizon, K, T) forecasts and their levels) its CQR; None when intervals are off
+    or the windows are too few for a level (noted and warned: the model then forecasts
+    points)."""
     if settings.calibration == "none" or not settings.levels:
         return None
     per_series = series_ids if settings.calibration == "per_series" else None
-    calibration = calibrate(actual_scaled - forecast_scaled, per_series, source="validation")
+    if head is None:
+        calibration = calibrate(actual_scaled - forecast_scaled, per_series, source="validation")
+    else:
+        calibration = calibrate_quantile_head(actual_scaled, *head, per_series)
     quantiles = [q for level in settings.levels for q in interval_quantiles(level)]
     if calibration.missing(quantiles):
         needed = max(settings.levels)
@@ -283,11 +290,13 @@ def interval_evaluations(
     scaler: FittedScaler,
     targets: tuple[str, ...],
     notes: list[str],
+    heads: dict[str, np.ndarray] | None = None,
 ) -> dict[str, IntervalEvaluation]:
-    """The validation and test parts scored with the calibration; with `update: rolling` the
-    test part recalibrated as its actuals arrive (`rolling_calibration`), and scored with the
-    static calibration as `test_static` (a recalibration with too few known residuals for a
-    level leaves the rolling update out: noted and warned). Empty without a calibration."""
+    """The validation and test parts scored with the calibration (`heads`: each part's
+    quantile-head forecasts, for a CQR calibration); with `update: rolling` the test part
+    recalibrated as its actuals arrive (`rolling_calibration`), and scored with the static
+    calibration as `test_static` (a recalibration with too few known residuals for a level
+    leaves the rolling update out: noted and warned). Empty without a calibration."""
     if calibration is None:
         return {}
 
@@ -303,6 +312,7 @@ def interval_evaluations(
             scaler,
             targets,
             groups,
+            None if heads is None else heads[part],
         )
 
     result = {part: scored(part, calibration) for part in ("validation", "test")}
@@ -357,10 +367,12 @@ def evaluate_intervals(
     scaler: FittedScaler,
     targets: tuple[str, ...],
     groups: np.ndarray | None = None,
+    head: np.ndarray | None = None,
 ) -> IntervalEvaluation:
     """Coverage, width and Winkler score per level, and the CRPS, of one part's windows; widths
     and CRPS also in scaled units. `groups`: each window's calibration group where it is not its
-    series (`rolling_calibration`'s).
+    series (`rolling_calibration`'s); `head`: the quantile head's forecasts of a CQR
+    calibration (`Calibration.bounds`).
 
     Every score is a mean over windows, so the windows are scored in blocks of about
     `SCORED_VALUES` values and the block means weighted by their windows: memory stays flat
@@ -383,6 +395,7 @@ def evaluate_intervals(
             targets,
             groups[rows],
             with_crps,
+            None if head is None else head[rows],
         )
         weight = (min(total, first + block) - first) / total
         for key, value in scores.items():
@@ -416,17 +429,25 @@ def _block_scores(
     targets: tuple[str, ...],
     groups: np.ndarray,
     with_crps: bool,
+    head: np.ndarray | None,
 ) -> dict[tuple[str, str], Any]:
     """The mean scores of one block of windows, keyed (score, level name)."""
 
     def bound(quantile: float) -> tuple[np.ndarray, np.ndarray]:
-        scaled = forecast_scaled + calibration.quantile_offsets([quantile], groups)[0]
+        scaled = calibration.bounds([quantile], forecast_scaled, groups, head)[0]
         return scaled, scaler.inverse_transform(scaled, series_ids, targets)
 
+    # The levels' bounds asked together, as a forecast asks them (a CQR's are sorted across).
+    quantiles = [q for level in levels for q in interval_quantiles(level)]
+    scaled_bounds = calibration.bounds(quantiles, forecast_scaled, groups, head)
     scores: dict[tuple[str, str], Any] = {}
-    for level in levels:
+    for index, level in enumerate(levels):
         name = level_name(level)
-        (lower_scaled, lower), (upper_scaled, upper) = map(bound, interval_quantiles(level))
+        lower_scaled, upper_scaled = scaled_bounds[2 * index], scaled_bounds[2 * index + 1]
+        lower, upper = (
+            scaler.inverse_transform(value, series_ids, targets)
+            for value in (lower_scaled, upper_scaled)
+        )
         scores["coverage", name] = interval_metrics.coverage(actual_original, lower, upper)
         scores["width", name] = interval_metrics.width(lower, upper)
         scores["width_scaled", name] = interval_metrics.width(lower_scaled, upper_scaled)

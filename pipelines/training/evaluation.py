@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from models import zoo
+from models.quantiles import head_quantiles_of
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.split import TRAIN
 from pipelines.runtime.contract import SERIES_COLUMN, TIMESTAMP_COLUMN
@@ -145,9 +146,15 @@ def mase_scales(prepared: PrepareResult) -> tuple[_Scales, list[str]]:
 def predict_part(
     model: keras.Model, windowed: WindowedData, part: str, batch_size: int
 ) -> np.ndarray:
-    """Scaled forecasts of every window of a part, in time order."""
+    """Scaled forecasts of every window of a part, in time order: (windows, horizon, T), or
+    (windows, horizon, K, T) from a quantile head (`point_forecast` takes its median)."""
     dataset = windowed.dataset(part, batch_size=batch_size).map(lambda inputs, _: inputs)
     return np.asarray(model.predict(dataset, verbose=0), dtype="float64")
+
+
+def point_forecast(outputs: np.ndarray, head_quantiles: tuple[float, ...]) -> np.ndarray:
+    """A model's point forecasts: its outputs, or a quantile head's median."""
+    return outputs[:, :, head_quantiles.index(0.5)] if head_quantiles else outputs
 
 
 def evaluate_model(
@@ -250,7 +257,8 @@ def forecast_sample(
     chosen = np.unique(np.linspace(0, len(test_starts) - 1, num=min(count, len(test_starts))))
     starts = test_starts[chosen.astype("int64")]
     inputs = windows_at(windowed.inputs, starts, 0, spec.input_width)
-    forecast = np.asarray(model.predict(inputs, verbose=0), dtype="float64")
+    outputs = np.asarray(model.predict(inputs, verbose=0), dtype="float64")
+    forecast = point_forecast(outputs, head_quantiles_of(model))
     series = prepared.frame[SERIES_COLUMN].astype(str).to_numpy()[starts]
     times = prepared.frame[TIMESTAMP_COLUMN].to_numpy()[:, np.newaxis]
     values = prepared.frame[list(spec.targets)].to_numpy(dtype="float64")

@@ -18,7 +18,8 @@ import keras
 import numpy as np
 
 from models import zoo
-from pipelines.config.schema import RunConfig, TrainingConfig
+from models.quantiles import MedianAbsoluteError, PinballLoss, head_quantiles_of
+from pipelines.config.schema import HEADED_FAMILIES, RunConfig, TrainingConfig
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
 from pipelines.runtime.contract import PART_NAMES, DataValidationError
@@ -37,6 +38,7 @@ from pipelines.training.evaluation import (
     evaluate_forecast,
     forecast_sample,
     mase_scales,
+    point_forecast,
     predict_part,
     target_windows,
 )
@@ -86,8 +88,9 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
 
 
-def model_shape(spec: WindowSpec) -> zoo.ModelShape:
-    """The zoo's shape for a window spec: targets are read from their feature positions."""
+def model_shape(spec: WindowSpec, quantiles: tuple[float, ...] = ()) -> zoo.ModelShape:
+    """The zoo's shape for a window spec: targets are read from their feature positions; with
+    `quantiles`, the model has a quantile head at those levels."""
     missing = [target for target in spec.targets if target not in spec.features]
     if missing:
         raise DataValidationError(
@@ -99,7 +102,15 @@ def model_shape(spec: WindowSpec) -> zoo.ModelShape:
         horizon=spec.horizon,
         n_features=len(spec.features),
         target_indices=tuple(spec.features.index(target) for target in spec.targets),
+        quantiles=quantiles,
     )
+
+
+def head_quantiles(config: RunConfig, model: str | None = None) -> tuple[float, ...]:
+    """The levels of the quantile head `model` (default `model.name`) is trained with: those
+    of `intervals.method` cqr for a direct or single-shot recurrent model, else none."""
+    family = zoo.model_family(model or config.model.name)
+    return config.intervals.head_quantiles() if family in HEADED_FAMILIES else ()
 
 
 def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> TrainResult:
@@ -128,9 +139,12 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
 
     actuals = {part: target_windows(prepared, windowed, part) for part in EVALUATED_PARTS}
     scales, notes = mase_scales(prepared)
-    forecasts = {
+    outputs = {
         part: predict_part(model, windowed, part, training.batch_size) for part in EVALUATED_PARTS
     }
+    quantiles = head_quantiles_of(model)
+    forecasts = {part: point_forecast(outputs[part], quantiles) for part in EVALUATED_PARTS}
+    heads = outputs if quantiles else None
     evaluations = {
         part: evaluate_forecast(forecasts[part], prepared, actuals[part], scales)
         for part in EVALUATED_PARTS
@@ -141,6 +155,7 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         forecasts["validation"],
         actuals["validation"].series_ids,
         notes,
+        heads and (heads["validation"], quantiles),
     )
     interval_scores = interval_evaluations(
         config.intervals,
@@ -151,6 +166,7 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         prepared.scaler,
         prepared.spec.targets,
         notes,
+        heads,
     )
     baseline_evaluations = evaluate_baselines(
         prepared, windowed, shape, actuals, scales, training.batch_size, notes
@@ -214,12 +230,15 @@ def fit_model(
     windowed = windowed or windowed_data(prepared)
     _require_windows(prepared, windowed, ("train", "validation"))
     hparams = config.model.hparams_for()
-    model = zoo.build_model(config.model.name, model_shape(prepared.spec), **hparams)
+    quantiles = head_quantiles(config)
+    model = zoo.build_model(config.model.name, model_shape(prepared.spec, quantiles), **hparams)
     steps_per_epoch = math.ceil(len(windowed.starts["train"]) / config.training.batch_size)
+    # A quantile head learns its quantiles from the pinball loss, whatever training.loss says.
     zoo.compile_model(
         model,
         learning_rate=learning_rate_schedule(config.training, steps_per_epoch),
-        loss=config.training.loss,
+        loss=PinballLoss(quantiles) if quantiles else config.training.loss,
+        metrics=[MedianAbsoluteError(quantiles)] if quantiles else ("mae",),
         ema_momentum=config.training.ema_momentum,
     )
     fit = _fit(model, windowed, config)

@@ -82,6 +82,7 @@ def test_models_package_is_shipped_whole_without_tests() -> None:
         "models/normalization.py",
         "models/peephole.py",
         "models/peephole_loop.py",
+        "models/quantiles.py",
         "models/recurrent.py",
         "models/registry.py",
         "models/shape.py",
