@@ -1195,3 +1195,29 @@ def test_rolling_window_replays_the_validation_part_by_hand(monkeypatch, tmp_pat
     assert moving["90"]["width"] == 18.0
     lines = rolling.format_table([static, moving]).splitlines()
     assert lines[2] == "| static | 20 | 0 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 |"
+
+
+def test_quantile_head_compares_both_methods_by_hand(monkeypatch) -> None:
+    benchmark = load_benchmark("quantile_head.py", monkeypatch)
+    # 40 validation windows (one step, one channel) with actuals 0..39, 2 test windows.
+    # Conformal around a zero forecast: the first 20 residuals 0..19 give the 80% bounds
+    # floor(21 x 0.1) = 2nd and ceil(21 x 0.9) = 19th smallest, 1 and 18; 20..39 all above:
+    # coverage 0, width 17, interval score 17 + 2 / 0.2 x mean(y - 18) = 17 + 10 x 11.5.
+    # CQR of a head at -2, -1, 0, 1, 2: E = y - 1 (80%), its ceil(21 x 0.8) = 17th smallest 15:
+    # [-16, 16], width 32, score 32 + 10 x mean(y - 16) = 32 + 135.
+    actual = {"validation": np.arange(40.0)[:, None, None], "test": np.array([[[0.5]], [[3.0]]])}
+    zero = {part: np.zeros_like(values) for part, values in actual.items()}
+    conformal = benchmark.evaluate(zero, actual, ())
+    head = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])[None, None, :, None]
+    levels = (0.05, 0.1, 0.5, 0.9, 0.95)
+    heads = {part: np.repeat(head, len(values), axis=0) for part, values in actual.items()}
+    cqr = benchmark.evaluate(heads, actual, levels)
+    assert conformal[0]["80"] == pytest.approx(
+        {"coverage": 0.0, "width": 17.0, "interval_score": 132.0}
+    )
+    assert cqr[0]["80"] == pytest.approx({"coverage": 0.0, "width": 32.0, "interval_score": 167.0})
+    # Test: calibrated on all 40; the point forecast's MSE is (0.25 + 9) / 2 either way.
+    assert conformal[1]["mse"] == cqr[1]["mse"] == pytest.approx(4.625)
+    rows = [{"method": "conformal", **row} for row in conformal]
+    lines = benchmark.format_table(rows).splitlines()
+    assert lines[2].startswith("| conformal | validation replay | 0.0% | 17.000 | 132.000 |")
