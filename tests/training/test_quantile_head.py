@@ -4,8 +4,6 @@ computations; bad combinations refused before any work."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mlflow.pyfunc
 import numpy as np
 import pytest
@@ -27,6 +25,26 @@ CQR = {"intervals.method": "cqr", "learning_rate": "0.01"}
 @pytest.fixture(scope="module")
 def trained(prepared: PrepareResult) -> train.TrainResult:  # noqa: F811
     return train.train_model(tiny_config(**CQR), prepared)
+
+
+@pytest.fixture(scope="module")
+def model(
+    trained: train.TrainResult, tmp_path_factory: pytest.TempPathFactory
+) -> mlflow.pyfunc.PyFuncModel:
+    """The trained model saved as the pyfunc a run logs, and loaded back."""
+    prepared_data = trained.prepared
+    path = tmp_path_factory.mktemp("cqr") / "model"
+    save_forecast_model(
+        path,
+        trained.model,
+        prepared_data.scaler,
+        prepared_data.spec,
+        frequency="D",
+        model_name="dense",
+        input_example=prepared_data.frame,
+        calibration=trained.calibration,
+    )
+    return mlflow.pyfunc.load_model(str(path))
 
 
 def test_the_head_is_trained_for_the_levels_bounds_and_the_median(
@@ -87,22 +105,10 @@ def test_test_coverage_is_that_of_the_cqr_bounds_by_hand(trained: train.TrainRes
 
 
 def test_the_logged_model_forecasts_the_cqr_bands(
-    trained: train.TrainResult, tmp_path: Path
+    trained: train.TrainResult, model: mlflow.pyfunc.PyFuncModel
 ) -> None:
     prepared_data = trained.prepared
     spec = prepared_data.spec
-    path = tmp_path / "model"
-    save_forecast_model(
-        path,
-        trained.model,
-        prepared_data.scaler,
-        spec,
-        frequency="D",
-        model_name="dense",
-        input_example=prepared_data.frame,
-        calibration=trained.calibration,
-    )
-    model = mlflow.pyfunc.load_model(str(path))
     history = to_model_input(prepared_data.frame, spec.features)
     forecast = model.predict(history, params={"levels": [80, 95]})
     # By hand: the head on the last window, bounds = its quantiles + the CQR offsets.
@@ -123,22 +129,10 @@ def test_the_logged_model_forecasts_the_cqr_bands(
 
 
 def test_the_logged_model_recalibrates_its_head_on_the_history_by_hand(
-    trained: train.TrainResult, tmp_path: Path
+    trained: train.TrainResult, model: mlflow.pyfunc.PyFuncModel
 ) -> None:
     prepared_data = trained.prepared
     spec = prepared_data.spec
-    path = tmp_path / "model"
-    save_forecast_model(
-        path,
-        trained.model,
-        prepared_data.scaler,
-        spec,
-        frequency="D",
-        model_name="dense",
-        input_example=prepared_data.frame,
-        calibration=trained.calibration,
-    )
-    model = mlflow.pyfunc.load_model(str(path))
     windows, width, horizon = 40, spec.input_width, spec.horizon
     frame = prepared_data.frame.iloc[-(width + windows + horizon - 1) :]
     forecast = model.predict(
