@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from models.quantiles import head_quantiles_of
 from pipelines.config.schema import RunConfig
 from pipelines.training.calibration import CRPS_QUANTILES, rolling_test_calibration
-from pipelines.training.evaluation import predict_part, target_windows
+from pipelines.training.evaluation import point_forecast, predict_part, target_windows
 from pipelines.training.interval_metrics import weighted_quantile_loss
 from pipelines.training.train import windowed_data
 
@@ -85,18 +86,22 @@ def probts_figures(trained: Any, config: RunConfig) -> dict[str, float]:
     windowed = windowed_data(prepared)
     parts = ("validation", "test")
     actuals = {part: target_windows(prepared, windowed, part) for part in parts}
-    forecasts = {
+    outputs = {
         part: predict_part(trained.model, windowed, part, config.training.batch_size)
         for part in parts
     }
+    head_levels = head_quantiles_of(trained.model)
+    forecasts = {part: point_forecast(outputs[part], head_levels) for part in parts}
+    heads = outputs if head_levels else None
     chosen = window_indices(len(forecasts["test"]))
     ids, targets = actuals["test"].series_ids[chosen], prepared.spec.targets
     forecast = forecasts["test"][chosen]
+    head = None if heads is None else heads["test"][chosen]
 
     def quantiles(calibration: Any, groups: np.ndarray) -> Callable[[float], np.ndarray]:
         def at(quantile: float) -> np.ndarray:
-            offset = calibration.quantile_offsets([quantile], groups)[0]
-            return prepared.scaler.inverse_transform(forecast + offset, ids, targets)
+            bound = calibration.bounds([quantile], forecast, groups, head)[0]
+            return prepared.scaler.inverse_transform(bound, ids, targets)
 
         return at
 
@@ -108,7 +113,7 @@ def probts_figures(trained: Any, config: RunConfig) -> dict[str, float]:
     figures = {"probts_nmae": nmae, "probts_crps_static": static_crps}
     if config.intervals.update == "rolling":
         rolling, groups = rolling_test_calibration(
-            config.intervals, forecasts, actuals, windowed.starts
+            config.intervals, forecasts, actuals, windowed.starts, heads, head_levels
         )
         figures["probts_crps"], _ = probts_scores(
             actual, point, quantiles(rolling, groups[chosen]), CRPS_QUANTILES

@@ -443,10 +443,11 @@ class IntervalConfig(SettingsSection):
                 "levels and a calibration (cqr trains a quantile head for the levels' bounds)",
             )
             require(
-                self.update == "static",
-                "intervals.update",
-                self.update,
-                "static with method cqr (the rolling update recalibrates residual offsets)",
+                self.update == "static" or self.rolling_feedback == 0,
+                "intervals.rolling_feedback",
+                self.rolling_feedback,
+                "0 with method cqr and the rolling update (the feedback factor scales residual "
+                "offsets)",
             )
         if self.update == "rolling" and self.levels:
             # (100 + L) / (100 - L) residuals hold the order statistics of level L.

@@ -108,6 +108,8 @@ def rolling_calibration(
     *,
     feedback_by: str = "step",
     delay_scaled: bool = True,
+    head: np.ndarray | None = None,
+    head_quantiles: tuple[float, ...] = (),
 ) -> tuple[Calibration, np.ndarray]:
     """The rolling recalibration of the windows marked `first` and after (the test part).
 
@@ -136,6 +138,12 @@ def rolling_calibration(
     rate of the last step's delay) and `delay_scaled=False` (the full rate at every step) are
     the variants `benchmarks/rolling_window.py` replays beside it.
 
+    With `head` (a quantile head's forecasts minus the point forecast, (windows, horizon, K,
+    targets), at `head_quantiles`) each recalibration is the head's CQR on the same known
+    windows (`calibrate_quantile_head`; a residual is the value minus the point forecast, so
+    the corrections are those of the values themselves); the feedback factor, which scales
+    residual offsets, is refused with it.
+
     Args:
         residuals: (windows, horizon, targets) scaled residuals of every window, calibration
             windows (validation) and forecast windows (test) alike.
@@ -153,7 +161,12 @@ def rolling_calibration(
 
     Raises:
         DataValidationError: a recalibration with no known residual for some step.
+        ValueError: feedback with a quantile head.
     """
+    if head is not None and feedback > 0:
+        raise ValueError(
+            "rolling calibration: the feedback factor scales residual offsets, not CQR"
+        )
     ids = np.asarray(series_ids).astype(str)
     horizon = residuals.shape[1]
     steps = np.arange(1, horizon + 1)
@@ -185,7 +198,15 @@ def rolling_calibration(
                 )
             rows = members[known[np.newaxis, :] - count + np.arange(count)[:, np.newaxis]]
             name = f"{series}#{block}"
-            group = calibrate(residuals[rows, steps - 1], source="rolling")
+            if head is None:
+                group = calibrate(residuals[rows, steps - 1], source="rolling")
+            else:
+                group = calibrate_quantile_head(
+                    residuals[rows, steps - 1],
+                    head[rows, steps - 1],
+                    head_quantiles,
+                    source="rolling",
+                )
             group = replace(group, series_ids=(name,))
             if feedback > 0 and levels:
                 group = _widened(group, np.exp(tracker.excess_misses(block)))
@@ -200,6 +221,7 @@ def rolling_calibration(
         windows=np.concatenate([groups[i].windows for i in order]),
         series_ids=tuple(names[i] for i in order),
         source="rolling",
+        head_quantiles=tuple(head_quantiles) if head is not None else (),
     )
     return calibration, group_of[first].astype(str)
 
@@ -318,7 +340,9 @@ def interval_evaluations(
     result = {part: scored(part, calibration) for part in ("validation", "test")}
     if settings.update == "rolling":
         try:
-            rolling, groups = rolling_test_calibration(settings, forecasts, actuals, starts)
+            rolling, groups = rolling_test_calibration(
+                settings, forecasts, actuals, starts, heads, calibration.head_quantiles
+            )
         except DataValidationError as error:  # a series with test windows but no residuals
             notes.append(f"rolling update left out: {error}")
             warnings.warn(notes[-1], stacklevel=2)
@@ -341,10 +365,16 @@ def rolling_test_calibration(
     forecasts: dict[str, np.ndarray],
     actuals: dict[str, Any],
     starts: dict[str, np.ndarray],
+    heads: dict[str, np.ndarray] | None = None,
+    head_quantiles: tuple[float, ...] = (),
 ) -> tuple[Calibration, np.ndarray]:
-    """`rolling_calibration` of the test windows on the validation then test residuals, with
-    the settings' window and cadence: the calibration and each test window's group."""
+    """`rolling_calibration` of the test windows on the validation then test residuals (and
+    a quantile head's `heads`, for CQR), with the settings' window and cadence: the
+    calibration and each test window's group."""
     parts = ("validation", "test")
+    head = None
+    if heads is not None:
+        head = np.concatenate([heads[part] - forecasts[part][:, :, None] for part in parts])
     return rolling_calibration(
         np.concatenate([actuals[part].scaled - forecasts[part] for part in parts]),
         np.concatenate([starts[part] for part in parts]),
@@ -354,6 +384,8 @@ def rolling_test_calibration(
         settings.rolling_every,
         settings.rolling_feedback,
         settings.levels,
+        head=head,
+        head_quantiles=head_quantiles,
     )
 
 

@@ -162,6 +162,47 @@ def test_the_logged_model_recalibrates_its_head_on_the_history_by_hand(
     np.testing.assert_allclose(forecast[f"{target}_hi_80"], upper, rtol=1e-5)
 
 
+def test_the_rolling_update_recalibrates_the_head_on_the_windows_known_by_hand(
+    prepared: PrepareResult,  # noqa: F811
+) -> None:
+    settings = {
+        **CQR,
+        "intervals.update": "rolling",
+        "intervals.rolling_window": "20",
+        "intervals.rolling_every": "1000",  # one recalibration: at the first test window
+        "intervals.rolling_feedback": "0",
+    }
+    trained = train.train_model(tiny_config(**settings), prepared)
+    windowed = train.windowed_data(prepared)
+    parts = ("validation", "test")
+    head = {part: predict_part(trained.model, windowed, part, 64) for part in parts}
+    actual = {part: target_windows(prepared, windowed, part) for part in parts}
+    # At the first test window (start s), step h rests on the last 20 validation windows whose
+    # step-h actual is known (start + h <= s).
+    horizon = head["test"].shape[1]
+    known = np.zeros((20, horizon, 1))
+    chosen = np.zeros((20, horizon, len(HEAD), 1))
+    starts, origin = windowed.starts["validation"], windowed.starts["test"][0]
+    for step in range(1, horizon + 1):
+        last = int(np.flatnonzero(starts + step <= origin)[-1]) + 1
+        known[:, step - 1] = actual["validation"].scaled[last - 20 : last, step - 1]
+        chosen[:, step - 1] = head["validation"][last - 20 : last, step - 1]
+    by_hand = calibrate_quantile_head(known, chosen, HEAD)
+    ids = actual["test"].series_ids
+    lower, upper = by_hand.bounds([0.1, 0.9], head["test"][:, :, 2], ids, head["test"])
+    lower_90, upper_90 = by_hand.bounds([0.05, 0.95], head["test"][:, :, 2], ids, head["test"])
+    lower, upper = np.maximum(lower, lower_90), np.minimum(upper, upper_90)
+    lower, upper = (
+        prepared.scaler.inverse_transform(bound, ids, prepared.spec.targets)
+        for bound in (lower, upper)
+    )
+    inside = (lower <= actual["test"].original) & (actual["test"].original <= upper)
+    scores = trained.interval_evaluations
+    assert scores["test"].coverage["80"] == pytest.approx(inside.mean())
+    assert scores["test"].width["80"] == pytest.approx((upper - lower).mean())
+    assert "test_static" in scores
+
+
 @pytest.mark.parametrize(
     ("overrides", "entry_point", "message"),
     [
@@ -180,7 +221,10 @@ def test_cqr_without_a_model_to_take_a_head_is_refused_before_any_work(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"intervals.update": "rolling"}, r"intervals\.update.*static with method cqr"),
+        (
+            {"intervals.update": "rolling"},
+            r"intervals\.rolling_feedback.*0 with method cqr and the rolling update",
+        ),
         ({"intervals.calibration": "none"}, r"intervals\.method.*levels and a calibration"),
         ({"intervals.method": "quantile"}, r"intervals\.method"),
     ],
