@@ -15,7 +15,7 @@ Output: a table and one JSON line `{"results": [{"scheme", "window", "coverage",
 
 Usage:
     python benchmarks/rolling_window.py --data FILE [--horizon 96] [--windows 144,...,2016]
-        [--every 144] [--feedback 0,0.5,1,2,4] [--variants step,shared,shared-undelayed]
+        [--every 144] [--feedback 0,0.5,1,2,4] [--variants shared,step,shared-undelayed]
         [--quick]
 """
 
@@ -61,12 +61,13 @@ def scores(
 
 
 VARIANTS = {
-    "step": {"feedback_by": "step", "delay_scaled": True},
     "shared": {"feedback_by": "shared", "delay_scaled": True},
+    "step": {"feedback_by": "step", "delay_scaled": True},
     "shared-undelayed": {"feedback_by": "shared", "delay_scaled": False},
 }
-"""The width factors `rolling_calibration` can learn: one per step at a rate scaled by its
-delay (the default), one per series at the last step's, one per series at the full rate."""
+"""The width factors `rolling_calibration` can learn: one per series at a rate scaled by the
+last step's delay (the default), one per step at its own step's, one per series at the full
+rate."""
 
 
 def replay(
@@ -75,7 +76,7 @@ def replay(
     windows: list[int],
     every: int,
     feedbacks: tuple[float, ...] = (0.0,),
-    variants: tuple[str, ...] = ("step",),
+    variants: tuple[str, ...] = ("shared",),
 ) -> list:
     """The static and rolling schemes (each window with each feedback rate, each rate with
     each variant of `VARIANTS`) on the second half of one series' validation windows."""
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=144, help="windows between recalibrations")
     parser.add_argument("--feedback", default="0,0.5,1,2,4", help="feedback rates to replay")
     parser.add_argument(
-        "--variants", default="step", help=f"width factors to replay: {','.join(VARIANTS)}"
+        "--variants", default="shared", help=f"width factors to replay: {','.join(VARIANTS)}"
     )
     parser.add_argument("--quick", action="store_true", help="smoke test (ltsf.py --quick)")
     args = parser.parse_args(argv)

@@ -106,7 +106,7 @@ def rolling_calibration(
     feedback: float = 0.0,
     levels: tuple[float, ...] = (),
     *,
-    feedback_by: str = "step",
+    feedback_by: str = "shared",
     delay_scaled: bool = True,
     head: np.ndarray | None = None,
     head_quantiles: tuple[float, ...] = (),
@@ -118,25 +118,27 @@ def rolling_calibration(
     known at that window's origin (their targets at or before it: starts s' with s' + h <= s),
     as many as are known when fewer are. One calibration group per (series, recalibration).
 
-    With `feedback` > 0, each series' intervals are also widened or narrowed, step by step, by a
-    factor c_h around their median (offsets m + c_h (o - m), so quantiles never cross) that
-    learns from the misses of its own earlier forecast windows at that step as their actuals
-    arrive, as adaptive conformal inference does with the miss rate (Gibbs and Candès 2021): at
-    each recalibration, log c_h += rate_h x the mean over `levels` of (share of the newly known
-    values of step h outside the interval - (1 - L / 100)). log c_h moves by the summed excess,
-    so while c_h stays bounded the excess averaged over recalibrations tends to 0 (each
-    recalibration counts once, however many values it learnt from), whatever the residuals'
-    drift.
+    With `feedback` > 0, each series' intervals are also widened or narrowed by a factor c
+    around their median (offsets m + c (o - m), so quantiles never cross) that learns from the
+    misses of its own earlier forecast windows as their actuals arrive, as adaptive conformal
+    inference does with the miss rate (Gibbs and Candès 2021): at each recalibration,
+    log c += rate x the mean over `levels` of (share of the newly known values outside the
+    interval - (1 - L / 100)). log c moves by the summed excess, so while c stays bounded the
+    excess averaged over recalibrations tends to 0 (each recalibration counts once, however
+    many values it learnt from), whatever the residuals' drift.
 
     A step-h value is known ceil(h / every) recalibrations after its forecast at the soonest, so
-    the misses a change of c_h causes show that many recalibrations late; a feedback loop that
-    keeps its rate whatever the delay overshoots (by delay x rate). rate_h = feedback /
-    ceil(h / every) keeps rate x delay constant: the full rate at the steps known within one
-    recalibration, a fifth of it at step 720 of Weather recalibrated daily (every=144).
+    the misses a change of c causes show that many recalibrations late; a feedback loop that
+    keeps its rate whatever the delay overshoots (at H=720 on Weather's test part, bands five
+    times too wide). rate = feedback / ceil(H / every), the last step's delay, keeps rate x
+    delay constant: the full rate while the whole horizon is known within one recalibration
+    (H <= every), a fifth of it at H=720 recalibrated daily (every=144).
 
-    `feedback_by="shared"` (one factor per series, learnt from every step's misses, at the
-    rate of the last step's delay) and `delay_scaled=False` (the full rate at every step) are
-    the variants `benchmarks/rolling_window.py` replays beside it.
+    `feedback_by="step"` (one factor per step, each learnt from its own step's misses at the
+    rate of its own delay, feedback / ceil(h / every)) and `delay_scaled=False` (the full rate)
+    are the variants `benchmarks/rolling_window.py` replays beside it; on Weather's validation
+    part the shared, delay-scaled factor gave the narrowest bands within 2 points of nominal
+    at H=720 and H=96 (`benchmarks/README.md`).
 
     With `head` (a quantile head's forecasts minus the point forecast, (windows, horizon, K,
     targets), at `head_quantiles`) each recalibration is the head's CQR on the same known
@@ -228,8 +230,8 @@ def rolling_calibration(
 
 def feedback_rates(horizon: int, every: int, feedback_by: str, delay_scaled: bool) -> np.ndarray:
     """The feedback rate of each step's width factor per unit of `rolling_feedback`: one over
-    the recalibrations a step-h value takes to be known (ceil(h / every)), the last step's for a
-    shared factor, or 1 without `delay_scaled`."""
+    the recalibrations a value takes to be known (ceil(h / every)), the last step's for the
+    shared factor and its own step's for per-step factors, or 1 without `delay_scaled`."""
     steps = np.arange(1, horizon + 1)
     if feedback_by == "shared":
         steps = np.full(horizon, horizon)

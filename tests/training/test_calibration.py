@@ -78,7 +78,7 @@ def test_feedback_widens_after_a_miss_and_narrows_after_a_hit_by_hand() -> None:
     np.testing.assert_allclose(plain.quantile_offsets([0.1], groups)[0, :, 0, 0], [-8, -7, -6])
 
 
-def test_each_step_learns_from_its_own_misses_at_a_rate_scaled_by_its_delay_by_hand() -> None:
+def test_feedback_rates_are_scaled_by_the_delay_of_the_misses_by_hand() -> None:
     # One series, two steps: 20 calibration windows (starts 0..19) with residuals -10..9 at both
     # steps, then forecast windows at starts 20..23 with residuals 100 (both steps missed), then
     # 0. Window 19, every window recalibrated, level 80, feedback 1. A step-1 value is known one
@@ -108,12 +108,13 @@ def test_each_step_learns_from_its_own_misses_at_a_rate_scaled_by_its_delay_by_h
             [[8, 7], [1 + 8 * c1, 8], [1 + 8 * c1_later, 1 + 8 * c2]],
         ]
     )
-    np.testing.assert_allclose(bounds(), expected)
+    np.testing.assert_allclose(bounds(feedback_by="step"), expected)
     # At the full rate, step 2's factor moves by the whole excess.
-    np.testing.assert_allclose(bounds(delay_scaled=False)[:, 2, 1], [1 - 8 * c1, 1 + 8 * c1])
-    # One shared factor learns from both steps at the last step's rate: 0.8 / 2 after start
-    # 20's step 1 miss, then + (-0.2 + 0.8) / 2 / 2 at start 22.
-    shared = bounds(feedback_by="shared")
+    undelayed = bounds(feedback_by="step", delay_scaled=False)
+    np.testing.assert_allclose(undelayed[:, 2, 1], [1 - 8 * c1, 1 + 8 * c1])
+    # The default: one shared factor learns from both steps at the last step's rate: 0.8 / 2
+    # after start 20's step 1 miss, then + (-0.2 + 0.8) / 2 / 2 at start 22.
+    shared = bounds()
     s1, s2 = np.exp(0.4), np.exp(0.55)
     np.testing.assert_allclose(shared[:, 1, :], [[1 - 8 * s1, -8 * s1], [1 + 8 * s1, 8 * s1]])
     np.testing.assert_allclose(
