@@ -16,7 +16,10 @@ Output: a table and one JSON line `{"results": [{"scheme", "window", "coverage",
 Usage:
     python benchmarks/rolling_window.py --data FILE [--horizon 96] [--windows 144,...,2016]
         [--every 144] [--feedback 0,0.5,1,2,4] [--variants shared,step,shared-undelayed]
-        [--quick]
+        [--residuals FILE.npz] [--quick]
+
+`--residuals` keeps the validation residuals of the trained model: read from FILE when it
+exists (no training), written to it otherwise, so more schemes can be replayed on one model.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,12 +66,13 @@ def scores(
 
 VARIANTS = {
     "shared": {"feedback_by": "shared", "delay_scaled": True},
+    "delay": {"feedback_by": "delay", "delay_scaled": True},
     "step": {"feedback_by": "step", "delay_scaled": True},
     "shared-undelayed": {"feedback_by": "shared", "delay_scaled": False},
 }
 """The width factors `rolling_calibration` can learn: one per series at a rate scaled by the
-last step's delay (the default), one per step at its own step's, one per series at the full
-rate."""
+last step's delay (the default), one per delay (the steps known at the same recalibration), one
+per step at its own step's, one per series at the full rate."""
 
 
 def replay(
@@ -130,6 +135,17 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def validation_residuals(config: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The scaled residuals of the validation windows of `config`'s model, trained here, and
+    the windows' starts."""
+    prepared = prepare_data(config.data)
+    windowed = windowed_data(prepared)
+    fitted = fit_model(config, prepared, windowed)
+    actual = target_windows(prepared, windowed, "validation")
+    forecast = predict_part(fitted.model, windowed, "validation", config.training.batch_size)
+    return actual.scaled - forecast, windowed.starts["validation"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="LTSF-layout CSV (Weather)")
@@ -140,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default="shared", help=f"width factors to replay: {','.join(VARIANTS)}"
     )
+    parser.add_argument(
+        "--residuals", help="an .npz of the validation residuals: read if it exists, else written"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test (ltsf.py --quick)")
     args = parser.parse_args(argv)
     variants = tuple(args.variants.split(","))
@@ -149,16 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     settings = harness(args.data, preset="best", quick=args.quick, horizons=(args.horizon,))
     horizon = settings.horizons[0]
     config = run_config(settings, settings.models[-1], horizon, {})
-    prepared = prepare_data(config.data)
-    windowed = windowed_data(prepared)
-    fitted = fit_model(config, prepared, windowed)
-    actual = target_windows(prepared, windowed, "validation")
-    forecast = predict_part(fitted.model, windowed, "validation", config.training.batch_size)
+    if args.residuals and Path(args.residuals).exists():
+        with np.load(args.residuals) as saved:
+            residuals, starts = saved["residuals"], saved["starts"]
+        if residuals.shape[1] != horizon:
+            parser.error(
+                f"--residuals: {args.residuals} holds H={residuals.shape[1]}, not {horizon}"
+            )
+    else:
+        residuals, starts = validation_residuals(config)
+        if args.residuals:
+            np.savez(args.residuals, residuals=residuals, starts=starts)
     feedbacks = tuple(float(item) for item in args.feedback.split(","))
-    residuals = actual.scaled - forecast
-    results = replay(
-        residuals, windowed.starts["validation"], windows, args.every, feedbacks, variants
-    )
+    results = replay(residuals, starts, windows, args.every, feedbacks, variants)
     print(f"\n{args.data}, H={horizon}, {config.model.name}: validation's second half replayed")
     print(format_table(results))
     print(json.dumps({"results": results}))

@@ -187,8 +187,8 @@ def rolling_calibration(
             series_starts[origins],
             every,
             levels,
+            feedback_groups(horizon, every, feedback_by),
             feedback * feedback_rates(horizon, every, feedback_by, delay_scaled),
-            shared=feedback_by == "shared",
         )
         for block, origin in enumerate(origins):
             known = np.searchsorted(series_starts, series_starts[origin] - steps, side="right")
@@ -228,24 +228,42 @@ def rolling_calibration(
     return calibration, group_of[first].astype(str)
 
 
-def feedback_rates(horizon: int, every: int, feedback_by: str, delay_scaled: bool) -> np.ndarray:
-    """The feedback rate of each step's width factor per unit of `rolling_feedback`: one over
-    the recalibrations a value takes to be known (ceil(h / every)), the last step's for the
-    shared factor and its own step's for per-step factors, or 1 without `delay_scaled`."""
+FEEDBACK_BY = ("shared", "delay", "step")
+"""How a rolling recalibration's width factors are grouped over the horizon steps: one per
+series, one per delay (the steps whose actuals take the same number of recalibrations to be
+known), one per step."""
+
+
+def feedback_groups(horizon: int, every: int, feedback_by: str) -> np.ndarray:
+    """Each step's width factor (0-based): all steps share one (`shared`), steps share one per
+    delay ceil(h / every) (`delay`: the steps known at the same recalibration after their
+    forecast), or every step has its own (`step`)."""
     steps = np.arange(1, horizon + 1)
     if feedback_by == "shared":
-        steps = np.full(horizon, horizon)
-    elif feedback_by != "step":
-        raise ValueError(f"feedback_by: 'step' or 'shared', not {feedback_by!r}")
+        return np.zeros(horizon, dtype="int64")
+    if feedback_by == "delay":
+        return (np.ceil(steps / every) - 1).astype("int64")
+    if feedback_by == "step":
+        return steps - 1
+    raise ValueError(f"feedback_by: one of {', '.join(FEEDBACK_BY)}, not {feedback_by!r}")
+
+
+def feedback_rates(horizon: int, every: int, feedback_by: str, delay_scaled: bool) -> np.ndarray:
+    """The feedback rate of each width factor of `feedback_groups` per unit of
+    `rolling_feedback`: one over the recalibrations its last step's value takes to be known
+    (ceil(h / every)), or 1 without `delay_scaled`."""
+    groups = feedback_groups(horizon, every, feedback_by)
     if not delay_scaled:
-        return np.ones(horizon)
-    return 1.0 / np.ceil(steps / every)
+        return np.ones(groups.max() + 1)
+    last_steps = np.zeros(groups.max() + 1)
+    np.maximum.at(last_steps, groups, np.arange(1, horizon + 1))
+    return 1.0 / np.ceil(last_steps / every)
 
 
 class _MissTracker:
-    """The running log width factors (one per step) of one series' rolling recalibrations,
-    learning from the misses of its forecast windows as their actuals arrive
-    (`rolling_calibration`)."""
+    """The running log width factors (one per group of steps, `feedback_groups`) of one
+    series' rolling recalibrations, learning from the misses of its forecast windows as their
+    actuals arrive (`rolling_calibration`)."""
 
     def __init__(
         self,
@@ -254,11 +272,11 @@ class _MissTracker:
         origin_starts: np.ndarray,
         every: int,
         levels: tuple[float, ...],
+        groups: np.ndarray,
         rates: np.ndarray,
-        shared: bool = False,
     ) -> None:
         self.residuals, self.every, self.levels = residuals, every, levels
-        self.rates, self.shared = rates, shared
+        self.groups, self.rates = groups, rates
         horizon = residuals.shape[1]
         steps = np.arange(1, horizon + 1)
         # The recalibration at which the actual of (window, step) is first known.
@@ -267,12 +285,12 @@ class _MissTracker:
         self.pairs = np.unravel_index(order, known_at.shape)
         self.bounds = np.searchsorted(known_at.ravel()[order], np.arange(len(origin_starts) + 1))
         self.applied: list[np.ndarray] = []  # per recalibration: (2 x levels, horizon, targets)
-        self.log_factor = np.zeros(horizon)
+        self.log_factor = np.zeros(len(rates))
 
     def excess_misses(self, block: int) -> np.ndarray:
-        """Each step's log factor after the misses newly known at recalibration `block`: the
-        mean over levels of their miss rate above the nominal one, accumulated at each step's
-        rate (every step's misses pooled for a shared factor)."""
+        """Each step's log factor after the misses newly known at recalibration `block`: its
+        group's, moved by the mean over levels and over the group's newly known values of
+        their miss rate above the nominal one, times the group's rate."""
         selected = slice(self.bounds[block], self.bounds[block + 1])
         windows, steps = self.pairs[0][selected], self.pairs[1][selected]
         if len(windows):
@@ -286,15 +304,12 @@ class _MissTracker:
                 ],
                 axis=0,
             )  # (pairs,)
-            if self.shared:
-                self.log_factor += self.rates * float(excess.mean())
-            else:
-                horizon = len(self.log_factor)
-                counts = np.bincount(steps, minlength=horizon)
-                sums = np.bincount(steps, weights=excess, minlength=horizon)
-                known = counts > 0
-                self.log_factor[known] += self.rates[known] * sums[known] / counts[known]
-        return self.log_factor
+            groups = self.groups[steps]
+            counts = np.bincount(groups, minlength=len(self.rates))
+            sums = np.bincount(groups, weights=excess, minlength=len(self.rates))
+            known = counts > 0
+            self.log_factor[known] += self.rates[known] * sums[known] / counts[known]
+        return self.log_factor[self.groups]
 
 
 def _widened(calibration: Calibration, factors: np.ndarray) -> Calibration:
