@@ -385,6 +385,8 @@ ROLLING_EVERY = 144
 """Windows between rolling recalibrations (Weather: daily, as a scheduled job forecasts)."""
 ROLLING_FEEDBACK = 3.0
 """The rate at which misses widen or narrow the rolling intervals (chosen on validation)."""
+ROLLING_FEEDBACK_BY = "shared"
+"""The steps that share a width factor (chosen on validation)."""
 
 
 class IntervalConfig(SettingsSection):
@@ -429,6 +431,12 @@ class IntervalConfig(SettingsSection):
         allow_inf_nan=False,
         description="how fast a rolling recalibration's width factor learns from the misses of "
         "earlier forecasts (adaptive conformal inference; 0: not at all)",
+    )
+    rolling_feedback_by: Literal["shared", "delay", "step"] = Field(
+        ROLLING_FEEDBACK_BY,
+        description="the steps that share a width factor: all of a series' (shared), those whose "
+        "actuals are known the same number of recalibrations after their forecast (delay), or "
+        "none (step); each factor's rate is rolling_feedback over that delay",
     )
 
     @model_validator(mode="after")

@@ -401,6 +401,7 @@ def rolling_test_calibration(
         settings.rolling_every,
         settings.rolling_feedback,
         settings.levels,
+        feedback_by=settings.rolling_feedback_by,
         head=head,
         head_quantiles=head_quantiles,
     )

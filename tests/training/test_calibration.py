@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.runtime.contract import DataValidationError
-from pipelines.training.calibration import rolling_calibration
+from pipelines.training.calibration import feedback_groups, feedback_rates, rolling_calibration
 
 
 def test_each_recalibration_rests_on_the_last_residuals_known_at_its_origin() -> None:
@@ -120,3 +120,37 @@ def test_feedback_rates_are_scaled_by_the_delay_of_the_misses_by_hand() -> None:
     np.testing.assert_allclose(
         shared[:, 2, :], [[1 - 7 * s2, 1 - 8 * s2], [1 + 8 * s2, 1 + 8 * s2]]
     )
+
+
+def test_feedback_groups_and_rates_by_hand() -> None:
+    # H=5 recalibrated every 2 windows: steps 1-2 are known one recalibration after their
+    # forecast, 3-4 two, 5 three.
+    assert feedback_groups(5, 2, "shared").tolist() == [0, 0, 0, 0, 0]
+    assert feedback_groups(5, 2, "delay").tolist() == [0, 0, 1, 1, 2]
+    assert feedback_groups(5, 2, "step").tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(feedback_rates(5, 2, "shared", True), [1 / 3])
+    np.testing.assert_allclose(feedback_rates(5, 2, "delay", True), [1, 1 / 2, 1 / 3])
+    np.testing.assert_allclose(feedback_rates(5, 2, "step", True), [1, 1, 1 / 2, 1 / 2, 1 / 3])
+    np.testing.assert_allclose(feedback_rates(5, 2, "delay", False), [1, 1, 1])
+    with pytest.raises(ValueError, match="feedback_by: one of shared, delay, step, not 'day'"):
+        feedback_groups(5, 2, "day")
+
+
+@pytest.mark.parametrize(("every", "same_as"), [(1, "step"), (3, "shared")])
+def test_delay_factors_reduce_to_the_step_or_the_shared_ones(every: int, same_as: str) -> None:
+    rng = np.random.default_rng(3)
+    residuals = rng.standard_normal((60, 3, 2)) * np.linspace(1, 3, 60)[:, None, None]
+    starts = np.arange(60)
+    ids = np.array(["s"] * 60)
+
+    def offsets(feedback_by: str) -> np.ndarray:
+        calibration, groups = rolling_calibration(
+            residuals, starts, ids, starts >= 30, 20, every, 2.0, (80.0,), feedback_by=feedback_by
+        )
+        return calibration.quantile_offsets([0.1, 0.9], groups)
+
+    np.testing.assert_allclose(offsets("delay"), offsets(same_as))
+    # Recalibrated every window, each step has its own delay: one factor per step; with the
+    # whole horizon known one recalibration after its forecast, one factor for all. The
+    # grouping matters: the per-step factors are not the shared one here.
+    assert not np.allclose(offsets("step"), offsets("shared"))

@@ -453,31 +453,48 @@ def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
     overall, _ = metric_values(rolling)
     assert overall["test_static_coverage_80"] == scores["test_static"].coverage["80"]
     assert overall["test_coverage_80"] == scores["test"].coverage["80"]
-    # With feedback, the test part is scored with rolling_calibration's widened intervals.
+    # With feedback, the test part is scored with rolling_calibration's widened intervals,
+    # grouped over the steps as rolling_feedback_by says.
     from pipelines.training.calibration import rolling_calibration
 
     feedback = train.train_model(
-        tiny_config(learning_rate="0.01", **{**settings, "intervals.rolling_feedback": "3"}),
+        tiny_config(
+            learning_rate="0.01",
+            **{
+                **settings,
+                "intervals.rolling_feedback": "3",
+                "intervals.rolling_feedback_by": "step",
+            },
+        ),
         prepared,
     )
     forecast = {part: predict_part(feedback.model, windowed, part, 64) for part in parts}
-    widened, groups = rolling_calibration(
-        np.concatenate([actual[p].scaled - forecast[p] for p in parts]),
-        np.concatenate([starts[p] for p in parts]),
-        np.concatenate([ids[p] for p in parts]),
-        np.concatenate([np.full(len(starts[p]), p == "test") for p in parts]),
-        20,
-        4,
-        3.0,
-        (80.0, 90.0),
-    )
-    low, high = widened.quantile_offsets([0.1, 0.9], groups)
+
+    def widened_offsets(feedback_by: str) -> tuple[np.ndarray, np.ndarray]:
+        widened, groups = rolling_calibration(
+            np.concatenate([actual[p].scaled - forecast[p] for p in parts]),
+            np.concatenate([starts[p] for p in parts]),
+            np.concatenate([ids[p] for p in parts]),
+            np.concatenate([np.full(len(starts[p]), p == "test") for p in parts]),
+            20,
+            4,
+            3.0,
+            (80.0, 90.0),
+            feedback_by=feedback_by,
+        )
+        return widened.quantile_offsets([0.1, 0.9], groups)
+
+    low, high = widened_offsets("step")
+    assert not np.allclose(widened_offsets("shared"), (low, high))
     lower, upper = (
         prepared.scaler.inverse_transform(forecast["test"] + o, ids["test"], prepared.spec.targets)
         for o in (low, high)
     )
     assert feedback.interval_evaluations["test"].coverage["80"] == pytest.approx(
         ((lower <= original) & (original <= upper)).mean(), abs=1e-12
+    )
+    assert feedback.interval_evaluations["test"].width["80"] == pytest.approx(
+        (upper - lower).mean()
     )
     assert feedback.interval_evaluations["test"].width["80"] != scores["test"].width["80"]
 
@@ -489,3 +506,10 @@ def test_rolling_window_too_small_for_a_level_is_refused_before_any_work() -> No
         ConfigError, match=r"intervals\.rolling_window.*at least 19 residuals for level 90"
     ):
         tiny_config(**{"intervals.update": "rolling", "intervals.rolling_window": "18"})
+
+
+def test_an_unknown_feedback_grouping_is_refused_before_any_work() -> None:
+    from pipelines.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"intervals\.rolling_feedback_by.*'day'"):
+        tiny_config(**{"intervals.update": "rolling", "intervals.rolling_feedback_by": "day"})
