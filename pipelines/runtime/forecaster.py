@@ -88,6 +88,7 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         self.spec: WindowSpec | None = None
         self.metadata: dict[str, Any] = {}
         self.calibration: Calibration | None = None
+        self._head_levels: tuple[float, ...] | None = None
 
     @classmethod
     def assembled(
@@ -103,6 +104,7 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         model = cls()
         model.keras_model, model.scaler, model.spec = keras_model, scaler, spec
         model.metadata, model.calibration = metadata, calibration
+        model._head_levels = None
         return model
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -131,6 +133,7 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         import models.zoo  # noqa: F401
 
         self.keras_model = keras.saving.load_model(keras_path, compile=False)
+        self._head_levels = None
         self.scaler = FittedScaler.load(scaler_path)
         self.metadata = json.loads(spec_path.read_text(encoding="utf-8"))
         self.spec = WindowSpec.from_dict(self.metadata["window_spec"])
@@ -274,10 +277,13 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         return frame, not_ready
 
     def head_quantiles(self) -> tuple[float, ...]:
-        """The levels of the Keras model's quantile head, or () for a point forecaster."""
+        """The levels of the Keras model's quantile head, or () for a point forecaster (read
+        from its layers once: every `predict` asks)."""
         from models.quantiles import head_quantiles_of
 
-        return head_quantiles_of(self.keras_model)
+        if getattr(self, "_head_levels", None) is None:
+            self._head_levels = head_quantiles_of(self.keras_model)
+        return self._head_levels
 
     def _unready_to_recalibrate(
         self, history: pd.DataFrame, known: list[str] | None, windows: int
