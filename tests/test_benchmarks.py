@@ -1194,7 +1194,35 @@ def test_rolling_window_replays_the_validation_part_by_hand(monkeypatch, tmp_pat
     assert moving["80"] == {"coverage": 0.0, "steps": [0.0, 0.0], "width": 16.0}
     assert moving["90"]["width"] == 18.0
     lines = rolling.format_table([static, moving]).splitlines()
-    assert lines[2] == "| static | 20 | 0 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 |"
+    assert lines[2] == (
+        "| static | 20 | 0 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 | 90.0% |"
+    )
+
+
+def test_rolling_window_chooses_the_scheme_whose_worst_step_is_nearest_nominal(
+    monkeypatch,
+) -> None:
+    rolling = load_benchmark("rolling_window.py", monkeypatch)
+
+    def row(scheme: str, coverage: tuple[float, float], steps: tuple, width: float) -> dict:
+        return {
+            "scheme": scheme,
+            "window": 2016,
+            "feedback": 1.0,
+            "80": {"coverage": coverage[0], "steps": list(steps[0]), "width": width},
+            "90": {"coverage": coverage[1], "steps": list(steps[1]), "width": width + 0.5},
+        }
+
+    static = row("static", (0.80, 0.90), ((0.80, 0.80), (0.90, 0.90)), 0.5)
+    narrow = row("rolling shared", (0.80, 0.89), ((0.76, 0.83), (0.86, 0.92)), 1.0)  # 4 off
+    even = row("rolling delay", (0.80, 0.89), ((0.78, 0.83), (0.87, 0.91)), 1.1)  # 3 off
+    short = row("rolling", (0.77, 0.90), ((0.79, 0.81), (0.89, 0.91)), 0.9)  # 3 off overall
+    assert rolling.worst_step(narrow) == pytest.approx(0.04)
+    assert rolling.chosen([static, narrow, even, short]) is even
+    # Between equal worst steps, the narrower.
+    narrower = {**even, "scheme": "rolling step", "80": {**even["80"], "width": 1.05}}
+    assert rolling.chosen([even, narrower]) is narrower
+    assert rolling.chosen([static, short]) is None
 
 
 def test_quantile_head_compares_both_methods_by_hand(monkeypatch) -> None:

@@ -385,8 +385,10 @@ ROLLING_EVERY = 144
 """Windows between rolling recalibrations (Weather: daily, as a scheduled job forecasts)."""
 ROLLING_FEEDBACK = 3.0
 """The rate at which misses widen or narrow the rolling intervals (chosen on validation)."""
-ROLLING_FEEDBACK_BY = "shared"
-"""The steps that share a width factor (chosen on validation)."""
+ROLLING_FEEDBACK_BY = "delay"
+"""The steps that share a width factor: those known the same number of recalibrations after
+their forecast (chosen on Weather's validation replays at H=336 and H=720, whose worst horizon
+step it keeps nearest nominal; `benchmarks/README.md`)."""
 
 
 class IntervalConfig(SettingsSection):

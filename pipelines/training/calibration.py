@@ -106,7 +106,7 @@ def rolling_calibration(
     feedback: float = 0.0,
     levels: tuple[float, ...] = (),
     *,
-    feedback_by: str = "shared",
+    feedback_by: str = "delay",
     delay_scaled: bool = True,
     head: np.ndarray | None = None,
     head_quantiles: tuple[float, ...] = (),
@@ -134,11 +134,16 @@ def rolling_calibration(
     delay constant: the full rate while the whole horizon is known within one recalibration
     (H <= every), a fifth of it at H=720 recalibrated daily (every=144).
 
-    `feedback_by="step"` (one factor per step, each learnt from its own step's misses at the
-    rate of its own delay, feedback / ceil(h / every)) and `delay_scaled=False` (the full rate)
-    are the variants `benchmarks/rolling_window.py` replays beside it; on Weather's validation
-    part the shared, delay-scaled factor gave the narrowest bands within 2 points of nominal
-    at H=720 and H=96 (`benchmarks/README.md`).
+    `feedback_by` groups the steps that share a factor: `shared` (one per series, at the last
+    step's rate), `delay` (one per delay: the steps whose values are known the same number of
+    recalibrations after their forecast, each group at its own delay's rate) or `step` (one
+    per step, at its own). A shared factor pulls the coverage over every step to nominal, but a
+    step whose residuals drift apart from the others' stays off; its rolling window ends h rows
+    before the origin, so under a change of volatility the far steps lag the near ones. On
+    Weather's validation replays (`benchmarks/README.md`) the delay groups kept the worst step
+    nearest nominal at H=336 and H=720 together (3.5 and 3.1 points, against 4.1 for a shared
+    factor); at H <= every they are the shared factor. `delay_scaled=False` (the full rate) is
+    session 17's overshooting variant, kept for `benchmarks/rolling_window.py`.
 
     With `head` (a quantile head's forecasts minus the point forecast, (windows, horizon, K,
     targets), at `head_quantiles`) each recalibration is the head's CQR on the same known

@@ -112,9 +112,11 @@ def test_feedback_rates_are_scaled_by_the_delay_of_the_misses_by_hand() -> None:
     # At the full rate, step 2's factor moves by the whole excess.
     undelayed = bounds(feedback_by="step", delay_scaled=False)
     np.testing.assert_allclose(undelayed[:, 2, 1], [1 - 8 * c1, 1 + 8 * c1])
-    # The default: one shared factor learns from both steps at the last step's rate: 0.8 / 2
-    # after start 20's step 1 miss, then + (-0.2 + 0.8) / 2 / 2 at start 22.
-    shared = bounds()
+    # One shared factor learns from both steps at the last step's rate: 0.8 / 2 after start
+    # 20's step 1 miss, then + (-0.2 + 0.8) / 2 / 2 at start 22.
+    shared = bounds(feedback_by="shared")
+    # The default groups the steps by delay: recalibrated every window, one per step.
+    np.testing.assert_allclose(bounds(), expected)
     s1, s2 = np.exp(0.4), np.exp(0.55)
     np.testing.assert_allclose(shared[:, 1, :], [[1 - 8 * s1, -8 * s1], [1 + 8 * s1, 8 * s1]])
     np.testing.assert_allclose(
