@@ -385,7 +385,11 @@ ROLLING_EVERY = 144
 """Windows between rolling recalibrations (Weather: daily, as a scheduled job forecasts)."""
 ROLLING_FEEDBACK = 3.0
 """The rate at which misses widen or narrow the rolling intervals (chosen on validation)."""
-ROLLING_FEEDBACK_BY = "delay"
+FeedbackGrouping = Literal["shared", "delay", "step"]
+"""How a rolling recalibration's width factors are grouped over the horizon steps: one per
+series, one per delay (the steps whose actuals take the same number of recalibrations to be
+known), one per step (`pipelines.training.calibration.feedback_groups`)."""
+ROLLING_FEEDBACK_BY: FeedbackGrouping = "delay"
 """The steps that share a width factor: those known the same number of recalibrations after
 their forecast (chosen on Weather's validation replays at H=336 and H=720, whose worst horizon
 step it keeps nearest nominal; `benchmarks/README.md`)."""
@@ -434,7 +438,7 @@ class IntervalConfig(SettingsSection):
         description="how fast a rolling recalibration's width factor learns from the misses of "
         "earlier forecasts (adaptive conformal inference; 0: not at all)",
     )
-    rolling_feedback_by: Literal["shared", "delay", "step"] = Field(
+    rolling_feedback_by: FeedbackGrouping = Field(
         ROLLING_FEEDBACK_BY,
         description="the steps that share a width factor: all of a series' (shared), those whose "
         "actuals are known the same number of recalibrations after their forecast (delay), or "

@@ -104,7 +104,6 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         model = cls()
         model.keras_model, model.scaler, model.spec = keras_model, scaler, spec
         model.metadata, model.calibration = metadata, calibration
-        model._head_levels = None
         return model
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:

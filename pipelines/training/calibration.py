@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-from pipelines.config.schema import IntervalConfig
+from pipelines.config.schema import ROLLING_FEEDBACK_BY, FeedbackGrouping, IntervalConfig
 from pipelines.runtime.contract import DataValidationError
 from pipelines.runtime.intervals import (
     QUANTILE_GRID,
@@ -106,7 +106,7 @@ def rolling_calibration(
     feedback: float = 0.0,
     levels: tuple[float, ...] = (),
     *,
-    feedback_by: str = "delay",
+    feedback_by: str = ROLLING_FEEDBACK_BY,
     delay_scaled: bool = True,
     head: np.ndarray | None = None,
     head_quantiles: tuple[float, ...] = (),
@@ -233,10 +233,7 @@ def rolling_calibration(
     return calibration, group_of[first].astype(str)
 
 
-FEEDBACK_BY = ("shared", "delay", "step")
-"""How a rolling recalibration's width factors are grouped over the horizon steps: one per
-series, one per delay (the steps whose actuals take the same number of recalibrations to be
-known), one per step."""
+FEEDBACK_BY = get_args(FeedbackGrouping)
 
 
 def feedback_groups(horizon: int, every: int, feedback_by: str) -> np.ndarray:
