@@ -15,7 +15,8 @@ Output: a table and one JSON line `{"results": [{"scheme", "window", "coverage",
 
 Usage:
     python benchmarks/rolling_window.py --data FILE [--horizon 96] [--windows 144,...,2016]
-        [--every 144] [--feedback 0,0.5,1,2,4] [--variants shared,step,shared-undelayed]
+        [--every 144] [--reaches 0,21] [--feedback 0,0.5,1,2,4]
+        [--variants shared,step,shared-undelayed]
         [--residuals FILE.npz] [--quick]
 
 `--residuals` keeps the validation residuals of the trained model: read from FILE when it
@@ -25,6 +26,7 @@ exists (no training), written to it otherwise, so more schemes can be replayed o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -82,9 +84,11 @@ def replay(
     every: int,
     feedbacks: tuple[float, ...] = (0.0,),
     variants: tuple[str, ...] = ("shared",),
+    reaches: tuple[int, ...] = (0,),
 ) -> list:
     """The static and rolling schemes (each window with each feedback rate, each rate with
-    each variant of `VARIANTS`) on the second half of one series' validation windows."""
+    each variant of `VARIANTS`, each reach back in horizons of `reaches`) on the second half of
+    one series' validation windows."""
     half = len(residuals) // 2
     forecast = np.arange(len(residuals)) >= half
     ids = np.zeros(len(residuals), dtype="int64").astype(str)
@@ -94,26 +98,36 @@ def replay(
             "scheme": "static",
             "window": half,
             "feedback": 0.0,
+            "horizons": 0,
             **scores(static, ids[half:], residuals[half:]),
         }
     ]
-    for window in windows:
-        for feedback in feedbacks:
-            for variant in variants if feedback > 0 else variants[:1]:
-                rolling, groups = rolling_calibration(
-                    residuals,
-                    starts,
-                    ids,
-                    forecast,
-                    window,
-                    every,
-                    feedback,
-                    LEVELS,
-                    **VARIANTS[variant],
-                )
-                scored = scores(rolling, groups, residuals[half:])
-                scheme = f"rolling {variant}" if feedback > 0 else "rolling"
-                results.append({"scheme": scheme, "window": window, "feedback": feedback, **scored})
+    horizon = residuals.shape[1]
+    for window, reach, feedback in itertools.product(windows, reaches, feedbacks):
+        for variant in variants if feedback > 0 else variants[:1]:
+            rolling, groups = rolling_calibration(
+                residuals,
+                starts,
+                ids,
+                forecast,
+                window,
+                every,
+                feedback,
+                LEVELS,
+                span=reach * horizon,
+                **VARIANTS[variant],
+            )
+            scored = scores(rolling, groups, residuals[half:])
+            scheme = f"rolling {variant}" if feedback > 0 else "rolling"
+            results.append(
+                {
+                    "scheme": scheme,
+                    "window": window,
+                    "feedback": feedback,
+                    "horizons": reach,
+                    **scored,
+                }
+            )
     return results
 
 
@@ -150,10 +164,10 @@ def chosen(results: list[dict]) -> dict | None:
 def format_table(results: list[dict]) -> str:
     names = [f"{level:g}" for level in LEVELS]
     lines = [
-        "| scheme | W | feedback | "
+        "| scheme | W | reach | feedback | "
         + " | ".join(f"cov {n} | steps {n} | width {n}" for n in names)
         + " | worst step |",
-        "|---|---|---|" + "---|---|---|" * len(names) + "---|",
+        "|---|---|---|---|" + "---|---|---|" * len(names) + "---|",
     ]
     for row in results:
         cells = " | ".join(
@@ -162,7 +176,8 @@ def format_table(results: list[dict]) -> str:
             for n in names
         )
         lines.append(
-            f"| {row['scheme']} | {row['window']} | {row['feedback']:g} | {cells} | "
+            f"| {row['scheme']} | {row['window']} | {row['horizons'] or '-'} | "
+            f"{row['feedback']:g} | {cells} | "
             f"{worst_step(row):.1%} |"
         )
     return "\n".join(lines)
@@ -185,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=96)
     parser.add_argument("--windows", default="144,288,720,1008,2016")
     parser.add_argument("--every", type=int, default=144, help="windows between recalibrations")
+    parser.add_argument(
+        "--reaches",
+        default="0",
+        help="how far back each recalibration reaches, in horizons (intervals.rolling_horizons; "
+        "0: the last W windows)",
+    )
     parser.add_argument("--feedback", default="0,0.5,1,2,4", help="feedback rates to replay")
     parser.add_argument(
         "--variants", default="shared", help=f"width factors to replay: {','.join(VARIANTS)}"
@@ -213,14 +234,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.residuals:
             np.savez(args.residuals, residuals=residuals, starts=starts)
     feedbacks = tuple(float(item) for item in args.feedback.split(","))
-    results = replay(residuals, starts, windows, args.every, feedbacks, variants)
+    reaches = tuple(int(item) for item in args.reaches.split(","))
+    results = replay(residuals, starts, windows, args.every, feedbacks, variants, reaches)
     print(f"\n{args.data}, H={horizon}, {config.model.name}: validation's second half replayed")
     print(format_table(results))
     best = chosen(results)
     print(
         "chosen (within 2 points overall, the worst step nearest nominal): "
         + (
-            f"{best['scheme']}, W={best['window']}, feedback {best['feedback']:g}"
+            f"{best['scheme']}, W={best['window']}, reach {best['horizons']} horizons, "
+            f"feedback {best['feedback']:g}"
             if best
             else "none qualifies"
         )

@@ -1195,7 +1195,7 @@ def test_rolling_window_replays_the_validation_part_by_hand(monkeypatch, tmp_pat
     assert moving["90"]["width"] == 18.0
     lines = rolling.format_table([static, moving]).splitlines()
     assert lines[2] == (
-        "| static | 20 | 0 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 | 90.0% |"
+        "| static | 20 | - | 0 | 0.0% | 0.0%-0.0% | 17.000 | 0.0% | 0.0%-0.0% | 19.000 | 90.0% |"
     )
 
 

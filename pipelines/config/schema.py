@@ -381,6 +381,10 @@ class BacktestConfig(SettingsSection):
 ROLLING_WINDOW = 2016
 """Residuals per step of a rolling recalibration (Weather: 14 days of 10-minute windows, chosen
 on its validation part, `benchmarks/README.md`)."""
+ROLLING_HORIZONS = 21
+"""How far back a rolling recalibration reaches, in horizons: `ROLLING_WINDOW` residuals spread
+over the last 21 horizons of windows (at H=96 exactly the last 2016; chosen on Weather's
+validation replays at H=336 and H=720, `benchmarks/README.md`)."""
 ROLLING_EVERY = 144
 """Windows between rolling recalibrations (Weather: daily, as a scheduled job forecasts)."""
 ROLLING_FEEDBACK = 3.0
@@ -389,10 +393,10 @@ FeedbackGrouping = Literal["shared", "delay", "step"]
 """How a rolling recalibration's width factors are grouped over the horizon steps: one per
 series, one per delay (the steps whose actuals take the same number of recalibrations to be
 known), one per step (`pipelines.training.calibration.feedback_groups`)."""
-ROLLING_FEEDBACK_BY: FeedbackGrouping = "delay"
-"""The steps that share a width factor: those known the same number of recalibrations after
-their forecast (chosen on Weather's validation replays at H=336 and H=720, whose worst horizon
-step it keeps nearest nominal; `benchmarks/README.md`)."""
+ROLLING_FEEDBACK_BY: FeedbackGrouping = "shared"
+"""The steps that share a width factor: all of a series' (chosen with `ROLLING_HORIZONS` on
+Weather's validation replays at H=336 and H=720, whose worst horizon step it keeps nearest
+nominal; `benchmarks/README.md`)."""
 
 
 class IntervalConfig(SettingsSection):
@@ -427,6 +431,14 @@ class IntervalConfig(SettingsSection):
     )
     rolling_window: int = Field(
         ROLLING_WINDOW, ge=1, description="residuals per step behind each rolling recalibration"
+    )
+    rolling_horizons: int = Field(
+        ROLLING_HORIZONS,
+        ge=0,
+        description="how far back a rolling recalibration reaches, in horizons: its "
+        "rolling_window residuals per step are spread evenly over the last "
+        "max(rolling_window, rolling_horizons x H) windows with known actuals (0: the last "
+        "rolling_window)",
     )
     rolling_every: int = Field(
         ROLLING_EVERY, ge=1, description="forecast windows between rolling recalibrations"

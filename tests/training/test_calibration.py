@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from pipelines.runtime.contract import DataValidationError
-from pipelines.training.calibration import feedback_groups, feedback_rates, rolling_calibration
+from pipelines.runtime.contract import SERIES_COLUMN, TRAIN, DataValidationError
+from pipelines.runtime.intervals import calibrate
+from pipelines.runtime.scaling import fit_scaler
+from pipelines.training.calibration import (
+    evaluate_intervals,
+    feedback_groups,
+    feedback_rates,
+    rolling_calibration,
+)
 
 
 def test_each_recalibration_rests_on_the_last_residuals_known_at_its_origin() -> None:
@@ -30,6 +38,28 @@ def test_each_recalibration_rests_on_the_last_residuals_known_at_its_origin() ->
     lowest = calibration.quantile_offsets([0.25], groups)[0, :, :, 0]
     np.testing.assert_array_equal(lowest, [[21, 12], [21, 12], [41, 32]])
     np.testing.assert_array_equal(calibration.windows, [3, 3])
+
+
+def test_a_longer_reach_spreads_the_residuals_evenly_over_the_last_known_windows() -> None:
+    # As above with 10 calibration windows (starts 0..9), then forecast windows from start 10;
+    # 3 residuals spread over the last 7 known windows (positions 0, 3 and 6 of them):
+    # - step 1 knows windows 0..9, its last 7 are 3..9: keeps 3, 6, 9 (31, 61, 91);
+    # - step 2 knows windows 0..8, its last 7 are 2..8: keeps 2, 5, 8 (22, 52, 82).
+    windows = np.arange(12)
+    residuals = (10.0 * windows[:, None] + np.array([1.0, 2.0]))[..., None]
+    calibration, groups = rolling_calibration(
+        residuals, windows, np.array(["s"] * 12), windows >= 10, window=3, every=5, span=7
+    )
+    median = calibration.quantile_offsets([0.5], groups)[0, :, :, 0]
+    np.testing.assert_array_equal(median, [[61, 52], [61, 52]])
+    lowest = calibration.quantile_offsets([0.25], groups)[0, :, :, 0]
+    np.testing.assert_array_equal(lowest, [[31, 22], [31, 22]])
+    np.testing.assert_array_equal(calibration.windows, [3])
+    # A span no longer than the window is the window itself: the last 3 known.
+    last, groups = rolling_calibration(
+        residuals, windows, np.array(["s"] * 12), windows >= 10, window=3, every=5, span=2
+    )
+    np.testing.assert_array_equal(last.quantile_offsets([0.25], groups)[0, 0, :, 0], [71, 62])
 
 
 def test_series_are_recalibrated_on_their_own_residuals_in_time_order() -> None:
@@ -115,8 +145,10 @@ def test_feedback_rates_are_scaled_by_the_delay_of_the_misses_by_hand() -> None:
     # One shared factor learns from both steps at the last step's rate: 0.8 / 2 after start
     # 20's step 1 miss, then + (-0.2 + 0.8) / 2 / 2 at start 22.
     shared = bounds(feedback_by="shared")
-    # The default groups the steps by delay: recalibrated every window, one per step.
-    np.testing.assert_allclose(bounds(), expected)
+    # Grouped by delay and recalibrated every window: one factor per step.
+    np.testing.assert_allclose(bounds(feedback_by="delay"), expected)
+    # The default is the shared factor.
+    np.testing.assert_allclose(bounds(), shared)
     s1, s2 = np.exp(0.4), np.exp(0.55)
     np.testing.assert_allclose(shared[:, 1, :], [[1 - 8 * s1, -8 * s1], [1 + 8 * s1, 8 * s1]])
     np.testing.assert_allclose(
@@ -156,3 +188,30 @@ def test_delay_factors_reduce_to_the_step_or_the_shared_ones(every: int, same_as
     # whole horizon known one recalibration after its forecast, one factor for all. The
     # grouping matters: the per-step factors are not the shared one here.
     assert not np.allclose(offsets("step"), offsets("shared"))
+
+
+def test_an_exact_forecast_inside_a_zero_width_interval_counts_as_covered() -> None:
+    # A repeat-last forecast of a dry spell: 0 mm forecast, 0 mm fell, every residual 0, so
+    # every conformal offset is 0 and each interval is the single value 0 mm. Scaled to float32
+    # and back, 0 mm comes out about 1e-8 off; the actual is still inside its interval.
+    rain = pd.DataFrame({SERIES_COLUMN: "s", "rain": [0.0, 0.1, 0.3, 0.0, 2.7, 0.0]})
+    scaler = fit_scaler(rain, np.full(len(rain), TRAIN), ["rain"])
+    zero = scaler.transform(rain.iloc[[0]], ["rain"]).item()
+    back = scaler.inverse_transform(np.array([[[zero]]]), ["s"], ["rain"]).item()
+    assert back != 0.0  # the round-off this test is about
+    windows = 20  # level 90 needs 19 residuals
+    forecast = np.full((windows, 2, 1), zero)
+    calibration = calibrate(np.zeros((windows, 2, 1)))
+    scores = evaluate_intervals(
+        calibration,
+        (80.0, 90.0),
+        forecast,
+        forecast.copy(),
+        np.zeros((windows, 2, 1)),
+        np.array(["s"] * windows),
+        scaler,
+        ("rain",),
+    )
+    assert scores.coverage == {"80": 1.0, "90": 1.0}
+    np.testing.assert_array_equal(scores.coverage_by_step["90"], [1.0, 1.0])
+    assert scores.width["80"] == 0.0

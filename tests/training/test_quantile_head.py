@@ -171,6 +171,7 @@ def test_the_rolling_update_recalibrates_the_head_on_the_windows_known_by_hand(
         "intervals.rolling_window": "20",
         "intervals.rolling_every": "1000",  # one recalibration: at the first test window
         "intervals.rolling_feedback": "0",
+        "intervals.rolling_horizons": "0",  # the last 20 windows, not spread further back
     }
     trained = train.train_model(tiny_config(**settings), prepared)
     windowed = train.windowed_data(prepared)

@@ -333,17 +333,18 @@ def test_intervals_are_calibrated_on_validation_and_scored_on_test_by_hand(
     expected = calibrate(validation.scaled - forecast["validation"])  # pooled, the default
     np.testing.assert_array_equal(trained.calibration.offsets, expected.offsets)
     test = target_windows(prepared, windowed, "test")
-    # Level 80: the 10% and 90% conformal offsets around the scaled forecast, then original
-    # units through the scaler, then the share of test values inside.
+    # Level 80: the 10% and 90% conformal offsets around the scaled forecast; the share of
+    # test values inside, counted in scaled units (no round-off); the width in original units,
+    # through the scaler.
+    low, high = (expected.quantile_offsets([q], test.series_ids)[0] for q in (0.1, 0.9))
     lower, upper = (
         prepared.scaler.inverse_transform(
-            forecast["test"] + expected.quantile_offsets([q], test.series_ids)[0],
-            test.series_ids,
-            prepared.spec.targets,
+            forecast["test"] + offset, test.series_ids, prepared.spec.targets
         )
-        for q in (0.1, 0.9)
+        for offset in (low, high)
     )
-    inside = (lower <= test.original) & (test.original <= upper)
+    residual = test.scaled - forecast["test"]
+    inside = (low <= residual) & (residual <= high)
     scores = trained.interval_evaluations["test"]
     assert scores.coverage["80"] == pytest.approx(inside.mean())
     assert scores.width["80"] == pytest.approx((upper - lower).mean())
@@ -409,6 +410,7 @@ def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
         "intervals.rolling_window": "20",
         "intervals.rolling_every": "4",
         "intervals.rolling_feedback": "0",
+        "intervals.rolling_horizons": "0",  # the last 20 windows, not spread further back
     }
     rolling = train.train_model(tiny_config(learning_rate="0.01", **settings), prepared)
     windowed = train.windowed_data(prepared)
@@ -440,11 +442,12 @@ def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
         )
         for offset in offsets
     )
-    original = actual["test"].original
+    # Coverage counts in scaled units, where the offsets were computed (no round-off).
+    scaled = actual["test"].scaled - forecast["test"]
     scores = rolling.interval_evaluations
     assert set(scores) == {"validation", "test", "test_static"}
     assert scores["test"].coverage["80"] == pytest.approx(
-        ((lower <= original) & (original <= upper)).mean(), abs=1e-12
+        ((offsets[0] <= scaled) & (scaled <= offsets[1])).mean(), abs=1e-12
     )
     assert scores["test"].width["80"] == pytest.approx((upper - lower).mean())
     # Static beside it: the validation calibration, as without the rolling update.
@@ -464,13 +467,14 @@ def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
                 **settings,
                 "intervals.rolling_feedback": "3",
                 "intervals.rolling_feedback_by": "step",
+                "intervals.rolling_horizons": "5",
             },
         ),
         prepared,
     )
     forecast = {part: predict_part(feedback.model, windowed, part, 64) for part in parts}
 
-    def widened_offsets(feedback_by: str) -> tuple[np.ndarray, np.ndarray]:
+    def widened_offsets(feedback_by: str, span: int = 5 * HORIZON) -> tuple[np.ndarray, ...]:
         widened, groups = rolling_calibration(
             np.concatenate([actual[p].scaled - forecast[p] for p in parts]),
             np.concatenate([starts[p] for p in parts]),
@@ -481,17 +485,20 @@ def test_rolling_update_recalibrates_the_test_part_on_known_residuals_by_hand(
             3.0,
             (80.0, 90.0),
             feedback_by=feedback_by,
+            span=span,
         )
         return widened.quantile_offsets([0.1, 0.9], groups)
 
-    low, high = widened_offsets("step")
+    low, high = widened_offsets("step")  # 20 residuals spread over the last 35 windows
     assert not np.allclose(widened_offsets("shared"), (low, high))
+    assert not np.allclose(widened_offsets("step", span=20), (low, high))
     lower, upper = (
         prepared.scaler.inverse_transform(forecast["test"] + o, ids["test"], prepared.spec.targets)
         for o in (low, high)
     )
+    scaled = actual["test"].scaled - forecast["test"]
     assert feedback.interval_evaluations["test"].coverage["80"] == pytest.approx(
-        ((lower <= original) & (original <= upper)).mean(), abs=1e-12
+        ((low <= scaled) & (scaled <= high)).mean(), abs=1e-12
     )
     assert feedback.interval_evaluations["test"].width["80"] == pytest.approx(
         (upper - lower).mean()
@@ -506,6 +513,13 @@ def test_rolling_window_too_small_for_a_level_is_refused_before_any_work() -> No
         ConfigError, match=r"intervals\.rolling_window.*at least 19 residuals for level 90"
     ):
         tiny_config(**{"intervals.update": "rolling", "intervals.rolling_window": "18"})
+
+
+def test_a_negative_reach_is_refused_before_any_work() -> None:
+    from pipelines.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"intervals\.rolling_horizons"):
+        tiny_config(**{"intervals.update": "rolling", "intervals.rolling_horizons": "-1"})
 
 
 def test_an_unknown_feedback_grouping_is_refused_before_any_work() -> None:
