@@ -195,14 +195,15 @@ def rolling_calibration(
         series_starts = starts[members]
         targets_from = np.flatnonzero(first[members])
         origins = targets_from[::every]
+        factor_groups = feedback_groups(horizon, every, feedback_by)
         tracker = _MissTracker(
             residuals[members[targets_from]],
             series_starts[targets_from],
             series_starts[origins],
             every,
             levels,
-            feedback_groups(horizon, every, feedback_by),
-            feedback * feedback_rates(horizon, every, feedback_by, delay_scaled),
+            factor_groups,
+            feedback * feedback_rates(factor_groups, every, delay_scaled),
         )
         for block, origin in enumerate(origins):
             known = np.searchsorted(series_starts, series_starts[origin] - steps, side="right")
@@ -260,15 +261,14 @@ def feedback_groups(horizon: int, every: int, feedback_by: str) -> np.ndarray:
     raise ValueError(f"feedback_by: one of {', '.join(FEEDBACK_BY)}, not {feedback_by!r}")
 
 
-def feedback_rates(horizon: int, every: int, feedback_by: str, delay_scaled: bool) -> np.ndarray:
-    """The feedback rate of each width factor of `feedback_groups` per unit of
-    `rolling_feedback`: one over the recalibrations its last step's value takes to be known
-    (ceil(h / every)), or 1 without `delay_scaled`."""
-    groups = feedback_groups(horizon, every, feedback_by)
+def feedback_rates(groups: np.ndarray, every: int, delay_scaled: bool) -> np.ndarray:
+    """The feedback rate of each width factor of `groups` (`feedback_groups`, one per step) per
+    unit of `rolling_feedback`: one over the recalibrations its last step's value takes to be
+    known (ceil(h / every)), or 1 without `delay_scaled`."""
     if not delay_scaled:
         return np.ones(groups.max() + 1)
     last_steps = np.zeros(groups.max() + 1)
-    np.maximum.at(last_steps, groups, np.arange(1, horizon + 1))
+    np.maximum.at(last_steps, groups, np.arange(1, len(groups) + 1))
     return 1.0 / np.ceil(last_steps / every)
 
 

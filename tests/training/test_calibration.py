@@ -162,10 +162,14 @@ def test_feedback_groups_and_rates_by_hand() -> None:
     assert feedback_groups(5, 2, "shared").tolist() == [0, 0, 0, 0, 0]
     assert feedback_groups(5, 2, "delay").tolist() == [0, 0, 1, 1, 2]
     assert feedback_groups(5, 2, "step").tolist() == [0, 1, 2, 3, 4]
-    np.testing.assert_allclose(feedback_rates(5, 2, "shared", True), [1 / 3])
-    np.testing.assert_allclose(feedback_rates(5, 2, "delay", True), [1, 1 / 2, 1 / 3])
-    np.testing.assert_allclose(feedback_rates(5, 2, "step", True), [1, 1, 1 / 2, 1 / 2, 1 / 3])
-    np.testing.assert_allclose(feedback_rates(5, 2, "delay", False), [1, 1, 1])
+    np.testing.assert_allclose(feedback_rates(feedback_groups(5, 2, "shared"), 2, True), [1 / 3])
+    np.testing.assert_allclose(
+        feedback_rates(feedback_groups(5, 2, "delay"), 2, True), [1, 1 / 2, 1 / 3]
+    )
+    np.testing.assert_allclose(
+        feedback_rates(feedback_groups(5, 2, "step"), 2, True), [1, 1, 1 / 2, 1 / 2, 1 / 3]
+    )
+    np.testing.assert_allclose(feedback_rates(feedback_groups(5, 2, "delay"), 2, False), [1, 1, 1])
     with pytest.raises(ValueError, match="feedback_by: one of shared, delay, step, not 'day'"):
         feedback_groups(5, 2, "day")
 
