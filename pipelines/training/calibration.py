@@ -440,25 +440,21 @@ def evaluate_intervals(
     Every score is a mean over windows, so the windows are scored in blocks of about
     `SCORED_VALUES` values and the block means weighted by their windows: memory stays flat
     whatever the part's size (Weather at H=720 has 150 million values per bound)."""
-    groups = series_ids if groups is None else groups
+    windows = _Windows(
+        forecast_scaled,
+        actual_scaled,
+        actual_original,
+        series_ids,
+        series_ids if groups is None else groups,
+        head,
+    )
     block = max(1, SCORED_VALUES // max(1, int(np.prod(forecast_scaled.shape[1:]))))
     total = len(forecast_scaled)
     with_crps = not calibration.missing(list(CRPS_QUANTILES))
     sums: dict[tuple[str, str], Any] = {}
     for first in range(0, total, block):
-        rows = slice(first, first + block)
         scores = _block_scores(
-            calibration,
-            levels,
-            forecast_scaled[rows],
-            actual_scaled[rows],
-            actual_original[rows],
-            series_ids[rows],
-            scaler,
-            targets,
-            groups[rows],
-            with_crps,
-            None if head is None else head[rows],
+            calibration, levels, windows.rows(first, first + block), scaler, targets, with_crps
         )
         weight = (min(total, first + block) - first) / total
         for key, value in scores.items():
@@ -481,28 +477,52 @@ SCORED_VALUES = 4_000_000
 """About how many values `evaluate_intervals` scores at once (a bound's block: 32 MB)."""
 
 
+@dataclass
+class _Windows:
+    """One part's windows as `evaluate_intervals` scores them (see its arguments)."""
+
+    forecast_scaled: np.ndarray
+    actual_scaled: np.ndarray
+    actual_original: np.ndarray
+    series_ids: np.ndarray
+    groups: np.ndarray
+    head: np.ndarray | None
+
+    def rows(self, first: int, stop: int) -> _Windows:
+        """The windows first to stop - 1."""
+        part = slice(first, stop)
+        return _Windows(
+            self.forecast_scaled[part],
+            self.actual_scaled[part],
+            self.actual_original[part],
+            self.series_ids[part],
+            self.groups[part],
+            None if self.head is None else self.head[part],
+        )
+
+
 def _block_scores(
     calibration: Calibration,
     levels: tuple[float, ...],
-    forecast_scaled: np.ndarray,
-    actual_scaled: np.ndarray,
-    actual_original: np.ndarray,
-    series_ids: np.ndarray,
+    windows: _Windows,
     scaler: FittedScaler,
     targets: tuple[str, ...],
-    groups: np.ndarray,
     with_crps: bool,
-    head: np.ndarray | None,
 ) -> dict[tuple[str, str], Any]:
     """The mean scores of one block of windows, keyed (score, level name)."""
+    forecast, series_ids = windows.forecast_scaled, windows.series_ids
+    actual_scaled, actual_original = windows.actual_scaled, windows.actual_original
+
+    def bounds(quantiles: list[float]) -> np.ndarray:
+        return calibration.bounds(quantiles, forecast, windows.groups, windows.head)
 
     def bound(quantile: float) -> tuple[np.ndarray, np.ndarray]:
-        scaled = calibration.bounds([quantile], forecast_scaled, groups, head)[0]
+        scaled = bounds([quantile])[0]
         return scaled, scaler.inverse_transform(scaled, series_ids, targets)
 
     # The levels' bounds asked together, as a forecast asks them (a CQR's are sorted across).
     quantiles = [q for level in levels for q in interval_quantiles(level)]
-    scaled_bounds = calibration.bounds(quantiles, forecast_scaled, groups, head)
+    scaled_bounds = bounds(quantiles)
     scores: dict[tuple[str, str], Any] = {}
     for index, level in enumerate(levels):
         name = level_name(level)
