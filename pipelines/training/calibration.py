@@ -414,7 +414,7 @@ def rolling_test_calibration(
         settings.rolling_feedback,
         settings.levels,
         feedback_by=settings.rolling_feedback_by,
-        span=max(settings.rolling_window, settings.rolling_horizons * forecasts["test"].shape[1]),
+        span=settings.rolling_horizons * forecasts["test"].shape[1],
         head=head,
         head_quantiles=head_quantiles,
     )
