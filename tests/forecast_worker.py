@@ -1,4 +1,5 @@
-"""Test helper: runs `pipelines.cli.forecast.main` but blocks at the partition's final rename.
+"""Test helper: runs `pipelines.cli.forecast.main` (or, with `--monitor` first,
+`pipelines.cli.monitor.main`) but blocks at the partition's final rename.
 
 Used by `tests/serving/test_batch.py` to SIGKILL a forecast after its file is fully staged and
 before it becomes visible. When the rename's destination is a partition (`as_of=...`) or a forecast
@@ -27,6 +28,12 @@ def _blocking_replace(source: Any, destination: Any, *args: Any, **kwargs: Any) 
 
 if __name__ == "__main__":
     os.replace = _blocking_replace
-    from pipelines.cli.forecast import main
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["--monitor"]:
+        from pipelines.cli.monitor import main
 
-    sys.exit(main(sys.argv[1:]))
+        arguments = arguments[1:]
+    else:
+        from pipelines.cli.forecast import main
+
+    sys.exit(main(arguments))

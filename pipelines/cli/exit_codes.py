@@ -6,7 +6,8 @@
 | 1    | unexpected failure (traceback on stderr), or a compared model failed          |
 | 2    | bad input: configuration, option or data (one `error:` line, nothing written) |
 | 3    | forecast written (or unchanged) but some series were skipped                  |
-| 75   | another forecast run holds the output's lock (EX_TEMPFAIL: retry later)       |
+| 4    | monitor: scores written, and an alarm rule broke for the model in service     |
+| 75   | another run holds the output's lock (EX_TEMPFAIL: retry later)                |
 """
 
 import sys
@@ -16,6 +17,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
+EXIT_ALARM = 4
 EXIT_LOCKED = 75
 
 

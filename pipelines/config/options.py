@@ -67,6 +67,18 @@ ENTRY_POINT_OPTIONS: dict[str, tuple[str, ...]] = {
         "replace",
         "forecast_experiment_name",
     ),
+    "monitor": (
+        "dataset",
+        "source",
+        "forecast_output",
+        "monitor_output",
+        "window",
+        "mae_factor",
+        "mae_sigmas",
+        "coverage_band",
+        "lock_timeout",
+        "monitor_experiment_name",
+    ),
 }
 """The settings each entry point exposes as options (besides `--config` and `--set`)."""
 DESCRIPTIONS = {
@@ -83,6 +95,9 @@ DESCRIPTIONS = {
     "model with per-fold metrics.",
     "forecast": "Forecast every series with a registered model and write one Parquet "
     "partition per as_of; the run is tracked in MLflow (MLFLOW_TRACKING_URI).",
+    "monitor": "Score every forecast partition whose horizon has (partly) passed against the "
+    "actuals, write the scores table, track each model version in MLflow and check the alarm "
+    "rules (exit 4 on an alarm).",
 }
 
 

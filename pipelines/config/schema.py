@@ -1,4 +1,4 @@
-"""The schema of every setting of every entry point: typed, with its default, in eight sections.
+"""The schema of every setting of every entry point: typed, with its default, in nine sections.
 
 | section    | what it holds                                      | read by                        |
 |------------|----------------------------------------------------|--------------------------------|
@@ -10,6 +10,7 @@
 | `forecast` | model URI, as_of, output, series, lock, replace    | forecast, main                 |
 | `backtest` | folds or fold starts, step, window, refit, ...     | backtest                       |
 | `intervals`| interval levels, conformal calibration             | train, compare, main           |
+| `monitor`  | scores folder, alarm window and thresholds         | monitor                        |
 
 `FLAT_PARAMETERS` gives each setting that has a command-line option its one flat name
 (`input_width` -> `data.input_width`): the same option (`--input-width`) in every entry point
@@ -60,6 +61,7 @@ HEADED_FAMILIES = ("direct", "recurrent")
 """Model families that take a quantile head (`intervals.method: cqr`)."""
 DEFAULT_COMPARE_MODELS = ("last", "repeat", "linear", "lstm", "gru", "peephole")
 DEFAULT_FORECAST_OUTPUT = str(DATA_DIRECTORY / "forecasts")
+DEFAULT_MONITOR_OUTPUT = str(DATA_DIRECTORY / "monitoring")
 MAX_SEED = 2**32 - 1
 CHAMPION_ALIAS = "champion"
 """The registered-model alias of the version that forecasts (moved by the registry's rule)."""
@@ -127,6 +129,13 @@ FLAT_PARAMETERS: dict[str, str] = {
     "lock_timeout": "forecast.lock_timeout",
     "replace": "forecast.replace",
     "forecast_experiment_name": "forecast.experiment_name",
+    # monitor
+    "monitor_output": "monitor.output",
+    "window": "monitor.window",
+    "mae_factor": "monitor.mae_factor",
+    "mae_sigmas": "monitor.mae_sigmas",
+    "coverage_band": "monitor.coverage_band",
+    "monitor_experiment_name": "monitor.experiment_name",
 }
 """Flat name (command-line option without `--`, MLproject parameter) -> dotted key."""
 
@@ -496,8 +505,43 @@ class IntervalConfig(SettingsSection):
         return tuple(sorted(tails | {0.5} | {round(1 - tail, 12) for tail in tails}))
 
 
+class MonitorConfig(SettingsSection):
+    """Monitoring of the forecast partitions: where the scores go, the alarm rules' settings
+    (`pipelines.runtime.monitoring`)."""
+
+    section = "monitor"
+
+    output: str = Field(DEFAULT_MONITOR_OUTPUT, description="folder of the scores partitions")
+    window: int = Field(
+        7, ge=1, le=10_000, description="forecasts (as_of times) in each rule's rolling window"
+    )
+    mae_factor: float = Field(
+        1.1,
+        ge=1,
+        allow_inf_nan=False,
+        description="the MAE rule alarms when a window's MAE is above both this multiple of the "
+        "validation reference and 1 + mae_sigmas standard deviations of its noise",
+    )
+    mae_sigmas: float = Field(
+        3.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="standard deviations of a window's MAE ratio that the MAE rule allows (see "
+        "mae_factor)",
+    )
+    coverage_band: float = Field(
+        0.99,
+        gt=0,
+        lt=1,
+        description="the coverage rule alarms outside this central binomial band",
+    )
+    experiment_name: str = Field(
+        "monitoring", min_length=1, description="MLflow experiment of the monitoring runs"
+    )
+
+
 class RunConfig(SettingsSection):
-    """Every setting of every entry point, in eight sections (see the module docstring).
+    """Every setting of every entry point, in nine sections (see the module docstring).
 
     Example:
         >>> config = RunConfig(training=TrainingConfig(epochs=3))
@@ -515,6 +559,7 @@ class RunConfig(SettingsSection):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     intervals: IntervalConfig = Field(default_factory=IntervalConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     def forecast_model_uri(self) -> str:
         """`forecast.model_uri`, or the registered model's champion when it is none."""
@@ -531,5 +576,6 @@ SECTIONS: dict[str, type[SettingsSection]] = {
     "forecast": ForecastConfig,
     "backtest": BacktestConfig,
     "intervals": IntervalConfig,
+    "monitor": MonitorConfig,
 }
 """Section name -> its settings class, in the order of `RunConfig`."""

@@ -84,15 +84,18 @@ def partition_path(output: Path, as_of: pd.Timestamp) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(output: Path, timeout: float) -> Iterator[None]:
-    """Holds an exclusive `flock` on `output/.forecast.lock` (the kernel frees it on death).
+def output_lock(
+    output: Path, timeout: float, *, lock_file: str = LOCK_FILE, job: str = "forecast"
+) -> Iterator[None]:
+    """Holds an exclusive `flock` on `output/<lock_file>` (the kernel frees it on death);
+    `job` names the runs that share it in the error.
 
     Raises:
         LockTimeoutError: another process held it for longer than `timeout` seconds.
     """
     output.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + max(timeout, 0.0)
-    with open(output / LOCK_FILE, "a+b") as handle:
+    with open(output / lock_file, "a+b") as handle:
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -102,7 +105,7 @@ def output_lock(output: Path, timeout: float) -> Iterator[None]:
                     raise
                 if time.monotonic() >= deadline:
                     raise LockTimeoutError(
-                        f"another forecast run holds the lock {output / LOCK_FILE} "
+                        f"another {job} run holds the lock {output / lock_file} "
                         f"(waited {timeout:g} s; raise --lock-timeout to wait longer)"
                     ) from None
                 time.sleep(_LOCK_POLL_SECONDS)
@@ -112,8 +115,9 @@ def output_lock(output: Path, timeout: float) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def read_metadata(path: Path) -> dict[str, Any] | None:
-    """The `forecast` metadata of a written file, or None when it has none or is unreadable."""
+def read_metadata(path: Path, key: bytes = METADATA_KEY) -> dict[str, Any] | None:
+    """The JSON document under schema metadata `key` (default the forecasts' `forecast`) of a
+    written file, or None when it has none or is unreadable."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -121,7 +125,7 @@ def read_metadata(path: Path) -> dict[str, Any] | None:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException):
         return None
-    raw = (schema.metadata or {}).get(METADATA_KEY)
+    raw = (schema.metadata or {}).get(key)
     return json.loads(raw) if raw else None
 
 

@@ -21,6 +21,10 @@ view (`HEADLINE_METRICS`, a dozen, not the 160 of every combination):
   original units); the interval (Winkler) scores, coverage per step and the validation part's
   figures (`val_...`, on the residuals the calibration was made of) are in the artifacts.
 
+The artifact `monitoring/reference.json` is the model's monitoring reference (validation errors
+per step and target, their window-to-window spread, and the levels' hit correlation;
+`pipelines.runtime.monitoring`), which `monitor` checks the scheduled forecasts against.
+
 Every metric of the model and of the naive baselines (`baseline_last_...`,
 `baseline_repeat_...`), in both unit systems, overall and per step, is in the artifacts
 `metrics/overall.json` (`{key: value}`) and `metrics/by_step.csv` (a row per horizon step, a
@@ -54,6 +58,7 @@ from models.registry import model_family
 from pipelines.config.loading import CONFIG_ARTIFACT, dump_yaml, flatten
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import resolve_entry
+from pipelines.runtime.monitoring import REFERENCE_ARTIFACT
 from pipelines.runtime.windows import WindowSpec
 from pipelines.tracking.plots import log_plots
 from pipelines.tracking.registry import register_and_promote
@@ -186,6 +191,8 @@ def log_training_run(result: TrainResult, config: RunConfig, *, register: bool =
     run_id = run.info.run_id
     _log_params(result, config)
     mlflow.log_text(dump_yaml(config), CONFIG_ARTIFACT)
+    if result.reference is not None:
+        mlflow.log_dict(result.reference.to_dict(), REFERENCE_ARTIFACT)
     mlflow.set_tags(_tags(result, config))
     _log_metrics(run_id, result)
     _log_dataset(result)

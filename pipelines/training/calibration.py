@@ -34,6 +34,7 @@ from pipelines.runtime.intervals import (
     interval_quantiles,
     level_name,
 )
+from pipelines.runtime.monitoring import MonitoringReference, monitoring_reference
 from pipelines.runtime.scaling import FittedScaler
 from pipelines.training import interval_metrics
 
@@ -94,6 +95,35 @@ def validation_calibration(
         warnings.warn(notes[-1], stacklevel=2)
         return None
     return calibration
+
+
+REFERENCE_LEVELS = (50.0, 80.0, 90.0, 95.0, 99.0)
+"""Levels whose hit correlation a monitoring reference keeps besides `intervals.levels` (those
+the calibration has residuals for), so a forecast at another common level is watched too."""
+
+
+def validation_reference(
+    settings: IntervalConfig,
+    calibration: Calibration | None,
+    actual_scaled: np.ndarray,
+    forecast_scaled: np.ndarray,
+    series_ids: np.ndarray,
+    targets: tuple[str, ...],
+    head: tuple[np.ndarray, tuple[float, ...]] | None = None,
+) -> MonitoringReference:
+    """The monitoring reference of the validation windows (`pipelines.runtime.monitoring`):
+    errors per step and target, and each level's hits under the model's calibration."""
+    bounds = {}
+    if calibration is not None:
+        for level in sorted(set(settings.levels) | set(REFERENCE_LEVELS)):
+            quantiles = list(interval_quantiles(level))
+            if calibration.missing(quantiles):
+                continue
+            lower, upper = calibration.bounds(
+                quantiles, forecast_scaled, series_ids, head and head[0]
+            )
+            bounds[level_name(level)] = (lower, upper)
+    return monitoring_reference(actual_scaled, forecast_scaled, targets, bounds)
 
 
 def rolling_calibration(

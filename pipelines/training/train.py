@@ -24,11 +24,13 @@ from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
 from pipelines.runtime.contract import PART_NAMES, DataValidationError
 from pipelines.runtime.intervals import Calibration
+from pipelines.runtime.monitoring import MonitoringReference
 from pipelines.runtime.windows import WindowedData, WindowSpec
 from pipelines.training.calibration import (
     IntervalEvaluation,
     interval_evaluations,
     validation_calibration,
+    validation_reference,
 )
 from pipelines.training.evaluation import (
     EVALUATED_PARTS,
@@ -63,6 +65,8 @@ class TrainResult:
         baseline_evaluations: `{baseline name: {part: Evaluation}}` on the same windows.
         calibration: the conformal calibration of the validation residuals the logged model
             carries (None: `intervals.calibration` none, or too few validation windows).
+        reference: the monitoring reference of the validation windows (logged with the run,
+            read by `monitor`).
         interval_evaluations: `{part: IntervalEvaluation}` (validation, test, and test_static
             with a rolling update), empty without a calibration.
         window_counts: windows per part.
@@ -81,6 +85,7 @@ class TrainResult:
     evaluations: dict[str, Evaluation]
     baseline_evaluations: dict[str, dict[str, Evaluation]]
     calibration: Calibration | None
+    reference: MonitoringReference | None
     interval_evaluations: dict[str, IntervalEvaluation]
     window_counts: dict[str, int]
     prepared: PrepareResult
@@ -157,6 +162,15 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         notes,
         heads and (heads["validation"], quantiles),
     )
+    reference = validation_reference(
+        config.intervals,
+        calibration,
+        actuals["validation"].scaled,
+        forecasts["validation"],
+        actuals["validation"].series_ids,
+        prepared.spec.targets,
+        heads and (heads["validation"], quantiles),
+    )
     interval_scores = interval_evaluations(
         config.intervals,
         calibration,
@@ -183,6 +197,7 @@ def train_model(config: RunConfig, prepared: PrepareResult | None = None) -> Tra
         evaluations=evaluations,
         baseline_evaluations=baseline_evaluations,
         calibration=calibration,
+        reference=reference,
         interval_evaluations=interval_scores,
         window_counts={part: len(windowed.starts[part]) for part in PART_NAMES},
         prepared=prepared,

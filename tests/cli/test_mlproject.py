@@ -53,6 +53,12 @@ DISTINCT_VALUES = {
     "training_rows": "300",
     "refit": "2",
     "validation_fraction": "0.25",
+    "monitor_output": "/tmp/monitor-v",
+    "window": "5",
+    "mae_factor": "1.25",
+    "mae_sigmas": "2.5",
+    "coverage_band": "0.95",
+    "monitor_experiment_name": "monitor-experiment-u",
 }
 
 
@@ -68,7 +74,15 @@ def command_words(entry_point: str, values: dict[str, str]) -> list[str]:
 
 
 def test_the_project_declares_every_entry_point() -> None:
-    assert set(ENTRY_POINTS) == {"main", "prepare", "train", "compare", "forecast", "backtest"}
+    assert set(ENTRY_POINTS) == {
+        "main",
+        "prepare",
+        "train",
+        "compare",
+        "forecast",
+        "backtest",
+        "monitor",
+    }
     assert set(ENTRY_POINTS) <= set(ENTRY_POINT_OPTIONS)
 
 

@@ -558,6 +558,7 @@ def test_config_to_dict_is_plain_data():
         "forecast",
         "backtest",
         "intervals",
+        "monitor",
     ]
     assert document["model"]["hparams"]["peepholes"] == ["input", "forget"]
     assert document["model"]["models"] == ["last", "peephole"]

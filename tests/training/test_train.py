@@ -19,6 +19,7 @@ from pipelines.config.loading import load_config
 from pipelines.config.schema import RunConfig
 from pipelines.data.prepare import PrepareResult
 from pipelines.data.prepare import run as prepare_data
+from pipelines.runtime.monitoring import REFERENCE_ARTIFACT, MonitoringReference
 from pipelines.tracking import training_run
 from pipelines.training import train
 
@@ -158,6 +159,17 @@ def test_mlflow_round_trip_and_champion_on_validation(
     assert [entry.value for entry in sorted(by_step, key=lambda e: e.step)] == pytest.approx(
         by_step_table["test_mae_by_step"].tolist()
     )
+    # The monitoring reference: the validation errors per step (the logged val_mae_by_step)
+    # and coverage (val_coverage_80), which `monitor` checks the scheduled forecasts against.
+    reference = MonitoringReference.from_dict(
+        mlflow.artifacts.load_dict(f"{run_uri}/{REFERENCE_ARTIFACT}")
+    )
+    assert reference.targets == tuple(prepared.spec.targets)
+    assert reference.mae_by_step.mean(axis=1) == pytest.approx(
+        by_step_table["val_mae_by_step"].tolist()
+    )
+    assert reference.coverage["80"] == pytest.approx(overall["val_coverage_80"])
+    assert reference.design_effect["80"] >= 1 and reference.ratio_sd > 0
     losses = tracking.get_metric_history(first.info.run_id, "val_loss")
     assert sorted(entry.step for entry in losses) == [1, 2]
     assert first.data.tags["model_family"] == "direct"
