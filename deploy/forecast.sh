@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# One scheduled forecast run: reads the settings, runs `python -m pipelines.cli.forecast`, logs
-# timestamped lines and exits with the forecast's own code (0 ok, 3 partial, 2 bad input,
-# 1 failure, 75 locked), so cron and systemd see what happened. See deploy/README.md.
+# One scheduled run: reads the settings, runs `python -m pipelines.cli.forecast`, then (unless
+# MONITOR=false) `python -m pipelines.cli.monitor` on the forecasts so far, logs timestamped
+# lines and exits with one code cron and systemd understand: the forecast's when it failed (2 bad
+# input, 1 failure, 75 locked), else the monitor's when it failed or alarmed (4), else the
+# forecast's (0 ok, 3 partial). See deploy/README.md.
 #
 # Settings come from the environment, or from FORECAST_ENV_FILE (default deploy/forecast.env):
 #   MODEL_URI (required), DATASET or SOURCE (default: the training run's data), OUTPUT (default: data/forecasts, git-ignored),
-#   MLFLOW_TRACKING_URI, SERIES, AS_OF, LOCK_TIMEOUT, EXPERIMENT_NAME, PYTHON (default .venv).
+#   MLFLOW_TRACKING_URI, SERIES, AS_OF, LOCK_TIMEOUT, EXPERIMENT_NAME, PYTHON (default .venv),
+#   MONITOR (default true), MONITOR_OUTPUT (default: data/monitoring, git-ignored).
 # Extra arguments are passed on to the forecast (e.g. `forecast.sh --as-of 2026-01-01` to backfill).
 set -euo pipefail
 
@@ -38,6 +41,7 @@ meaning() {
     case $1 in
         0) echo "all series forecast" ;;
         3) echo "partition written, some series skipped (listed above)" ;;
+        4) echo "forecast written; the monitor raised an alarm (listed above, alarm.json)" ;;
         2) echo "bad input or settings, nothing written" ;;
         75) echo "another run holds the lock, nothing written" ;;
         *) echo "unexpected failure" ;;
@@ -54,25 +58,40 @@ if [[ ! -x $python ]]; then
     exit 1
 fi
 
-arguments=(-m pipelines.cli.forecast --model-uri "$MODEL_URI" --forecast-output "${OUTPUT:-$install_dir/data/forecasts}")
+output="${OUTPUT:-$install_dir/data/forecasts}"
+data=()
 # Without either, the forecast reads the data set the model was trained on (its run's config).
 if [[ -n ${SOURCE:-} ]]; then
-    arguments+=(--source "$SOURCE")
+    data=(--source "$SOURCE")
 elif [[ -n ${DATASET:-} ]]; then
-    arguments+=(--dataset "$DATASET")
+    data=(--dataset "$DATASET")
 fi
+arguments=(-m pipelines.cli.forecast --model-uri "$MODEL_URI" --forecast-output "$output" "${data[@]}")
 if [[ -n ${SERIES:-} ]]; then arguments+=(--series "$SERIES"); fi
 if [[ -n ${AS_OF:-} ]]; then arguments+=(--as-of "$AS_OF"); fi
 if [[ -n ${LOCK_TIMEOUT:-} ]]; then arguments+=(--lock-timeout "$LOCK_TIMEOUT"); fi
 if [[ -n ${EXPERIMENT_NAME:-} ]]; then arguments+=(--forecast-experiment-name "$EXPERIMENT_NAME"); fi
 arguments+=("$@")
 
-log 6 "start: model ${MODEL_URI}, output ${OUTPUT:-$install_dir/data/forecasts}, tracking ${MLFLOW_TRACKING_URI:-default}"
+log 6 "start: model ${MODEL_URI}, output $output, tracking ${MLFLOW_TRACKING_URI:-default}"
 started=$SECONDS
 status=0
-# Every line of the forecast's output is logged through `log`; with pipefail the pipeline's
-# status is the forecast's, and `|| status=$?` keeps `set -e` from ending the script first.
+# Every line of the command's output is logged through `log`; with pipefail the pipeline's
+# status is the command's, and `|| status=$?` keeps `set -e` from ending the script first.
 "$python" "${arguments[@]}" 2>&1 | while IFS= read -r line; do log 6 "$line"; done || status=$?
+
+# The monitor scores what the day's actuals made scorable, so it runs after a forecast that
+# wrote its partition (0, 3); the same data settings, so it reads the same actuals.
+if [[ ${MONITOR:-true} == true && ($status == 0 || $status == 3) ]]; then
+    monitor=(-m pipelines.cli.monitor --forecast-output "$output"
+        --monitor-output "${MONITOR_OUTPUT:-$install_dir/data/monitoring}" "${data[@]}")
+    if [[ -n ${LOCK_TIMEOUT:-} ]]; then monitor+=(--lock-timeout "$LOCK_TIMEOUT"); fi
+    log 6 "monitor: scores in ${MONITOR_OUTPUT:-$install_dir/data/monitoring}"
+    monitor_status=0
+    "$python" "${monitor[@]}" 2>&1 | while IFS= read -r line; do log 6 "$line"; done \
+        || monitor_status=$?
+    if [[ $monitor_status != 0 ]]; then status=$monitor_status; fi
+fi
 
 case $status in
     0) priority=6 ;;

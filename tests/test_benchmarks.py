@@ -1249,3 +1249,49 @@ def test_quantile_head_compares_both_methods_by_hand(monkeypatch) -> None:
     rows = [{"method": "conformal", **row} for row in conformal]
     lines = benchmark.format_table(rows).splitlines()
     assert lines[2].startswith("| conformal | validation replay | 0.0% | 17.000 | 132.000 |")
+
+
+# --------------------------------------------------------------------------------------------
+# monitoring.py
+
+
+def test_monitoring_summary_counts_clean_days_and_the_delay_by_hand(monkeypatch) -> None:
+    monitoring = load_benchmark("monitoring.py", monkeypatch)
+    day = pd.Timestamp("2020-11-01", tz="UTC")
+
+    def days(codes: list[int]) -> list:
+        return [
+            monitoring.DayResult(day + pd.Timedelta(days=i), code, ("mae",) if code == 4 else ())
+            for i, code in enumerate(codes)
+        ]
+
+    # The shift starts on day 3: the shifted replay's days 0 and 1 are clean (their actuals end
+    # by day 2), day 2's actuals (revealed on day 3) are the first shifted ones.
+    shift_start = day + pd.Timedelta(days=3)
+    clean = days([0, 4, 0, 0, 0])
+    raised = days([0, 0, 0, 0, 4])
+    figures = monitoring.summarise(clean, raised, shift_start)
+    assert figures["clean_days"] == 5 + 3
+    assert figures["false_alarms"] == 1
+    assert figures["false_alarms_per_30_days"] == pytest.approx(30 / 8, abs=1e-3)
+    # Flagged by the monitor after day 4 (run at day 5), 2 days after the shift began.
+    assert figures["detection_delay_days"] == 2
+    assert figures["detection_rules"] == ["mae"]
+    assert monitoring.summarise(clean, days([0] * 5), shift_start)["detection_delay_days"] is None
+
+
+@pytest.mark.shared_data
+def test_monitoring_quick_replays_both_runs_and_scores_every_revealed_step(
+    shared_datasets,
+) -> None:
+    run = run_quick("monitoring.py", "--data", str(shared_datasets / "weather.csv.gz"))
+    figures = run.figures
+    assert figures["quick"] is True and figures["days"] == 6
+    # Each daily forecast is 96 steps of one target, all revealed by the next day.
+    assert figures["scored_rows"] == 6 * 96
+    assert figures["clean_days"] == 6 + 3  # the clean replay and the 3 days before the shift
+    replayed = [line for line in run.lines if line.startswith(("  clean ", "  shifted "))]
+    assert len(replayed) == 12
+    alarms = sum("ALARM" in line for line in replayed if line.startswith("  clean "))
+    alarms += sum("ALARM" in line for line in replayed[6:9])
+    assert figures["false_alarms"] == alarms

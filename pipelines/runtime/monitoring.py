@@ -26,7 +26,8 @@ model with itself, never with a constant typed in by hand:
 
 The skill rule needs no reference: 1 - sum |e| / sum |e_last| over the window, where e_last is
 the error of repeating the last actual known at the forecast's as_of; below 0 the model is
-worse than that naive forecast over the window.
+worse than that naive forecast over the window. Below 0 means below -`SKILL_TOLERANCE`: a
+champion that is the last-value baseline forecasts in float32 and lands within round-off of 0.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ import numpy as np
 REFERENCE_VERSION = 1
 REFERENCE_ARTIFACT = "monitoring/reference.json"
 """Where a training run logs its model's reference (an artifact of the run)."""
+SKILL_TOLERANCE = 1e-3
+"""How far below 0 the skill must be to alarm (0.1% of the naive forecast's error)."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def check_window(
                 f"/ sqrt({forecasts}))",
             )
         )
-    if skill < 0:
+    if skill < -SKILL_TOLERANCE:
         alarms.append(
             Alarm(
                 "skill",

@@ -1,5 +1,6 @@
-"""The scheduling files in deploy/: units that parse, a crontab line, a wrapper that logs and
-passes the forecast's exit code through (checked with a stub Python, no systemd needed)."""
+"""The scheduling files in deploy/: units that parse, a crontab line, a wrapper that runs the
+forecast then the monitor, logs, and passes one exit code through (checked with a stub Python,
+no systemd needed)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,11 @@ def test_service_runs_the_wrapper_once_with_documented_exit_codes() -> None:
     assert service["WorkingDirectory"] == INSTALL_DIR
     assert service["EnvironmentFile"] == f"{INSTALL_DIR}/deploy/forecast.env"
     assert service["SuccessExitStatus"].split() == ["3"]  # partial forecast is a success
-    assert service["RestartPreventExitStatus"].split() == ["2"]  # bad input is never retried
+    # Bad input and a monitoring alarm are never retried; a failure tells a person.
+    assert service["RestartPreventExitStatus"].split() == ["2", "4"]
+    assert unit("lstm-forecast.service")["Unit"]["OnFailure"] == ("lstm-forecast-notify@%n.service")
+    notifier = unit("lstm-forecast-notify@.service")["Service"]
+    assert notifier["Type"] == "oneshot" and "mail" in notifier["ExecStart"]
     assert service["Restart"] == "on-failure"
     assert service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict"
@@ -50,7 +55,7 @@ def test_service_runs_the_wrapper_once_with_documented_exit_codes() -> None:
         if line and not line.startswith("#")
     )
     store = settings["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")
-    for path in (settings["OUTPUT"], store):
+    for path in (settings["OUTPUT"], settings["MONITOR_OUTPUT"], store):
         assert any(path.startswith(root + "/") for root in writable), (path, writable)
 
 
@@ -65,7 +70,7 @@ def test_timer_starts_the_service_daily_and_catches_up() -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     # verify checks that ExecStart exists, so the units are pointed at this checkout.
-    for name in ("lstm-forecast.service", "lstm-forecast.timer"):
+    for name in ("lstm-forecast.service", "lstm-forecast.timer", "lstm-forecast-notify@.service"):
         text = (DEPLOY / name).read_text().replace(INSTALL_DIR, str(REPOSITORY_ROOT))
         (tmp_path / name).write_text(text)
     completed = subprocess.run(
@@ -86,11 +91,21 @@ def test_crontab_has_one_daily_line_that_runs_the_wrapper_and_logs() -> None:
         for line in (DEPLOY / "crontab").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    assert len(lines) == 1
-    minute, hour, day, month, weekday, command = lines[0].split(maxsplit=5)
+    assert len(lines) == 2 and lines[0].startswith("MAILTO=")
+    minute, hour, day, month, weekday, command = lines[1].split(maxsplit=5)
     assert (minute, hour, day, month, weekday) == ("15", "6", "*", "*", "*")
     assert command.startswith(f"{INSTALL_DIR}/deploy/forecast.sh ")
-    assert re.search(r">>\s*/\S+\.log 2>&1$", command)
+    # The log goes to a file; only a failure prints (so cron mails it).
+    logged, on_failure = command.split(" || ", 1)
+    assert re.search(r">>\s*/\S+\.log 2>&1$", logged)
+    on_failure = on_failure.replace("/var/log/lstm-forecast/forecast.log", "/dev/null")
+    completed = subprocess.run(
+        ["sh", "-c", f"false || {on_failure}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "lstm-forecast exited 1" in completed.stdout
 
 
 def test_wrapper_is_valid_bash_and_executable() -> None:
@@ -100,14 +115,17 @@ def test_wrapper_is_valid_bash_and_executable() -> None:
 
 
 def run_wrapper(
-    tmp_path: Path, exit_code: int, *extra: str, **settings: str
+    tmp_path: Path, exit_code: int, *extra: str, monitor_code: int = 0, **settings: str
 ) -> subprocess.CompletedProcess[str]:
-    """Runs forecast.sh with a stub Python that records its arguments and exits as told."""
-    arguments_file = tmp_path / "arguments"
+    """Runs forecast.sh with a stub Python that records each command's arguments (in
+    `arguments.forecast`, `arguments.monitor`) and exits as told."""
     stub = tmp_path / "python"
     stub.write_text(
         "#!/usr/bin/env bash\n"
-        f'printf "%s\\n" "$@" > {arguments_file}\n'
+        'command="${2##*.}"\n'
+        f'printf "%s\\n" "$@" > {tmp_path}/arguments.$command\n'
+        'if [[ $command == monitor ]]; then echo "alarm mae: MAE ratio 2.1" >&2; '
+        f"exit {monitor_code}; fi\n"
         'echo "forecast: series beta skipped: history too short" >&2\n'
         f"exit {exit_code}\n"
     )
@@ -152,7 +170,7 @@ def test_wrapper_passes_the_exit_code_through_and_logs_it(
     assert "start: model models:/forecaster@champion" in lines[0]
     assert "series beta skipped" in completed.stdout  # the forecast's own stderr is logged
     assert f"finished: exit {code} (" in lines[-1] and meaning in lines[-1]
-    arguments = (tmp_path / "arguments").read_text().splitlines()
+    arguments = (tmp_path / "arguments.forecast").read_text().splitlines()
     assert arguments == [
         "-m",
         "pipelines.cli.forecast",
@@ -185,7 +203,7 @@ def test_wrapper_reads_the_env_file_and_prefers_source(tmp_path: Path) -> None:
     )
     completed = run_wrapper(tmp_path, 0, FORECAST_ENV_FILE=str(env_file))
     assert completed.returncode == 0, completed.stdout
-    arguments = (tmp_path / "arguments").read_text().splitlines()
+    arguments = (tmp_path / "arguments.forecast").read_text().splitlines()
     assert arguments[arguments.index("--model-uri") + 1] == "runs:/abc/model"
     assert arguments[arguments.index("--source") + 1] == "/srv/history.csv"
     assert "--dataset" not in arguments
@@ -202,4 +220,51 @@ def test_wrapper_without_settings_exits_2_and_says_what_is_missing(tmp_path: Pat
     completed = run_wrapper(tmp_path, 0)
     assert completed.returncode == 2
     assert "set MODEL_URI" in completed.stdout
-    assert not (tmp_path / "arguments").exists()  # the forecast never ran
+    assert not (tmp_path / "arguments.forecast").exists()  # the forecast never ran
+
+
+@pytest.mark.parametrize(
+    ("forecast_code", "monitor_code", "final", "monitored"),
+    [
+        (0, 4, 4, True),  # an alarm is the run's outcome
+        (3, 0, 3, True),  # a partial forecast, monitored, stays partial
+        (3, 4, 4, True),
+        (0, 75, 75, True),  # another monitor holds the lock
+        (2, 0, 2, False),  # a forecast that wrote nothing is not monitored
+        (75, 0, 75, False),
+    ],
+)
+def test_wrapper_monitors_after_a_written_forecast_and_reports_one_code(
+    tmp_path: Path, forecast_code: int, monitor_code: int, final: int, monitored: bool
+) -> None:
+    completed = run_wrapper(
+        tmp_path,
+        forecast_code,
+        monitor_code=monitor_code,
+        MODEL_URI="models:/forecaster@champion",
+        SOURCE="/srv/history.csv",
+        OUTPUT=str(tmp_path / "out"),
+        MONITOR_OUTPUT=str(tmp_path / "scores"),
+        LOCK_TIMEOUT="5",
+    )
+    assert completed.returncode == final
+    assert f"finished: exit {final} (" in completed.stdout.splitlines()[-1]
+    monitor_arguments = tmp_path / "arguments.monitor"
+    assert monitor_arguments.exists() == monitored
+    if monitored:
+        arguments = monitor_arguments.read_text().splitlines()
+        assert arguments[:2] == ["-m", "pipelines.cli.monitor"]
+        config = read_config("monitor", arguments[2:])
+        assert config.forecast.output == str(tmp_path / "out")
+        assert config.monitor.output == str(tmp_path / "scores")
+        assert config.data.source == "/srv/history.csv"
+        assert config.forecast.lock_timeout == 5
+        assert ("alarm mae" in completed.stdout) == monitored
+
+
+def test_wrapper_skips_the_monitor_when_switched_off(tmp_path: Path) -> None:
+    completed = run_wrapper(
+        tmp_path, 0, monitor_code=4, MODEL_URI="m", DATASET="d", MONITOR="false"
+    )
+    assert completed.returncode == 0
+    assert not (tmp_path / "arguments.monitor").exists()

@@ -33,17 +33,19 @@ SHIPPED_PIPELINES_FILES = (
     "pipelines/runtime/history.py",
     "pipelines/runtime/intervals.py",
     "pipelines/runtime/logged_model.py",
+    "pipelines/runtime/monitoring.py",
     "pipelines/runtime/readiness.py",
     "pipelines/runtime/scaling.py",
     "pipelines/runtime/windows.py",
 )
 # The modules a fresh process has imported after loading and predicting: every shipped one but
-# the model file, which MLflow runs under a name of its own.
+# the model file, which MLflow runs under a name of its own, and the monitoring rules, which the
+# monitor job reads and a forecast never needs.
 IMPORTED_PIPELINES_MODULES = tuple(
     sorted(
         name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         for name in SHIPPED_PIPELINES_FILES
-        if name != "pipelines/runtime/logged_model.py"
+        if name not in ("pipelines/runtime/logged_model.py", "pipelines/runtime/monitoring.py")
     )
 )
 NOT_SHIPPED_PACKAGES = ("data", "config", "training", "tracking", "serving", "cli")
