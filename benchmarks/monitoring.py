@@ -10,18 +10,20 @@ days, and how fast a level shift injected into the target is flagged.
 2. Clean replay: for every day of the test part, `forecast --as-of DAY HOUR` (the full file: the
    forecast cuts every row after as_of itself), then reveals that day's actuals (a copy of the
    file up to the next day's HOUR) and runs `monitor` on it. A monitor that exits 4 is an alarm.
-3. Shifted replay: the same, on a copy of the file whose target is raised by `--shift` standard
-   deviations (of the training part) from `--shift-hour` of `--shift-day` (a day of the test
-   part) on. The forecasts from then on read the shifted inputs too, as a deployed job would:
-   a level shift is an error only for the forecasts made before it and reaching past it (a
-   forecast that reads the new level follows it, and the last-value forecast is exact again
-   one step later), so it starts inside the horizon of that day's forecast (08:00, the
-   horizon being 00:10 to 16:00), not at a forecast time, where no forecast would see it.
+3. Shifted replay: the same, with the actuals the monitor reads raised by `--shift` standard
+   deviations (of the target on the training part) from `--shift-hour` of `--shift-day` (a day
+   of the test part) on, while the forecasts read the file as it was: the forecasts have gone
+   wrong by a level, as when a model's inputs stop showing what the actuals do (a feed that
+   froze, a sensor recalibrated on one side only). With `--shift-inputs` the forecasts read the
+   shifted file too: then a model that normalises each input window (this one, RevIN) or the
+   last-value forecast follows the new level from the next forecast on, and only the forecast
+   whose horizon straddles the shift errs; the shift starts inside that day's horizon (08:00,
+   the horizon being 00:10 to 16:00) so that one does.
 
 Clean days are the clean replay's days and the shifted replay's days before the shift; a false
 alarm is a clean day whose monitor alarmed. The detection delay is the days from the shift's
-start to the monitor run that first alarmed on or after it (the actuals of a day are revealed at
-the next day's HOUR, so 1 is the soonest). JSON last line: `{"detection_delay_days",
+start to the monitor run that first alarmed after it on a day the clean replay did not (the
+actuals of a day are revealed at the next day's HOUR). JSON last line: `{"detection_delay_days",
 "false_alarms", "clean_days", "scored_rows", ...}`, scored rows of the clean replay.
 
 `--quick` compares `last` and an 8-unit LSTM trained for one epoch on the last 12,000 rows and
@@ -136,9 +138,14 @@ def train_champion(data: Path, quick: bool) -> dict[str, object]:
 
 
 def replay(
-    frame: pd.DataFrame, days: list[pd.Timestamp], folder: Path, window: int
+    frame: pd.DataFrame,
+    actuals: pd.DataFrame,
+    days: list[pd.Timestamp],
+    folder: Path,
+    window: int,
 ) -> list[DayResult]:
-    """Forecasts at each day's as_of and monitors once its actuals are revealed."""
+    """Forecasts from `frame` at each day's as_of and monitors once the day's `actuals` are
+    revealed."""
     from pipelines.cli import forecast as forecast_command
     from pipelines.cli import monitor as monitor_command
 
@@ -163,7 +170,7 @@ def replay(
         )
         if code not in (0, 3):
             raise SystemExit(f"forecast at {as_of} failed (exit {code}): {output}")
-        write_until(frame, as_of + pd.Timedelta(days=1), revealed)
+        write_until(actuals, as_of + pd.Timedelta(days=1), revealed)
         code, output = quiet(
             monitor_command.main,
             [
@@ -204,12 +211,17 @@ def replay_days(start: pd.Timestamp, end: pd.Timestamp, hour: int, count: int | 
 def summarise(
     clean: list[DayResult], shifted_days: list[DayResult], shift_start: pd.Timestamp
 ) -> dict[str, object]:
-    """False alarms over clean days and the detection delay (see the module docstring)."""
+    """False alarms over clean days and the detection delay (see the module docstring): a
+    detection is an alarm of the shifted replay on a day whose clean replay did not alarm (an
+    alarm both raise is not the shift's doing)."""
     before = [day for day in shifted_days if day.as_of + pd.Timedelta(days=1) <= shift_start]
+    clean_alarm = {day.as_of for day in clean if day.exit_code == 4}
     after = [day for day in shifted_days if day.as_of + pd.Timedelta(days=1) > shift_start]
     clean_days = clean + before
     false_alarms = sum(day.exit_code == 4 for day in clean_days)
-    flagged = next((day for day in after if day.exit_code == 4), None)
+    flagged = next(
+        (day for day in after if day.exit_code == 4 and day.as_of not in clean_alarm), None
+    )
     delay = (
         None
         if flagged is None
@@ -255,6 +267,11 @@ def main() -> None:
         "--shift-day", type=int, default=35, help="test-part day the shift starts (0-based)"
     )
     parser.add_argument("--shift-hour", type=int, default=8, help="hour the shift starts (UTC)")
+    parser.add_argument(
+        "--shift-inputs",
+        action="store_true",
+        help="the forecasts read the shifted file too (default: only the actuals move)",
+    )
     parser.add_argument("--window", type=int, default=None, help="monitor.window (default 7)")
     parser.add_argument(
         "--part",
@@ -316,11 +333,13 @@ def main() -> None:
             f"{shift_start:%Y-%m-%d %H:%M}; window {window}",
             flush=True,
         )
-        clean = replay(raw, days, root / "clean", window)
+        clean = replay(raw, raw, days, root / "clean", window)
         from pipelines.serving.scores import read_scores_table
 
         scored_rows = len(read_scores_table(root / "clean" / "scores"))
-        raised = replay(shifted(raw, shift_start, size), days, root / "shifted", window)
+        moved = shifted(raw, shift_start, size)
+        inputs = moved if arguments.shift_inputs else raw
+        raised = replay(inputs, moved, days, root / "shifted", window)
         # The same rules checked offline on the replay's scores: equal to the daily runs at
         # the default window (a check of both), and at the other windows asked for.
         by_window = {}
@@ -345,6 +364,7 @@ def main() -> None:
         "days": len(days),
         "window": window,
         "shift_sd": arguments.shift,
+        "shift_inputs": arguments.shift_inputs,
         "shift_start": shift_start.isoformat(),
         "hour": arguments.hour,
         "part": arguments.part,

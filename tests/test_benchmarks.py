@@ -1278,6 +1278,9 @@ def test_monitoring_summary_counts_clean_days_and_the_delay_by_hand(monkeypatch)
     assert figures["detection_delay_days"] == 2
     assert figures["detection_rules"] == ["mae"]
     assert monitoring.summarise(clean, days([0] * 5), shift_start)["detection_delay_days"] is None
+    # An alarm the clean replay raised on the same day is not the shift's doing.
+    late = monitoring.summarise(days([0, 0, 0, 4, 0]), days([0, 0, 0, 4, 4]), shift_start)
+    assert late["detection_delay_days"] == 2 and late["false_alarms"] == 1
 
 
 @pytest.mark.shared_data

@@ -11,10 +11,12 @@ model with itself, never with a constant typed in by hand:
   smaller errors do not pass for an improvement. The window's **MAE ratio** is
   sum |e| / sum mae_by_step[step, target] over its rows, 1 on the validation part.
 - `ratio_sd`: the standard deviation of that ratio over single validation windows (one series'
-  forecast from one origin). A window of n forecasts (as_of times) alarms when its ratio is above
+  forecast from one origin). The last n forecasts (as_of times) alarm when their ratio is above
   both `mae_factor` (default 1.1: a tenth more error than validation) and 1 + `mae_sigmas` x
-  ratio_sd / sqrt(n) (default 3: beyond what n forecasts' noise allows). Requiring both keeps a
-  small window from alarming on noise and a large one from alarming on a change too small to
+  ratio_sd / sqrt(n) (default 3: beyond what n forecasts' noise allows), checked for every n
+  from 1 to the window: the latest forecast alone catches a sudden change the day it shows,
+  the whole window a drift too slow for any one forecast. Requiring both thresholds keeps a
+  short window from alarming on noise and a long one from alarming on a change too small to
   matter. Forecasts of several series at one as_of count as one forecast: their errors move
   together (the same storm, the same market day), so n is not multiplied by the series.
 - `design_effect[level]`: the variance of a validation window's hit rate over what independent
@@ -192,21 +194,30 @@ def binomial_band(level: float, count: float, probability: float) -> tuple[float
     return low / trials, high / trials
 
 
+def mae_threshold(rules: AlarmRules, ratio_sd: float, forecasts: int) -> float:
+    """The MAE ratio above which a window of `forecasts` forecasts alarms."""
+    return max(rules.mae_factor, 1 + rules.mae_sigmas * ratio_sd / math.sqrt(forecasts))
+
+
 def check_window(
     *,
     steps: np.ndarray,
     target_index: np.ndarray,
+    forecast_index: np.ndarray,
     abs_error: np.ndarray,
     abs_error_scaled: np.ndarray,
     last_abs_error_scaled: np.ndarray,
     hits: Mapping[str, np.ndarray],
-    forecasts: int,
     reference: MonitoringReference,
     rules: AlarmRules,
 ) -> WindowStatus:
     """The rules on one window's scored rows (1-based `steps`, the targets' positions in the
-    reference, errors, and hits per level name); levels the reference lacks are reported but
-    not checked.
+    reference, each row's forecast, 0 the oldest, errors, and hits per level name); levels the
+    reference lacks are reported but not checked.
+
+    The MAE rule is checked on the last 1, 2, ..., n forecasts of the window, each against its
+    own threshold: the shortest catches a sudden change within a day, the longest a slow drift
+    that no single forecast shows. The status reports the whole window's ratio.
 
     Raises:
         ValueError: no rows, or a step beyond the reference's horizon.
@@ -215,24 +226,36 @@ def check_window(
         raise ValueError("a window with no scored rows")
     if steps.max() > reference.horizon or steps.min() < 1:
         raise ValueError(f"steps outside 1..{reference.horizon}")
-    expected = reference.mae_by_step[steps - 1, target_index].sum()
-    ratio = float(abs_error_scaled.sum() / expected) if expected > 0 else math.inf
-    threshold = max(
-        rules.mae_factor, 1 + rules.mae_sigmas * reference.ratio_sd / math.sqrt(forecasts)
+    forecasts = int(forecast_index.max()) + 1
+    expected_by_forecast = np.bincount(
+        forecast_index, reference.mae_by_step[steps - 1, target_index], minlength=forecasts
     )
-    naive = float(last_abs_error_scaled.sum())
-    skill = 1 - float(abs_error_scaled.sum()) / naive if naive > 0 else -math.inf
+    observed_by_forecast = np.bincount(forecast_index, abs_error_scaled, minlength=forecasts)
+    expected, observed = (
+        np.cumsum(expected_by_forecast[::-1]),
+        np.cumsum(observed_by_forecast[::-1]),
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        trailing = np.where(expected > 0, observed / expected, np.inf)
+    thresholds = np.array(
+        [mae_threshold(rules, reference.ratio_sd, count) for count in range(1, forecasts + 1)]
+    )
+    ratio, threshold = float(trailing[-1]), float(thresholds[-1])
     alarms = []
-    if ratio > threshold:
+    worst = int(np.argmax(trailing / thresholds))
+    if trailing[worst] > thresholds[worst]:
+        count = worst + 1
         alarms.append(
             Alarm(
                 "mae",
-                f"MAE ratio {ratio:.3f} to the validation reference over {forecasts} "
-                f"forecasts, above the threshold {threshold:.3f} (the larger of "
+                f"MAE ratio {trailing[worst]:.3f} to the validation reference over the last "
+                f"{count} forecasts, above the threshold {thresholds[worst]:.3f} (the larger of "
                 f"{rules.mae_factor:g} and 1 + {rules.mae_sigmas:g} x {reference.ratio_sd:.3f} "
-                f"/ sqrt({forecasts}))",
+                f"/ sqrt({count}))",
             )
         )
+    naive = float(last_abs_error_scaled.sum())
+    skill = 1 - float(abs_error_scaled.sum()) / naive if naive > 0 else -math.inf
     if skill < -SKILL_TOLERANCE:
         alarms.append(
             Alarm(

@@ -110,14 +110,15 @@ def window_statuses(
             for column in hit_columns
             if window[column].notna().any()
         }
+        order = {as_of: index for index, as_of in enumerate(chosen)}
         status = check_window(
             steps=window[STEP_COLUMN].to_numpy(dtype="int64"),
             target_index=window[TARGET_COLUMN].map(position).to_numpy(dtype="int64"),
+            forecast_index=window["as_of"].map(order).to_numpy(dtype="int64"),
             abs_error=window["abs_error"].to_numpy(dtype="float64"),
             abs_error_scaled=window["abs_error_scaled"].to_numpy(dtype="float64"),
             last_abs_error_scaled=window["last_value_abs_error_scaled"].to_numpy(dtype="float64"),
             hits=hits,
-            forecasts=len(chosen),
             reference=reference,
             rules=rules,
         )

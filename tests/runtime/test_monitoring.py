@@ -68,27 +68,29 @@ REFERENCE = MonitoringReference(
 )
 
 
-def window(abs_error_scaled: list[float], last: list[float], hits: list[bool], forecasts: int):
+def window(abs_error_scaled: list[float], last: list[float], hits: list[bool]):
+    """Three rows of two forecasts: (step 1, a) of the first, (2, a) and (2, b) of the second."""
     return check_window(
         steps=np.array([1, 2, 2]),
         target_index=np.array([0, 0, 1]),
+        forecast_index=np.array([0, 1, 1]),
         abs_error=np.array([10.0, 20.0, 30.0]),
         abs_error_scaled=np.array(abs_error_scaled),
         last_abs_error_scaled=np.array(last),
         hits={"80": np.array(hits)},
-        forecasts=forecasts,
         reference=REFERENCE,
-        rules=AlarmRules(window=forecasts),
+        rules=AlarmRules(window=2),
     )
 
 
 def test_a_window_within_its_reference_breaks_no_rule() -> None:
     # The reference over cells (1, a), (2, a), (2, b) sums to 1 + 3 + 4 = 8.
-    status = window([1.0, 3.0, 4.0], [2.0, 4.0, 5.0], [True, True, False], forecasts=4)
+    status = window([1.0, 3.0, 4.0], [2.0, 4.0, 5.0], [True, True, False])
+    assert status.forecasts == 2 and status.rows == 3
     assert status.mae == pytest.approx(20.0)
     assert status.mae_ratio == pytest.approx(1.0)
-    # The larger of 1.1 and 1 + 3 x 0.5 / sqrt(4) = 1.75.
-    assert status.mae_threshold == pytest.approx(1.75)
+    # The larger of 1.1 and 1 + 3 x 0.5 / sqrt(2).
+    assert status.mae_threshold == pytest.approx(1 + 1.5 / np.sqrt(2))
     assert status.skill_vs_last == pytest.approx(1 - 8 / 11)
     share, low, high = status.coverage["80"]
     assert share == pytest.approx(2 / 3)
@@ -98,14 +100,41 @@ def test_a_window_within_its_reference_breaks_no_rule() -> None:
 
 
 def test_each_rule_fires_with_its_numbers() -> None:
-    status = window([8.0, 6.0, 4.0], [1.0, 1.0, 1.0], [False, False, False], forecasts=100)
+    status = window([8.0, 6.0, 4.0], [1.0, 1.0, 1.0], [False, False, False])
     rules = {alarm.rule: alarm.detail for alarm in status.alarms}
-    # Ratio 18 / 8 = 2.25 above max(1.1, 1 + 3 x 0.5 / 10 = 1.15) = 1.15.
+    # The last forecast alone: (6 + 4) / (3 + 4) = 1.43, below 1 + 3 x 0.5 = 2.5; both:
+    # 18 / 8 = 2.25, above 1 + 3 x 0.5 / sqrt(2) = 2.06.
     assert status.mae_ratio == pytest.approx(2.25)
-    assert status.mae_threshold == pytest.approx(1.15)
-    assert "2.250" in rules["mae"] and "1.150" in rules["mae"]
+    assert "2.250" in rules["mae"] and "last 2 forecasts" in rules["mae"]
     assert status.skill_vs_last == pytest.approx(1 - 18 / 3)
     assert set(rules) == {"mae", "skill"}  # one effective trial: coverage 0 is no alarm
+
+
+def test_the_mae_rule_catches_a_change_only_the_latest_forecast_shows() -> None:
+    reference = MonitoringReference(
+        targets=("a",), mae_by_step=np.ones((1, 1)), ratio_sd=0.5, coverage={}, design_effect={}
+    )
+
+    def mae_alarm(errors: list[float]) -> str | None:
+        status = check_window(
+            steps=np.ones(len(errors), dtype=int),
+            target_index=np.zeros(len(errors), dtype=int),
+            forecast_index=np.arange(len(errors)),
+            abs_error=np.array(errors),
+            abs_error_scaled=np.array(errors),
+            last_abs_error_scaled=np.full(len(errors), 10.0),
+            hits={},
+            reference=reference,
+            rules=AlarmRules(window=len(errors)),
+        )
+        return next((alarm.detail for alarm in status.alarms if alarm.rule == "mae"), None)
+
+    # Four forecasts: the whole window's ratio 7 / 4 = 1.75 is not above 1 + 1.5 / 2 = 1.75,
+    # but the last alone, 4, is above 1 + 1.5 = 2.5.
+    assert "last 1 forecasts" in mae_alarm([1.0, 1.0, 1.0, 4.0])
+    assert mae_alarm([1.0, 1.0, 1.0, 2.4]) is None
+    # A slow drift no single forecast shows: each 2.0 < 2.5, all four 2.0 > 1.75.
+    assert "last 4 forecasts" in mae_alarm([2.0, 2.0, 2.0, 2.0])
 
 
 def test_the_coverage_rule_uses_the_effective_count() -> None:
@@ -125,7 +154,7 @@ def test_the_coverage_rule_uses_the_effective_count() -> None:
             abs_error_scaled=np.ones(len(hits)),
             last_abs_error_scaled=np.full(len(hits), 2.0),
             hits={"80": hits},
-            forecasts=10,
+            forecast_index=np.arange(len(hits)) % 10,
             reference=reference,
             rules=AlarmRules(),
         )
