@@ -11,8 +11,8 @@ days, and how fast a level shift injected into the target is flagged.
    forecast cuts every row after as_of itself), then reveals that day's actuals (a copy of the
    file up to the next day's HOUR) and runs `monitor` on it. A monitor that exits 4 is an alarm.
 3. Shifted replay: the same, with the actuals the monitor reads raised by `--shift` standard
-   deviations (of the target on the training part) from `--shift-hour` of `--shift-day` (a day
-   of the test part) on, while the forecasts read the file as it was: the forecasts have gone
+   deviations (of the target on the training part) from `--shift-hour` (default: the forecasts'
+   hour) of `--shift-day` (a day of the test part) on, while the forecasts read the file as it was: the forecasts have gone
    wrong by a level, as when a model's inputs stop showing what the actuals do (a feed that
    froze, a sensor recalibrated on one side only). With `--shift-inputs` the forecasts read the
    shifted file too: then a model that normalises each input window (this one, RevIN) or the
@@ -266,7 +266,12 @@ def main() -> None:
     parser.add_argument(
         "--shift-day", type=int, default=35, help="test-part day the shift starts (0-based)"
     )
-    parser.add_argument("--shift-hour", type=int, default=8, help="hour the shift starts (UTC)")
+    parser.add_argument(
+        "--shift-hour",
+        type=int,
+        default=None,
+        help="hour the shift starts (UTC; default the forecasts' hour, 08:00 with --shift-inputs)",
+    )
     parser.add_argument(
         "--shift-inputs",
         action="store_true",
@@ -325,7 +330,10 @@ def main() -> None:
         )
         if shift_day >= len(days):
             raise SystemExit(f"error: --shift-day {shift_day}: the test part has {len(days)} days")
-        shift_start = days[shift_day].normalize() + pd.Timedelta(hours=arguments.shift_hour)
+        shift_hour = arguments.shift_hour
+        if shift_hour is None:
+            shift_hour = 8 if arguments.shift_inputs else arguments.hour
+        shift_start = days[shift_day].normalize() + pd.Timedelta(hours=shift_hour)
         size = arguments.shift * float(champion["target_sd"])
         print(
             f"replaying {len(days)} days at {arguments.hour:02d}:00 UTC, {days[0]:%Y-%m-%d} to "

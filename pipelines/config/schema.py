@@ -530,7 +530,7 @@ class MonitorConfig(SettingsSection):
         "mae_factor)",
     )
     coverage_band: float = Field(
-        0.99,
+        0.999,
         gt=0,
         lt=1,
         description="the coverage rule alarms outside this central binomial band",

@@ -156,7 +156,7 @@ def test_the_coverage_rule_uses_the_effective_count() -> None:
             hits={"80": hits},
             forecast_index=np.arange(len(hits)) % 10,
             reference=reference,
-            rules=AlarmRules(),
+            rules=AlarmRules(coverage_band=0.99),
         )
         return any(alarm.rule == "coverage_80" for alarm in status.alarms)
 
