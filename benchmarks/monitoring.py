@@ -11,10 +11,10 @@ days, and how fast a level shift injected into the target is flagged.
    forecast cuts every row after as_of itself), then reveals that day's actuals (a copy of the
    file up to the next day's HOUR) and runs `monitor` on it. A monitor that exits 4 is an alarm.
 3. Shifted replay: the same, with the actuals the monitor reads raised by `--shift` standard
-   deviations (of the target on the training part) from `--shift-hour` (default: the forecasts'
-   hour) of `--shift-day` (a day of the test part) on, while the forecasts read the file as it was: the forecasts have gone
-   wrong by a level, as when a model's inputs stop showing what the actuals do (a feed that
-   froze, a sensor recalibrated on one side only). With `--shift-inputs` the forecasts read the
+   deviations (of the target on the training part) from `--shift-hour` (default: the
+   forecasts' hour) of `--shift-day` (a day of the test part) on, while the forecasts read the
+   file as it was: the forecasts have gone wrong by a level, as when a model's inputs stop
+   showing what the actuals do (a feed that froze, a sensor recalibrated on one side only). With `--shift-inputs` the forecasts read the
    shifted file too: then a model that normalises each input window (this one, RevIN) or the
    last-value forecast follows the new level from the next forecast on, and only the forecast
    whose horizon straddles the shift errs; the shift starts inside that day's horizon (08:00,
