@@ -14,11 +14,12 @@ days, and how fast a level shift injected into the target is flagged.
    deviations (of the target on the training part) from `--shift-hour` (default: the
    forecasts' hour) of `--shift-day` (a day of the test part) on, while the forecasts read the
    file as it was: the forecasts have gone wrong by a level, as when a model's inputs stop
-   showing what the actuals do (a feed that froze, a sensor recalibrated on one side only). With `--shift-inputs` the forecasts read the
-   shifted file too: then a model that normalises each input window (this one, RevIN) or the
-   last-value forecast follows the new level from the next forecast on, and only the forecast
-   whose horizon straddles the shift errs; the shift starts inside that day's horizon (08:00,
-   the horizon being 00:10 to 16:00) so that one does.
+   showing what the actuals do (a feed that froze, a sensor recalibrated on one side only).
+   With `--shift-inputs` the forecasts read the shifted file too: then a model that normalises
+   each input window (this one, RevIN) or the last-value forecast follows the new level from
+   the next forecast on, and only the forecast whose horizon straddles the shift errs; the
+   shift starts inside that day's horizon (08:00, the horizon being 00:10 to 16:00) so that
+   one does.
 
 Clean days are the clean replay's days and the shifted replay's days before the shift; a false
 alarm is a clean day whose monitor alarmed. The detection delay is the days from the shift's
