@@ -322,8 +322,16 @@ def test_a_forecast_of_another_version_is_scored_and_tracked_under_its_own(
     )
     by_name = {run.info.run_name: run for run in runs}
     assert {f"{MODEL_NAME} v1", f"{MODEL_NAME} v2"} <= set(by_name)
-    history = client.get_metric_history(by_name[f"{MODEL_NAME} v2"].info.run_id, "rows_scored")
-    assert as_of_step(day(32)) in {point.step for point in history}
+    run_id = by_name[f"{MODEL_NAME} v2"].info.run_id
+    history = client.get_metric_history(run_id, "rows_scored")
+    assert {(point.step, point.value) for point in history} == {
+        (as_of_step(day(32)), len(SERIES) * HORIZON)
+    }
+    assert by_name[f"{MODEL_NAME} v2"].info.status == "FINISHED"
+    plots = {item.path for item in client.list_artifacts(run_id, "plots")}
+    assert plots == {"plots/forecast_vs_actual.png", "plots/rolling_error.png"}
+    # The experiment is in the UI's model-training mode, as every experiment of ours.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 # --------------------------------------------------------------------------------------------
