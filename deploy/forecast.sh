@@ -66,7 +66,8 @@ if [[ -n ${SOURCE:-} ]]; then
 elif [[ -n ${DATASET:-} ]]; then
     data=(--dataset "$DATASET")
 fi
-arguments=(-m pipelines.cli.forecast --model-uri "$MODEL_URI" --forecast-output "$output" "${data[@]}")
+# ${data[@]+...}: an empty array under `set -u` is an error in bash before 4.4.
+arguments=(-m pipelines.cli.forecast --model-uri "$MODEL_URI" --forecast-output "$output" ${data[@]+"${data[@]}"})
 if [[ -n ${SERIES:-} ]]; then arguments+=(--series "$SERIES"); fi
 if [[ -n ${AS_OF:-} ]]; then arguments+=(--as-of "$AS_OF"); fi
 if [[ -n ${LOCK_TIMEOUT:-} ]]; then arguments+=(--lock-timeout "$LOCK_TIMEOUT"); fi
@@ -82,14 +83,19 @@ status=0
 
 # The monitor scores what the day's actuals made scorable, so it runs after a forecast that
 # wrote its partition (0, 3); the same data settings, so it reads the same actuals.
-if [[ ${MONITOR:-true} == true && ($status == 0 || $status == 3) ]]; then
+case ${MONITOR:-true} in
+    true | yes | on | 1) monitor_on=true ;;
+    *) monitor_on=false ;;
+esac
+if [[ $monitor_on == true && ($status == 0 || $status == 3) ]]; then
     monitor=(-m pipelines.cli.monitor --forecast-output "$output"
-        --monitor-output "${MONITOR_OUTPUT:-$install_dir/data/monitoring}" "${data[@]}")
+        --monitor-output "${MONITOR_OUTPUT:-$install_dir/data/monitoring}" ${data[@]+"${data[@]}"})
     if [[ -n ${LOCK_TIMEOUT:-} ]]; then monitor+=(--lock-timeout "$LOCK_TIMEOUT"); fi
     log 6 "monitor: scores in ${MONITOR_OUTPUT:-$install_dir/data/monitoring}"
     monitor_status=0
     "$python" "${monitor[@]}" 2>&1 | while IFS= read -r line; do log 6 "$line"; done \
         || monitor_status=$?
+    log 6 "monitor: exit $monitor_status (the forecast's was $status)"
     if [[ $monitor_status != 0 ]]; then status=$monitor_status; fi
 fi
 

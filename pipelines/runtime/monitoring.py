@@ -197,8 +197,17 @@ def binomial_band(level: float, count: float, probability: float) -> tuple[float
     return low / trials, high / trials
 
 
-def mae_threshold(rules: AlarmRules, ratio_sd: float, forecasts: int) -> float:
-    """The MAE ratio above which a window of `forecasts` forecasts alarms."""
+def skill_against(error: float, naive_error: float) -> float:
+    """1 - error / naive_error; when the naive forecast was exact on every row the model can
+    only tie (0) or lose (-inf)."""
+    if naive_error > 0:
+        return 1 - error / naive_error
+    return 0.0 if error == 0 else -math.inf
+
+
+def mae_threshold(rules: AlarmRules, ratio_sd: float, forecasts: float) -> float:
+    """The MAE ratio above which a window of `forecasts` forecasts alarms (a forecast whose
+    horizon has partly passed counts as a fraction)."""
     return max(rules.mae_factor, 1 + rules.mae_sigmas * ratio_sd / math.sqrt(forecasts))
 
 
@@ -213,10 +222,12 @@ def check_window(
     hits: Mapping[str, np.ndarray],
     reference: MonitoringReference,
     rules: AlarmRules,
+    forecast_weight: np.ndarray | None = None,
 ) -> WindowStatus:
     """The rules on one window's scored rows (1-based `steps`, the targets' positions in the
     reference, each row's forecast, 0 the oldest, errors, and hits per level name); levels the
-    reference lacks are reported but not checked.
+    reference lacks are reported but not checked. `forecast_weight`: each forecast's share of
+    its whole horizon's reference error that has been scored (default: every forecast whole).
 
     The MAE rule is checked on the last 1, 2, ..., n forecasts of the window, each against its
     own threshold: the shortest catches a sudden change within a day, the longest a slow drift
@@ -230,35 +241,42 @@ def check_window(
     if steps.max() > reference.horizon or steps.min() < 1:
         raise ValueError(f"steps outside 1..{reference.horizon}")
     forecasts = int(forecast_index.max()) + 1
-    expected_by_forecast = np.bincount(
-        forecast_index, reference.mae_by_step[steps - 1, target_index], minlength=forecasts
+    # Rows without a finite error (a forecast or bound the model left NaN) say nothing.
+    known = np.isfinite(abs_error_scaled)
+    cells = reference.mae_by_step[steps - 1, target_index]
+    expected_by_forecast = np.bincount(forecast_index[known], cells[known], minlength=forecasts)
+    observed_by_forecast = np.bincount(
+        forecast_index[known], abs_error_scaled[known], minlength=forecasts
     )
-    observed_by_forecast = np.bincount(forecast_index, abs_error_scaled, minlength=forecasts)
     expected, observed = (
         np.cumsum(expected_by_forecast[::-1]),
         np.cumsum(observed_by_forecast[::-1]),
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        trailing = np.where(expected > 0, observed / expected, np.inf)
-    thresholds = np.array(
-        [mae_threshold(rules, reference.ratio_sd, count) for count in range(1, forecasts + 1)]
-    )
+        trailing = np.where(expected > 0, observed / expected, np.where(observed > 0, np.inf, 1.0))
+    # A forecast whose horizon has only begun to pass counts as the share of its reference
+    # error that has arrived: its few steps are noisier than a whole forecast, so the
+    # threshold of a window holding it is that of fewer forecasts.
+    weights = np.ones(forecasts) if forecast_weight is None else np.asarray(forecast_weight)
+    counts = np.maximum(np.cumsum(weights[::-1]), 1e-9)
+    thresholds = np.array([mae_threshold(rules, reference.ratio_sd, count) for count in counts])
     ratio, threshold = float(trailing[-1]), float(thresholds[-1])
     alarms = []
     worst = int(np.argmax(trailing / thresholds))
     if trailing[worst] > thresholds[worst]:
-        count = worst + 1
         alarms.append(
             Alarm(
                 "mae",
                 f"MAE ratio {trailing[worst]:.3f} to the validation reference over the last "
-                f"{count} forecasts, above the threshold {thresholds[worst]:.3f} (the larger of "
-                f"{rules.mae_factor:g} and 1 + {rules.mae_sigmas:g} x {reference.ratio_sd:.3f} "
-                f"/ sqrt({count}))",
+                f"{worst + 1} forecasts, above the threshold {thresholds[worst]:.3f} (the larger "
+                f"of {rules.mae_factor:g} and 1 + {rules.mae_sigmas:g} x "
+                f"{reference.ratio_sd:.3f} / sqrt({counts[worst]:.3g}))",
             )
         )
-    naive = float(last_abs_error_scaled.sum())
-    skill = 1 - float(abs_error_scaled.sum()) / naive if naive > 0 else -math.inf
+    paired = known & np.isfinite(last_abs_error_scaled)
+    naive = float(last_abs_error_scaled[paired].sum())
+    model = float(abs_error_scaled[paired].sum())
+    skill = skill_against(model, naive)
     if skill < -SKILL_TOLERANCE:
         alarms.append(
             Alarm(

@@ -83,6 +83,27 @@ ModelKey = tuple[str, str]
 # The windows a version's rules are checked on
 
 
+def forecast_weights(
+    scores: pd.DataFrame, reference: MonitoringReference, position: dict[str, int]
+) -> dict[pd.Timestamp, float]:
+    """Each as_of's share of its whole horizon's reference error that has been scored: 1 once
+    every step of every (series, target) it forecast has its actual."""
+    cells = reference.mae_by_step[
+        scores[STEP_COLUMN].to_numpy(dtype="int64") - 1,
+        scores[TARGET_COLUMN].map(position).to_numpy(dtype="int64"),
+    ]
+    scored = pd.Series(cells).groupby(scores["as_of"].to_numpy()).sum()
+    whole_per_target = reference.mae_by_step.sum(axis=0)
+    pairs = scores[["as_of", SERIES_COLUMN, TARGET_COLUMN]].drop_duplicates()
+    whole = (
+        pd.Series(whole_per_target[pairs[TARGET_COLUMN].map(position).to_numpy(dtype="int64")])
+        .groupby(pairs["as_of"].to_numpy())
+        .sum()
+    )
+    shares = (scored / whole.reindex(scored.index)).where(whole.reindex(scored.index) > 0, 1.0)
+    return {pd.Timestamp(key): float(min(1.0, value)) for key, value in shares.items()}
+
+
 def window_statuses(
     scores: pd.DataFrame, reference: MonitoringReference, rules: AlarmRules
 ) -> list[tuple[pd.Timestamp, WindowStatus]]:
@@ -100,6 +121,7 @@ def window_statuses(
         )
     position = {name: index for index, name in enumerate(reference.targets)}
     as_ofs = sorted(scores["as_of"].unique())
+    weights = forecast_weights(scores, reference, position)
     hit_columns = [column for column in scores.columns if column.startswith("hit_")]
     statuses = []
     for end in range(len(as_ofs)):
@@ -112,6 +134,7 @@ def window_statuses(
         }
         order = {as_of: index for index, as_of in enumerate(chosen)}
         status = check_window(
+            forecast_weight=np.array([weights[as_of] for as_of in chosen]),
             steps=window[STEP_COLUMN].to_numpy(dtype="int64"),
             target_index=window[TARGET_COLUMN].map(position).to_numpy(dtype="int64"),
             forecast_index=window["as_of"].map(order).to_numpy(dtype="int64"),
@@ -256,7 +279,7 @@ def run(config: RunConfig, publish: Callable[[MonitorResult], None] | None = Non
             outcome = (
                 "waiting"
                 if content is None
-                else write_scores(output / partition_name(item.as_of), content)
+                else write_scores(output / partition_name(item.as_of), content, rows)
             )
             partitions.append(ScoredPartition(item.as_of, item.model, outcome, rows, expected))
         partitions.sort(key=lambda item: item.as_of)
@@ -406,15 +429,23 @@ def _score_pending(
 
 def load_reference(run_id: str) -> MonitoringReference | None:
     """The reference a training run logged, or None when it logged none (trained before
-    monitoring existed)."""
+    monitoring existed, or on a single validation window). Any other failure to read it (the
+    store unreachable, a damaged file) raises: a monitor that quietly stopped checking its
+    rules would look like one that found nothing wrong."""
     import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
+    from mlflow import MlflowClient
 
-    try:
-        document = mlflow.artifacts.load_dict(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
-    except (MlflowException, OSError, ValueError):
+    folder = REFERENCE_ARTIFACT.rsplit("/", 1)[0]
+    logged = {item.path for item in MlflowClient().list_artifacts(run_id, folder)}
+    if REFERENCE_ARTIFACT not in logged:
         return None
-    return MonitoringReference.from_dict(document)
+    document = mlflow.artifacts.load_dict(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
+    try:
+        return MonitoringReference.from_dict(document)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataValidationError(
+            f"runs:/{run_id}/{REFERENCE_ARTIFACT}: not a monitoring reference ({error!r})"
+        ) from None
 
 
 def _statuses(

@@ -85,10 +85,13 @@ def score_forecast(
     as_of = pd.Timestamp(forecast["as_of"].iloc[0])
     levels = forecast_levels(list(forecast.columns), targets)
     keys = [SERIES_COLUMN, TIMESTAMP_COLUMN]
-    history = actuals[[*keys, *targets]].copy()
+    history = actuals[[*keys, *targets]].reset_index(drop=True)
     history[SERIES_COLUMN] = history[SERIES_COLUMN].astype(str)
     history[TIMESTAMP_COLUMN] = _utc(history[TIMESTAMP_COLUMN])
-    rows = forecast.copy()
+    # The as-published policy keeps a file's duplicate rows and its order: the later of two
+    # rows at one time is the actual, and "last" means latest in time.
+    history = history.sort_values(keys, kind="stable").drop_duplicates(keys, keep="last")
+    rows = forecast.reset_index(drop=True)
     rows[SERIES_COLUMN] = rows[SERIES_COLUMN].astype(str)
     rows[TIMESTAMP_COLUMN] = _utc(rows[TIMESTAMP_COLUMN])
     known = history.loc[history[TIMESTAMP_COLUMN] <= as_of]
@@ -127,7 +130,12 @@ def score_forecast(
             )
             part[f"lo_{level}"] = low
             part[f"hi_{level}"] = high
-            part[f"hit_{level}"] = (observed >= low) & (observed <= high)
+            # A bound the model could not give (NaN) neither covers nor misses.
+            bounded = np.isfinite(low) & np.isfinite(high)
+            part[f"hit_{level}"] = pd.array(
+                np.where(bounded, (observed >= low) & (observed <= high), False), dtype="boolean"
+            )
+            part.loc[~bounded, f"hit_{level}"] = pd.NA
             part[f"width_{level}"] = high - low
         for column in MODEL_COLUMNS:
             part[column] = rows.loc[present, column].astype(str).to_numpy()
@@ -169,12 +177,22 @@ def read_scores_metadata(path: Path) -> dict[str, Any] | None:
     return read_metadata(path, METADATA_KEY)
 
 
-def write_scores(partition: Path, content: bytes) -> str:
-    """Writes a scores partition atomically unless it already holds exactly `content`
-    (`unchanged`); returns `written`, `updated` or `unchanged` (call under the lock)."""
+def write_scores(partition: Path, content: bytes, rows: int) -> str:
+    """Writes a scores partition atomically unless it already holds exactly `content`, or
+    more scored rows of the same forecast than `rows` (a run that read older actuals never
+    rolls back a newer one's); returns `written`, `updated` or `unchanged` (call under the
+    lock)."""
     target = partition / SCORES_FILE
     if target.exists():
         if target.read_bytes() == content:
+            return "unchanged"
+        existing = read_scores_metadata(target)
+        new = read_metadata_bytes(content)
+        if (
+            existing is not None
+            and existing.get("forecast") == new.get("forecast")
+            and int(existing.get("rows_scored", 0)) > rows
+        ):
             return "unchanged"
         write_atomically(target, lambda temporary: temporary.write_bytes(content), durable=True)
         return "updated"
@@ -185,6 +203,15 @@ def write_scores(partition: Path, content: bytes) -> str:
         durable=True,
     )
     return "written"
+
+
+def read_metadata_bytes(content: bytes) -> dict[str, Any]:
+    """The `scores` metadata of a scores file held in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(pa.BufferReader(content))
+    return json.loads((schema.metadata or {})[METADATA_KEY])
 
 
 def remove_debris(output: Path) -> None:

@@ -7,9 +7,9 @@ experiment, its metric history over the as_of times, its plots, and the version'
   the UI's time axis reads as dates): for the window of `monitor.window` forecasts ending at
   that as_of, `rolling_mae` (original units), `mae_ratio` and `mae_threshold`, `skill_vs_last`,
   `coverage_<L>` with `coverage_<L>_low` / `_high` (the band), `alarm` (1 when a rule broke);
-  and for that as_of alone `rows_scored` and `forecast_mae`. A point already in the history with
-  the same value is not logged again, so a rerun adds nothing; a window whose actuals were
-  partial gets a second point once they arrive (the chart shows the later one last).
+  and for that as_of alone `rows_scored` and `forecast_mae`. A point whose step's latest value
+  is the same is not logged again, so a rerun adds nothing; a window whose actuals were partial
+  gets a revised point once they arrive, 1 ms later, which MLflow then shows as the latest.
 - Plots (`plots/forecast_vs_actual.png`, `plots/rolling_error.png`) are replaced each run.
 - The model version is tagged `monitoring_status` = `ok` or `degraded`, with
   `monitoring_alarm` (the rules and their numbers) and `monitoring_as_of` when degraded.
@@ -135,19 +135,28 @@ def _quoted(text: str) -> str:
 def _log_new_points(
     client: Any, run_id: str, points: list[tuple[str, float, pd.Timestamp]]
 ) -> None:
+    """Logs each point unless its step's latest logged value is the same. A revised value
+    (a window whose actuals were partial) is logged 1 ms after the latest at that step, so
+    MLflow, which keeps the point with the largest (step, timestamp, value) as the latest,
+    shows the revision, not the larger value."""
     from mlflow.entities import Metric
 
-    logged: dict[str, set[tuple[int, float]]] = {}
+    latest: dict[str, dict[int, tuple[int, float]]] = {}
     new = []
     for key, value, as_of in points:
-        if key not in logged:
-            history = client.get_metric_history(run_id, key)
-            logged[key] = {(item.step, item.value) for item in history}
+        if key not in latest:
+            latest[key] = {}
+            for item in client.get_metric_history(run_id, key):
+                known = latest[key].get(item.step)
+                if known is None or item.timestamp >= known[0]:
+                    latest[key][item.step] = (item.timestamp, item.value)
         step = as_of_step(as_of)
-        if (step, value) in logged[key]:
+        known = latest[key].get(step)
+        if known is not None and known[1] == value:
             continue
-        logged[key].add((step, value))
-        new.append(Metric(key, value, step * 1000, step))
+        timestamp = step * 1000 if known is None else known[0] + 1
+        latest[key][step] = (timestamp, value)
+        new.append(Metric(key, value, timestamp, step))
     for first in range(0, len(new), 1000):  # MLflow takes at most 1000 metrics a batch
         client.log_batch(run_id, metrics=new[first : first + 1000])
 
@@ -164,9 +173,18 @@ def _tag_status(
     tags[ALARM_TAG] = tag_text(
         "; ".join(f"{alarm.rule}: {alarm.detail}" for alarm in status.alarms) or "none"
     )
+    from mlflow.exceptions import MlflowException
+
     for tag, value in tags.items():
-        client.set_model_version_tag(name, version, tag, value)
         client.set_tag(run_id, tag, value)
+    try:
+        for tag, value in tags.items():
+            client.set_model_version_tag(name, version, tag, value)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        # The version was deleted from the registry after it forecast: its scores and its
+        # monitoring run remain, and there is no version left to tag.
 
 
 def forecast_figure(scores: pd.DataFrame, window: int) -> Any:

@@ -110,9 +110,12 @@ def validation_reference(
     series_ids: np.ndarray,
     targets: tuple[str, ...],
     head: tuple[np.ndarray, tuple[float, ...]] | None = None,
-) -> MonitoringReference:
+) -> MonitoringReference | None:
     """The monitoring reference of the validation windows (`pipelines.runtime.monitoring`):
-    errors per step and target, and each level's hits under the model's calibration."""
+    errors per step and target, and each level's hits under the model's calibration; None with
+    fewer than 2 windows (no spread to measure: `monitor` then checks no rule for the model)."""
+    if len(actual_scaled) < 2:
+        return None
     bounds = {}
     if calibration is not None:
         for level in sorted(set(settings.levels) | set(REFERENCE_LEVELS)):

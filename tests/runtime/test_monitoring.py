@@ -166,3 +166,61 @@ def test_the_coverage_rule_uses_the_effective_count() -> None:
     assert not coverage_alarm(inside)
     assert coverage_alarm(np.arange(400) < round(low * 400) - 8)
     assert coverage_alarm(np.arange(400) < min(400, round(high * 400) + 8))
+
+
+def test_a_partly_scored_newest_forecast_counts_as_a_fraction() -> None:
+    reference = MonitoringReference(
+        targets=("a",), mae_by_step=np.ones((4, 1)), ratio_sd=0.5, coverage={}, design_effect={}
+    )
+
+    def status(weights: list[float] | None):
+        # Two forecasts: the older with all 4 steps at error 1, the newest with its first step
+        # at error 3 (ratio 3 alone).
+        return check_window(
+            steps=np.array([1, 2, 3, 4, 1]),
+            target_index=np.zeros(5, dtype=int),
+            forecast_index=np.array([0, 0, 0, 0, 1]),
+            abs_error=np.ones(5),
+            abs_error_scaled=np.array([1.0, 1.0, 1.0, 1.0, 3.0]),
+            last_abs_error_scaled=np.full(5, 10.0),
+            hits={},
+            reference=reference,
+            rules=AlarmRules(window=2),
+            forecast_weight=None if weights is None else np.array(weights),
+        )
+
+    # Counted whole, one step of ratio 3 breaks 1 + 3 x 0.5 = 2.5; counted as the quarter of
+    # a forecast it is, the threshold is 1 + 1.5 / sqrt(0.25) = 4.
+    assert [alarm.rule for alarm in status(None).alarms] == ["mae"]
+    assert status([1.0, 0.25]).alarms == ()
+    # The whole window: 7 / 5 against 1 + 1.5 / sqrt(1.25).
+    assert status([1.0, 0.25]).mae_threshold == pytest.approx(1 + 1.5 / np.sqrt(1.25))
+
+
+def test_exact_naive_forecasts_and_missing_values_raise_no_alarm() -> None:
+    reference = MonitoringReference(
+        targets=("a",), mae_by_step=np.zeros((2, 1)), ratio_sd=0.5, coverage={}, design_effect={}
+    )
+    status = check_window(
+        steps=np.array([1, 2, 2]),
+        target_index=np.zeros(3, dtype=int),
+        forecast_index=np.array([0, 0, 0]),
+        abs_error=np.array([0.0, 0.0, np.nan]),
+        abs_error_scaled=np.array([0.0, 0.0, np.nan]),
+        last_abs_error_scaled=np.array([0.0, np.nan, 5.0]),
+        hits={},
+        reference=reference,
+        rules=AlarmRules(window=1),
+    )
+    # A reference error of 0 met by errors of 0 is a ratio of 1; the last value was exact
+    # where both are known, and so was the model: a tie.
+    assert status.mae_ratio == 1.0 and status.skill_vs_last == 0.0
+    assert status.alarms == ()
+
+
+def test_a_single_validation_window_gives_no_reference() -> None:
+    from pipelines.config.schema import IntervalConfig
+    from pipelines.training.calibration import validation_reference
+
+    one = np.zeros((1, 3, 1))
+    assert validation_reference(IntervalConfig(), None, one, one, np.array(["s"]), ("a",)) is None
