@@ -71,7 +71,7 @@ class DayResult:
 
 
 def read_raw(path: Path, rows: int | None) -> pd.DataFrame:
-    """The file as published (the last `rows` rows when given), timestamps parsed."""
+    """The file as published (the last `rows` rows when given), its timestamps as text."""
     frame = pd.read_csv(path)
     if rows is not None:
         frame = frame.tail(rows).reset_index(drop=True)

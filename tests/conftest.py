@@ -1,5 +1,6 @@
 """Shared fixtures: the real data sets beside the checkout, small CSV writers, the daily CSV
-and the prepare arguments that read it, and an MLflow store in tmp_path."""
+and the prepare arguments that read it, an MLflow store in tmp_path, and the environment of a
+test's subprocess."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ def daily_prepare_arguments(source: Path | str) -> list[str]:
         "--targets",
         "temp",
     ]
+
+
+def subprocess_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a child that imports the checkout, with `extra`."""
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = str(REPOSITORY_ROOT)
+    environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    environment.update(extra)
+    return environment
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,7 @@ from pipelines.serving.partitions import (
     output_lock,
     partition_name,
     read_metadata,
+    remove_debris,
 )
 from pipelines.serving.scores import (
     MODEL_COLUMNS,
@@ -66,7 +67,6 @@ from pipelines.serving.scores import (
     forecast_levels,
     read_scores_metadata,
     read_scores_table,
-    remove_debris,
     score_forecast,
     scores_bytes,
     write_scores,
@@ -120,13 +120,16 @@ def window_statuses(
             f"{list(reference.targets)})"
         )
     position = {name: index for index, name in enumerate(reference.targets)}
-    as_ofs = sorted(scores["as_of"].unique())
+    # Each as_of's rows found once: a window is the concatenation of its as_ofs' rows, not a
+    # scan of the whole table per window.
+    rows_of = scores.groupby("as_of", sort=True).indices
+    as_ofs = list(rows_of)
     weights = forecast_weights(scores, reference, position)
     hit_columns = [column for column in scores.columns if column.startswith("hit_")]
     statuses = []
     for end in range(len(as_ofs)):
         chosen = as_ofs[max(0, end - rules.window + 1) : end + 1]
-        window = scores.loc[scores["as_of"].isin(chosen)]
+        window = scores.iloc[np.concatenate([rows_of[as_of] for as_of in chosen])]
         hits = {
             column.removeprefix("hit_"): window[column].dropna().to_numpy(dtype=bool)
             for column in hit_columns
@@ -273,13 +276,13 @@ def run(config: RunConfig, publish: Callable[[MonitorResult], None] | None = Non
     with output_lock(
         output, config.forecast.lock_timeout, lock_file=MONITOR_LOCK_FILE, job="monitor"
     ):
-        remove_debris(output)
+        remove_debris(output, SCORES_FILE)
         partitions = list(done)
-        for item, (content, rows, expected) in contents:
+        for item, (content, metadata, rows, expected) in contents:
             outcome = (
                 "waiting"
                 if content is None
-                else write_scores(output / partition_name(item.as_of), content, rows)
+                else write_scores(output / partition_name(item.as_of), content, metadata)
             )
             partitions.append(ScoredPartition(item.as_of, item.model, outcome, rows, expected))
         partitions.sort(key=lambda item: item.as_of)
@@ -377,7 +380,7 @@ def _identity(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _score_pending(
     pending: list[_Pending], config: RunConfig
-) -> list[tuple[_Pending, tuple[bytes | None, int, int]]]:
+) -> list[tuple[_Pending, tuple[bytes | None, dict[str, Any], int, int]]]:
     """Reads each version's actuals once and scores its partitions (nothing written here, so
     bad input anywhere leaves every file as it was)."""
     models: dict[ModelKey, ResolvedModel] = {}
@@ -412,7 +415,7 @@ def _score_pending(
         scores = score_forecast(forecast, history, targets, slopes)
         expected = len(forecast) * len(targets)
         if scores.empty:
-            results.append((item, (None, 0, expected)))
+            results.append((item, (None, {}, 0, expected)))
             continue
         metadata = {
             "format_version": SCORES_VERSION,
@@ -423,7 +426,7 @@ def _score_pending(
             "rows_expected": expected,
             "complete": len(scores) == expected,
         }
-        results.append((item, (scores_bytes(scores, metadata), len(scores), expected)))
+        results.append((item, (scores_bytes(scores, metadata), metadata, len(scores), expected)))
     return results
 
 

@@ -138,13 +138,17 @@ def _identity(metadata: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _remove_debris(output: Path, partition: Path) -> None:
-    """Removes what a killed run left; only called under the lock, so no writer is active."""
+def remove_debris(output: Path, file_name: str, partition: Path | None = None) -> None:
+    """Removes what a killed run left: the staging folders under `output` and the temporary
+    copies of `file_name` in `partition` (None: in every partition). Only called under the
+    lock, so no writer is active."""
     for leftover in output.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(leftover, ignore_errors=True)
-    if partition.is_dir():
-        for leftover in partition.glob(f".{FORECAST_FILE}.*"):
-            leftover.unlink(missing_ok=True)
+    folders = [partition] if partition is not None else output.glob(f"{PARTITION_PREFIX}*")
+    for folder in folders:
+        if folder.is_dir():
+            for leftover in folder.glob(f".{file_name}.*"):
+                leftover.unlink(missing_ok=True)
 
 
 def _write_parquet(frame: pd.DataFrame, metadata: dict[str, Any], path: Path) -> None:
@@ -202,7 +206,7 @@ def write_partition(
             selection's) forecasts and `replace_existing` is False.
     """
     output = partition.parent
-    _remove_debris(output, partition)
+    remove_debris(output, FORECAST_FILE, partition)
     target = partition / FORECAST_FILE
     if target.exists():
         existing = read_metadata(target)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -177,21 +176,20 @@ def read_scores_metadata(path: Path) -> dict[str, Any] | None:
     return read_metadata(path, METADATA_KEY)
 
 
-def write_scores(partition: Path, content: bytes, rows: int) -> str:
+def write_scores(partition: Path, content: bytes, metadata: dict[str, Any]) -> str:
     """Writes a scores partition atomically unless it already holds exactly `content`, or
-    more scored rows of the same forecast than `rows` (a run that read older actuals never
-    rolls back a newer one's); returns `written`, `updated` or `unchanged` (call under the
-    lock)."""
+    more scored rows of the same forecast than `metadata` (the document inside `content`)
+    says (a run that read older actuals never rolls back a newer one's); returns `written`,
+    `updated` or `unchanged` (call under the lock)."""
     target = partition / SCORES_FILE
     if target.exists():
         if target.read_bytes() == content:
             return "unchanged"
         existing = read_scores_metadata(target)
-        new = read_metadata_bytes(content)
         if (
             existing is not None
-            and existing.get("forecast") == new.get("forecast")
-            and int(existing.get("rows_scored", 0)) > rows
+            and existing.get("forecast") == metadata.get("forecast")
+            and int(existing.get("rows_scored", 0)) > int(metadata["rows_scored"])
         ):
             return "unchanged"
         write_atomically(target, lambda temporary: temporary.write_bytes(content), durable=True)
@@ -203,23 +201,6 @@ def write_scores(partition: Path, content: bytes, rows: int) -> str:
         durable=True,
     )
     return "written"
-
-
-def read_metadata_bytes(content: bytes) -> dict[str, Any]:
-    """The `scores` metadata of a scores file held in memory."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(pa.BufferReader(content))
-    return json.loads((schema.metadata or {})[METADATA_KEY])
-
-
-def remove_debris(output: Path) -> None:
-    """Removes what a killed run left (staging folders, temporary files); under the lock."""
-    for leftover in output.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in output.glob(f"{PARTITION_PREFIX}*/.{SCORES_FILE}.*"):
-        leftover.unlink(missing_ok=True)
 
 
 def read_scores_table(output: Path) -> pd.DataFrame:

@@ -33,6 +33,7 @@ from pipelines.runtime.intervals import calibrate
 from pipelines.serving import batch, partitions
 from pipelines.serving.pyfunc import log_forecast_model
 from pipelines.settings import parse_utc_time
+from tests.conftest import subprocess_environment
 
 MODEL_NAME = "forecaster"
 INPUT_WIDTH = 5
@@ -171,14 +172,6 @@ def forecast_runs(output: Path) -> list:
 
 def cli(store: Store, output: Path, *arguments: str) -> list[str]:
     return ["--model-uri", store.model_uri, "--forecast-output", str(output), *arguments]
-
-
-def subprocess_environment(**extra: str) -> dict[str, str]:
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = str(REPOSITORY_ROOT)
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    environment.update(extra)
-    return environment
 
 
 # --------------------------------------------------------------------------------------------

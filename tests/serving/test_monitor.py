@@ -4,7 +4,6 @@ that change nothing, a killed write, two runs at once, model versions, alarms an
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pipelines.runtime.monitoring import REFERENCE_ARTIFACT, MonitoringReference
 from pipelines.serving import monitor, partitions
 from pipelines.serving.pyfunc import log_forecast_model
 from pipelines.tracking.monitoring_run import STATUS_TAG, as_of_step
+from tests.conftest import subprocess_environment
 
 MODEL_NAME = "watched"
 INPUT_WIDTH = 4
@@ -451,14 +451,6 @@ def test_bad_settings_are_refused_before_anything_is_read(
 
 # --------------------------------------------------------------------------------------------
 # A killed write and two runs at once
-
-
-def subprocess_environment(**extra: str) -> dict[str, str]:
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = str(REPOSITORY_ROOT)
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    environment.update(extra)
-    return environment
 
 
 def test_sigkill_during_the_write_leaves_no_partial_partition(store: Store, tmp_path: Path) -> None:

@@ -67,9 +67,8 @@ def test_scores_of_older_actuals_never_replace_more_rows(tmp_path: Path) -> None
     first = score_forecast(frame, actuals.iloc[:2], ["y"], slopes)
     partition = tmp_path / "as_of=x"
 
-    assert write_scores(partition, scores_bytes(both, {**identity, "rows_scored": 2}), 2) == (
-        "written"
-    )
-    stale = scores_bytes(first, {**identity, "rows_scored": 1})
-    assert write_scores(partition, stale, 1) == "unchanged"
+    newer = {**identity, "rows_scored": 2}
+    assert write_scores(partition, scores_bytes(both, newer), newer) == "written"
+    older = {**identity, "rows_scored": 1}
+    assert write_scores(partition, scores_bytes(first, older), older) == "unchanged"
     assert len(pd.read_parquet(partition / SCORES_FILE)) == 2
