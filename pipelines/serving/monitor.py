@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,19 +182,16 @@ class MonitorResult:
         output: the scores folder.
         partitions: one entry per forecast partition, by as_of.
         scores: the whole scores table after the run.
-        references: each scored version's reference (None: its run logged none).
         statuses: each version's window statuses, oldest first (versions with a reference).
         in_service: the version that wrote the latest forecast partition.
-        seconds: wall time.
+        notes: versions whose rules were not checked, and why.
     """
 
     output: Path
     partitions: list[ScoredPartition]
     scores: pd.DataFrame
-    references: dict[ModelKey, MonitoringReference | None]
     statuses: dict[ModelKey, list[tuple[pd.Timestamp, WindowStatus]]]
     in_service: ModelKey
-    seconds: float
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -267,7 +263,6 @@ def run(config: RunConfig, publish: Callable[[MonitorResult], None] | None = Non
         DataValidationError: bad input (nothing written).
         LockTimeoutError: another monitor run holds the scores folder's lock.
     """
-    started = time.perf_counter()
     forecasts = forecast_partitions(Path(config.forecast.output))
     output = Path(config.monitor.output)
     rules = alarm_rules(config)
@@ -287,16 +282,14 @@ def run(config: RunConfig, publish: Callable[[MonitorResult], None] | None = Non
             partitions.append(ScoredPartition(item.as_of, item.model, outcome, rows, expected))
         partitions.sort(key=lambda item: item.as_of)
         scores = read_scores_table(output)
-        references, statuses, notes = _statuses(scores, rules)
+        statuses, notes = _statuses(scores, rules)
         latest = forecasts[-1][1]
         result = MonitorResult(
             output=output,
             partitions=partitions,
             scores=scores,
-            references=references,
             statuses=statuses,
             in_service=(str(latest["model_name"]), str(latest["model_version"])),
-            seconds=time.perf_counter() - started,
             notes=notes,
         )
         write_alarm(result)
@@ -453,18 +446,15 @@ def load_reference(run_id: str) -> MonitoringReference | None:
 
 def _statuses(
     scores: pd.DataFrame, rules: AlarmRules
-) -> tuple[
-    dict[ModelKey, MonitoringReference | None],
-    dict[ModelKey, list[tuple[pd.Timestamp, WindowStatus]]],
-    list[str],
-]:
-    references, statuses, notes = {}, {}, []
+) -> tuple[dict[ModelKey, list[tuple[pd.Timestamp, WindowStatus]]], list[str]]:
+    """Each version's window statuses (versions whose run logged a reference) and notes on
+    those whose run logged none."""
+    statuses, notes = {}, []
     if scores.empty:
-        return references, statuses, notes
+        return statuses, notes
     for (name, version, run_id), rows in scores.groupby(list(MODEL_COLUMNS), sort=True):
         key = (str(name), str(version))
         reference = load_reference(str(run_id))
-        references[key] = reference
         if reference is None:
             notes.append(
                 f"model {name} version {version}: its training run {run_id} logged no "
@@ -472,4 +462,4 @@ def _statuses(
             )
             continue
         statuses[key] = window_statuses(rows, reference, rules)
-    return references, statuses, notes
+    return statuses, notes
